@@ -1,0 +1,183 @@
+//! `F.batch_norm` in eval mode and `F.instance_norm`, over channel axis 1 of any rank.
+//!
+//! Why hand-written: one fused pass per channel plane instead of the four broadcast
+//! passes (sub, div, mul, add) the same formula costs with candle's element-wise ops.
+//! SadTalker's `SynchronizedBatchNorm` is plain batch norm at inference.
+
+use candle_core::Tensor;
+use rayon::prelude::*;
+
+use crate::access::{Input, output, with_opt};
+use crate::{Result, shape_err};
+
+/// The buffers and parameters of a `BatchNormNd` layer.
+#[derive(Clone, Debug)]
+pub struct BatchNormStats {
+    /// `running_mean`, one per channel.
+    pub running_mean: Tensor,
+    /// `running_var`, one per channel.
+    pub running_var: Tensor,
+    /// `weight` (gamma), absent when `affine=False`.
+    pub weight: Option<Tensor>,
+    /// `bias` (beta), absent when `affine=False`.
+    pub bias: Option<Tensor>,
+}
+
+/// `F.batch_norm(x, running_mean, running_var, weight, bias, training=False, eps=eps)`.
+///
+/// Computed as ATen does: `alpha = weight / sqrt(var + eps)`, `beta = bias - mean * alpha`,
+/// `y = x * alpha + beta`.
+pub fn batch_norm(x: &Tensor, stats: &BatchNormStats, eps: f64) -> Result<Tensor> {
+    const OP: &str = "batch_norm";
+    let x = Input::new(OP, x)?;
+    let xd = x.dims().to_vec();
+    if xd.len() < 2 {
+        return shape_err(OP, format!("expected (N, C, ...), got {xd:?}"));
+    }
+    let c = xd[1];
+    let mean = Input::new(OP, &stats.running_mean)?;
+    let var = Input::new(OP, &stats.running_var)?;
+    let w = stats
+        .weight
+        .as_ref()
+        .map(|t| Input::new(OP, t))
+        .transpose()?;
+    let b = stats.bias.as_ref().map(|t| Input::new(OP, t)).transpose()?;
+    for (name, t) in [
+        ("running_mean", Some(&mean)),
+        ("running_var", Some(&var)),
+        ("weight", w.as_ref()),
+        ("bias", b.as_ref()),
+    ] {
+        if let Some(t) = t {
+            if t.dims() != [c] {
+                return shape_err(
+                    OP,
+                    format!(
+                        "{name} {:?} does not match {c} channels of input {xd:?}",
+                        t.dims()
+                    ),
+                );
+            }
+        }
+    }
+    let (alpha, beta): (Vec<f32>, Vec<f32>) = mean.with(|m| {
+        var.with(|v| {
+            with_opt(w.as_ref(), |w| {
+                with_opt(b.as_ref(), |b| {
+                    (0..c)
+                        .map(|i| {
+                            let invstd = 1.0 / (v[i] + eps as f32).sqrt();
+                            let a = invstd * w.map_or(1.0, |w| w[i]);
+                            (a, (-m[i]).mul_add(a, b.map_or(0.0, |b| b[i])))
+                        })
+                        .unzip()
+                })
+            })
+        })
+    });
+    let plane: usize = xd[2..].iter().product();
+    let data = x.with(|xs| affine_planes(xs, plane, c, |ci| (alpha[ci], beta[ci])));
+    output(data, xd)
+}
+
+/// `F.instance_norm(x, weight=..., bias=..., eps=eps)` without running statistics:
+/// each (sample, channel) plane is normalised by its own mean and biased variance
+/// (accumulated in `f64`, as ATen's CPU kernel does).
+pub fn instance_norm(
+    x: &Tensor,
+    weight: Option<&Tensor>,
+    bias: Option<&Tensor>,
+    eps: f64,
+) -> Result<Tensor> {
+    const OP: &str = "instance_norm";
+    let x = Input::new(OP, x)?;
+    let xd = x.dims().to_vec();
+    if xd.len() < 3 {
+        return shape_err(OP, format!("expected (N, C, ...spatial), got {xd:?}"));
+    }
+    let c = xd[1];
+    let w = weight.map(|t| Input::new(OP, t)).transpose()?;
+    let b = bias.map(|t| Input::new(OP, t)).transpose()?;
+    for t in [w.as_ref(), b.as_ref()].into_iter().flatten() {
+        if t.dims() != [c] {
+            return shape_err(
+                OP,
+                format!(
+                    "affine parameter {:?} does not match {c} channels of input {xd:?}",
+                    t.dims()
+                ),
+            );
+        }
+    }
+    let plane: usize = xd[2..].iter().product();
+    let data = x.with(|xs| {
+        with_opt(w.as_ref(), |w| {
+            with_opt(b.as_ref(), |b| {
+                let mut out = vec![0f32; xs.len()];
+                out.par_chunks_mut(plane)
+                    .zip(xs.par_chunks(plane))
+                    .enumerate()
+                    .for_each(|(k, (o, i))| {
+                        let ci = k % c;
+                        let n = plane as f64;
+                        let mean = i.iter().map(|&v| v as f64).sum::<f64>() / n;
+                        let var = i.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
+                        // ATen stores the statistics as f32, then forms alpha/beta in f32.
+                        let (mean, invstd) = (mean as f32, (1.0 / (var + eps).sqrt()) as f32);
+                        let a = invstd * w.map_or(1.0, |w| w[ci]);
+                        let beta = (-mean).mul_add(a, b.map_or(0.0, |b| b[ci]));
+                        fused_affine(o, i, a, beta);
+                    });
+                out
+            })
+        })
+    });
+    output(data, xd)
+}
+
+/// `y = x * alpha[c] + beta[c]` over `(N, C, plane)` data.
+fn affine_planes(
+    xs: &[f32],
+    plane: usize,
+    c: usize,
+    ab: impl Fn(usize) -> (f32, f32) + Sync,
+) -> Vec<f32> {
+    let mut out = vec![0f32; xs.len()];
+    if plane == 0 {
+        return out;
+    }
+    out.par_chunks_mut(plane)
+        .zip(xs.par_chunks(plane))
+        .enumerate()
+        .for_each(|(k, (o, i))| {
+            let (a, b) = ab(k % c);
+            fused_affine(o, i, a, b);
+        });
+    out
+}
+
+/// `o = fma(i, a, b)`. ATen's normalisation kernels are compiled with FMA contraction, so
+/// fused multiply-adds (one rounding) are what reproduces them exactly: with a separate
+/// multiply and add, a plane with a large mean differs by an ulp of `x * a` (1.5e-5
+/// relative in the golden with mean 100).
+fn fused_affine(o: &mut [f32], i: &[f32], a: f32, b: f32) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU supports FMA, checked just above.
+        unsafe { fused_affine_fma(o, i, a, b) };
+        return;
+    }
+    // Without hardware FMA, `mul_add` is a (slower) exactly rounded library call.
+    for (o, &v) in o.iter_mut().zip(i) {
+        *o = v.mul_add(a, b);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "fma,avx2")]
+fn fused_affine_fma(o: &mut [f32], i: &[f32], a: f32, b: f32) {
+    for (o, &v) in o.iter_mut().zip(i) {
+        *o = v.mul_add(a, b);
+    }
+}

@@ -1,0 +1,181 @@
+//! `F.avg_pool2d`, `F.avg_pool3d` and `F.max_pool2d` (`ceil_mode=False`).
+//!
+//! Why hand-written: candle has no 3-D pooling and no padded pooling.
+
+use candle_core::Tensor;
+use rayon::prelude::*;
+
+use crate::access::{Input, output};
+use crate::{Result, shape_err};
+
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    /// Average; divide by the full window (`count_include_pad=True`) or by the taps
+    /// inside the input.
+    Avg {
+        count_include_pad: bool,
+    },
+    Max,
+}
+
+/// `F.avg_pool2d(x, kernel, stride, padding, ceil_mode=False, count_include_pad=...)`.
+/// PyTorch's default stride is the kernel size and `count_include_pad=True`.
+pub fn avg_pool2d(
+    x: &Tensor,
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    padding: [usize; 2],
+    count_include_pad: bool,
+) -> Result<Tensor> {
+    let k = Kind::Avg { count_include_pad };
+    pool(
+        "avg_pool2d",
+        x,
+        k,
+        [1, kernel[0], kernel[1]],
+        [1, stride[0], stride[1]],
+        [0, padding[0], padding[1]],
+    )
+}
+
+/// `F.avg_pool3d(x, kernel, stride, padding, ceil_mode=False, count_include_pad=...)`.
+pub fn avg_pool3d(
+    x: &Tensor,
+    kernel: [usize; 3],
+    stride: [usize; 3],
+    padding: [usize; 3],
+    count_include_pad: bool,
+) -> Result<Tensor> {
+    pool(
+        "avg_pool3d",
+        x,
+        Kind::Avg { count_include_pad },
+        kernel,
+        stride,
+        padding,
+    )
+}
+
+/// `F.max_pool2d(x, kernel, stride, padding)` (dilation 1, `ceil_mode=False`); padding
+/// reads as minus infinity.
+pub fn max_pool2d(
+    x: &Tensor,
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    padding: [usize; 2],
+) -> Result<Tensor> {
+    pool(
+        "max_pool2d",
+        x,
+        Kind::Max,
+        [1, kernel[0], kernel[1]],
+        [1, stride[0], stride[1]],
+        [0, padding[0], padding[1]],
+    )
+}
+
+fn pool(
+    op: &'static str,
+    x: &Tensor,
+    kind: Kind,
+    k: [usize; 3],
+    s: [usize; 3],
+    p: [usize; 3],
+) -> Result<Tensor> {
+    let x = Input::new(op, x)?;
+    let xd = x.dims().to_vec();
+    let sp_rank = if op.ends_with("3d") { 3 } else { 2 };
+    if xd.len() != sp_rank + 2 {
+        return shape_err(
+            op,
+            format!("expected a {}-D input, got {xd:?}", sp_rank + 2),
+        );
+    }
+    let mut isz = [1usize; 3];
+    isz[3 - sp_rank..].copy_from_slice(&xd[2..]);
+    let mut osz = [0usize; 3];
+    for a in 0..3 {
+        // PyTorch: padding at most half the kernel.
+        if k[a] == 0 || s[a] == 0 || 2 * p[a] > k[a] || isz[a] + 2 * p[a] < k[a] {
+            return shape_err(
+                op,
+                format!("kernel {k:?}, stride {s:?}, padding {p:?} do not fit input {xd:?}"),
+            );
+        }
+        osz[a] = (isz[a] + 2 * p[a] - k[a]) / s[a] + 1;
+    }
+    let (in_plane, out_plane) = (isz.iter().product::<usize>(), osz.iter().product::<usize>());
+    let data = x.with(|xs| {
+        let mut out = vec![0f32; xd[0] * xd[1] * out_plane];
+        out.par_chunks_mut(out_plane)
+            .zip(xs.par_chunks(in_plane))
+            .for_each(|(o, i)| {
+                let mut idx = 0;
+                for oz in 0..osz[0] {
+                    for oy in 0..osz[1] {
+                        for ox in 0..osz[2] {
+                            o[idx] = window(i, isz, [oz, oy, ox], k, s, p, kind);
+                            idx += 1;
+                        }
+                    }
+                }
+            });
+        out
+    });
+    let mut shape = xd[..2].to_vec();
+    shape.extend_from_slice(&osz[3 - sp_rank..]);
+    output(data, shape)
+}
+
+/// Reduces one pooling window, as ATen's `cpu_avg_pool` / `cpu_max_pool` do.
+fn window(
+    i: &[f32],
+    isz: [usize; 3],
+    o: [usize; 3],
+    k: [usize; 3],
+    s: [usize; 3],
+    p: [usize; 3],
+    kind: Kind,
+) -> f32 {
+    // Window bounds in padded coordinates, then clipped to the input.
+    let start: [isize; 3] = std::array::from_fn(|a| (o[a] * s[a]) as isize - p[a] as isize);
+    let end: [isize; 3] =
+        std::array::from_fn(|a| (start[a] + k[a] as isize).min((isz[a] + p[a]) as isize));
+    let full: usize = (0..3).map(|a| (end[a] - start[a]) as usize).product();
+    let lo: [usize; 3] = std::array::from_fn(|a| start[a].max(0) as usize);
+    let hi: [usize; 3] = std::array::from_fn(|a| (end[a].min(isz[a] as isize)).max(0) as usize);
+    match kind {
+        Kind::Avg { count_include_pad } => {
+            let mut sum = 0f32;
+            for z in lo[0]..hi[0] {
+                for y in lo[1]..hi[1] {
+                    let row = &i[(z * isz[1] + y) * isz[2]..];
+                    for v in &row[lo[2]..hi[2]] {
+                        sum += v;
+                    }
+                }
+            }
+            let div = if count_include_pad {
+                full
+            } else {
+                (0..3).map(|a| hi[a] - lo[a]).product()
+            };
+            sum / div as f32
+        }
+        Kind::Max => {
+            let mut m = f32::NEG_INFINITY;
+            for z in lo[0]..hi[0] {
+                for y in lo[1]..hi[1] {
+                    let row = &i[(z * isz[1] + y) * isz[2]..];
+                    for &v in &row[lo[2]..hi[2]] {
+                        // NaN wins, as in ATen.
+                        if v > m || v.is_nan() {
+                            m = v;
+                        }
+                    }
+                }
+            }
+            m
+        }
+    }
+}

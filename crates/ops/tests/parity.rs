@@ -1,0 +1,167 @@
+//! Every op against PyTorch goldens (`tools/reference/gen_op_goldens.py`).
+
+use candle_core::Tensor;
+use sadtalker_ops::*;
+use sadtalker_parity::{Case, Golden, assert_close};
+
+/// Single ops in f32: rounding differences only.
+const TOL: f32 = 1e-5;
+
+fn run_family(file: &str, run: impl Fn(&Case) -> Tensor) {
+    let g = Golden::open(file);
+    let mut n = 0;
+    for case in g.cases() {
+        let ours = run(&case);
+        assert_close(
+            &format!("{}/{}", case.op(), case.name()),
+            &ours,
+            &case.tensor("output"),
+            TOL,
+        );
+        n += 1;
+    }
+    assert!(n > 0, "{file}: no cases");
+}
+
+fn arr<const N: usize>(v: Vec<usize>) -> [usize; N] {
+    v.try_into()
+        .unwrap_or_else(|v| panic!("expected {N} values, got {v:?}"))
+}
+
+#[test]
+fn conv_matches_pytorch() {
+    run_family("goldens/ops/conv.safetensors", |c| {
+        let (x, w, b) = (c.tensor("input"), c.tensor("weight"), c.try_tensor("bias"));
+        let groups = c.f64("groups") as usize;
+        let (s, p, d) = (
+            c.usizes("stride"),
+            c.usizes("padding"),
+            c.usizes("dilation"),
+        );
+        match c.op() {
+            "conv1d" => {
+                let prm = ConvParams {
+                    stride: arr(s),
+                    padding: arr(p),
+                    dilation: arr(d),
+                    groups,
+                };
+                conv1d(&x, &w, b.as_ref(), prm)
+            }
+            "conv2d" => {
+                let prm = ConvParams {
+                    stride: arr(s),
+                    padding: arr(p),
+                    dilation: arr(d),
+                    groups,
+                };
+                conv2d(&x, &w, b.as_ref(), prm)
+            }
+            "conv3d" => {
+                let prm = ConvParams {
+                    stride: arr(s),
+                    padding: arr(p),
+                    dilation: arr(d),
+                    groups,
+                };
+                conv3d(&x, &w, b.as_ref(), prm)
+            }
+            op => panic!("unknown op {op}"),
+        }
+        .unwrap()
+    });
+}
+
+#[test]
+fn grid_sample_matches_pytorch() {
+    run_family("goldens/ops/grid_sample.safetensors", |c| {
+        grid_sample(
+            &c.tensor("input"),
+            &c.tensor("grid"),
+            c.flag("align_corners"),
+        )
+        .unwrap()
+    });
+}
+
+#[test]
+fn interpolate_matches_pytorch() {
+    run_family("goldens/ops/interpolate.safetensors", |c| {
+        let resize = if c.params.get("size").is_some() {
+            Resize::Size(c.usizes("size"))
+        } else {
+            Resize::Scale(
+                c.params["scale"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_f64().unwrap())
+                    .collect(),
+            )
+        };
+        match c.params["mode"].as_str().unwrap() {
+            "nearest" => interpolate_nearest(&c.tensor("input"), &resize),
+            "bilinear" => {
+                interpolate_bilinear(&c.tensor("input"), &resize, c.flag("align_corners"))
+            }
+            m => panic!("unknown mode {m}"),
+        }
+        .unwrap()
+    });
+}
+
+#[test]
+fn pooling_matches_pytorch() {
+    run_family("goldens/ops/pool.safetensors", |c| {
+        let x = c.tensor("input");
+        let (k, s, p) = (c.usizes("kernel"), c.usizes("stride"), c.usizes("padding"));
+        match c.op() {
+            "avg_pool2d" => avg_pool2d(&x, arr(k), arr(s), arr(p), c.flag("count_include_pad")),
+            "avg_pool3d" => avg_pool3d(&x, arr(k), arr(s), arr(p), c.flag("count_include_pad")),
+            "max_pool2d" => max_pool2d(&x, arr(k), arr(s), arr(p)),
+            op => panic!("unknown op {op}"),
+        }
+        .unwrap()
+    });
+}
+
+#[test]
+fn norms_match_pytorch() {
+    run_family("goldens/ops/norm.safetensors", |c| {
+        let x = c.tensor("input");
+        let eps = c.f64("eps");
+        match c.op() {
+            "batch_norm" => {
+                let stats = BatchNormStats {
+                    running_mean: c.tensor("running_mean"),
+                    running_var: c.tensor("running_var"),
+                    weight: c.try_tensor("weight"),
+                    bias: c.try_tensor("bias"),
+                };
+                batch_norm(&x, &stats, eps)
+            }
+            "instance_norm" => instance_norm(
+                &x,
+                c.try_tensor("weight").as_ref(),
+                c.try_tensor("bias").as_ref(),
+                eps,
+            ),
+            op => panic!("unknown op {op}"),
+        }
+        .unwrap()
+    });
+}
+
+#[test]
+fn activations_match_pytorch() {
+    run_family("goldens/ops/activation.safetensors", |c| {
+        let x = c.tensor("input");
+        match c.op() {
+            "softmax" => softmax_last_dim(&x),
+            "sigmoid" => sigmoid(&x),
+            "leaky_relu" => leaky_relu(&x, c.f64("slope") as f32),
+            op => panic!("unknown op {op}"),
+        }
+        .unwrap()
+    });
+}
