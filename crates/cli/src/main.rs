@@ -1,0 +1,52 @@
+//! `sadtalker`: portrait + speech → talking-head video, without Python.
+//!
+//! This binary only parses arguments, calls the library crates and reports; every
+//! subcommand lives in its own module under `commands/`.
+
+mod commands;
+mod exit;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "sadtalker",
+    version,
+    about = "SadTalker talking-head generation in one self-contained binary",
+    long_about = "SadTalker talking-head generation in one self-contained binary: a portrait photo and a speech \
+                  recording in, a lip-synced talking-head video out. Loads the official SadTalker checkpoints.",
+    after_help = exit::EXIT_CODES_HELP
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Inspect model checkpoint files (safetensors, .pth, .pth.tar).
+    #[command(subcommand)]
+    Checkpoint(commands::checkpoint::CheckpointCmd),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Checkpoint(cmd) => commands::checkpoint::run(cmd),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(failure) => failure.report(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}
