@@ -55,9 +55,7 @@ pub enum CheckpointError {
         found: Vec<usize>,
     },
     /// A tensor's element type cannot be turned into `f32`.
-    #[error(
-        "{path}: tensor `{name}` holds {dtype} elements, which cannot be loaded as f32 weights"
-    )]
+    #[error("{path}: tensor `{name}` holds {dtype} elements, which cannot be loaded as f32 weights")]
     ElementType {
         /// The weight source.
         path: String,

@@ -209,8 +209,7 @@ impl Checkpoint {
         let inner = match format {
             Format::Safetensors => open_safetensors(path)?,
             _ => {
-                let reader =
-                    pytorch_reader::PytorchReader::new(path).map_err(|e| torch_error(path, e))?;
+                let reader = pytorch_reader::PytorchReader::new(path).map_err(|e| torch_error(path, e))?;
                 Inner::Torch {
                     tensors: reader.into_tensors(),
                 }
@@ -277,53 +276,39 @@ impl Checkpoint {
             return Err(self.missing(name));
         };
         let bytes = self.read_bytes(name)?;
-        let expected = info
-            .dtype
-            .size()
-            .map(|s| s * info.shape.iter().product::<usize>());
+        let expected = info.dtype.size().map(|s| s * info.shape.iter().product::<usize>());
         if expected.is_some_and(|n| n != bytes.len()) {
             return Err(self.corrupt(format!(
                 "tensor `{name}` holds {} bytes, its header promises {expected:?}",
                 bytes.len()
             )));
         }
-        let values =
-            decode_f32(&bytes, info.dtype).ok_or_else(|| CheckpointError::ElementType {
-                path: self.path.display().to_string(),
-                name: name.to_owned(),
-                dtype: info.dtype.to_string(),
-            })?;
+        let values = decode_f32(&bytes, info.dtype).ok_or_else(|| CheckpointError::ElementType {
+            path: self.path.display().to_string(),
+            name: name.to_owned(),
+            dtype: info.dtype.to_string(),
+        })?;
         Ok((values, info.shape))
     }
 
     fn read_bytes(&self, name: &str) -> Result<std::borrow::Cow<'_, [u8]>> {
         match &self.inner {
-            Inner::Safetensors {
-                mmap,
-                data_start,
-                meta,
-            } => {
+            Inner::Safetensors { mmap, data_start, meta } => {
                 let info = meta.info(name).ok_or_else(|| self.missing(name))?;
                 let (a, b) = info.data_offsets;
                 mmap.get(data_start + a..data_start + b)
                     .map(std::borrow::Cow::Borrowed)
-                    .ok_or_else(|| {
-                        self.corrupt(format!("tensor `{name}` lies past the end of the file"))
-                    })
+                    .ok_or_else(|| self.corrupt(format!("tensor `{name}` lies past the end of the file")))
             }
             Inner::Torch { tensors } => {
                 let t = tensors.get(name).ok_or_else(|| self.missing(name))?;
-                t.read()
-                    .map(std::borrow::Cow::Owned)
-                    .map_err(|e| match e.kind() {
-                        std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof => {
-                            self.corrupt(e.to_string())
-                        }
-                        _ => CheckpointError::Io {
-                            path: self.path.clone(),
-                            source: e,
-                        },
-                    })
+                t.read().map(std::borrow::Cow::Owned).map_err(|e| match e.kind() {
+                    std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof => self.corrupt(e.to_string()),
+                    _ => CheckpointError::Io {
+                        path: self.path.clone(),
+                        source: e,
+                    },
+                })
             }
         }
     }
@@ -355,19 +340,14 @@ pub(crate) fn missing_hint(name: &str, names: &[String]) -> String {
     let parent = name.rsplit_once('.').map_or("", |p| p.0);
     let close: Vec<&str> = names
         .iter()
-        .filter(|n| {
-            n.ends_with(&format!(".{last}")) && n.contains(parent.rsplit('.').next().unwrap_or(""))
-        })
+        .filter(|n| n.ends_with(&format!(".{last}")) && n.contains(parent.rsplit('.').next().unwrap_or("")))
         .map(String::as_str)
         .take(3)
         .collect();
     if !close.is_empty() {
         return format!("; similar names in the file: {}", close.join(", "));
     }
-    let mut prefixes: Vec<&str> = names
-        .iter()
-        .map(|n| n.split('.').next().unwrap_or(n))
-        .collect();
+    let mut prefixes: Vec<&str> = names.iter().map(|n| n.split('.').next().unwrap_or(n)).collect();
     prefixes.dedup();
     prefixes.sort_unstable();
     prefixes.dedup();

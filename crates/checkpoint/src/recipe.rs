@@ -121,10 +121,7 @@ mod tests {
         assert!(var.iter().all(|&v| (0.5..1.5).contains(&v)));
         let gamma = r.values("bn.weight", &[64]);
         assert!(gamma.iter().all(|&v| (0.9..=1.1).contains(&v)));
-        assert_ne!(
-            r.values("x.bias", &[4]),
-            Recipe::new(1).values("x.bias", &[4])
-        );
+        assert_ne!(r.values("x.bias", &[4]), Recipe::new(1).values("x.bias", &[4]));
     }
 
     #[test]

@@ -170,9 +170,7 @@ impl Weights {
         self.source
             .names()
             .into_iter()
-            .filter(|n| {
-                n.starts_with(&scope) && !loaded.contains(n) && !n.ends_with("num_batches_tracked")
-            })
+            .filter(|n| n.starts_with(&scope) && !loaded.contains(n) && !n.ends_with("num_batches_tracked"))
             .collect()
     }
 

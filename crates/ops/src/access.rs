@@ -19,23 +19,16 @@ impl Input {
             });
         }
         if t.dtype() != DType::F32 {
-            return Err(OpError::DType {
-                op,
-                dtype: t.dtype(),
-            });
+            return Err(OpError::DType { op, dtype: t.dtype() });
         }
         let tensor = t.contiguous()?;
         // Establish the invariant `with` relies on: CPU f32 storage, contiguous layout.
         let ok = {
             let (storage, layout) = tensor.storage_and_layout();
-            matches!(&*storage, Storage::Cpu(CpuStorage::F32(_)))
-                && layout.contiguous_offsets().is_some()
+            matches!(&*storage, Storage::Cpu(CpuStorage::F32(_))) && layout.contiguous_offsets().is_some()
         };
         if !ok {
-            return Err(candle_core::Error::msg(format!(
-                "{op}: could not get contiguous CPU f32 storage"
-            ))
-            .into());
+            return Err(candle_core::Error::msg(format!("{op}: could not get contiguous CPU f32 storage")).into());
         }
         Ok(Self { tensor })
     }

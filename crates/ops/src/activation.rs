@@ -32,9 +32,7 @@ pub fn sigmoid(x: &Tensor) -> Result<Tensor> {
 
 /// `F.leaky_relu(x, negative_slope)` (PyTorch's default slope is 0.01).
 pub fn leaky_relu(x: &Tensor, negative_slope: f32) -> Result<Tensor> {
-    map("leaky_relu", x, move |v| {
-        if v > 0.0 { v } else { v * negative_slope }
-    })
+    map("leaky_relu", x, move |v| if v > 0.0 { v } else { v * negative_slope })
 }
 
 /// `F.softmax(x, dim=-1)`: used on flattened 3-D heatmaps (`(N, K, D*H*W)`).
@@ -49,20 +47,18 @@ pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
     }
     let data = x.with(|xs| {
         let mut out = vec![0f32; xs.len()];
-        out.par_chunks_mut(len)
-            .zip(xs.par_chunks(len))
-            .for_each(|(o, i)| {
-                let m = i.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                let mut sum = 0f32;
-                for (o, &v) in o.iter_mut().zip(i) {
-                    *o = (v - m).exp();
-                    sum += *o;
-                }
-                let inv = 1.0 / sum;
-                for o in o.iter_mut() {
-                    *o *= inv;
-                }
-            });
+        out.par_chunks_mut(len).zip(xs.par_chunks(len)).for_each(|(o, i)| {
+            let m = i.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let mut sum = 0f32;
+            for (o, &v) in o.iter_mut().zip(i) {
+                *o = (v - m).exp();
+                sum += *o;
+            }
+            let inv = 1.0 / sum;
+            for o in o.iter_mut() {
+                *o *= inv;
+            }
+        });
         out
     });
     output(data, x.dims().to_vec())

@@ -82,32 +82,17 @@ impl<const N: usize> ConvParams<N> {
 }
 
 /// `F.conv1d(x, weight, bias, stride, padding, dilation, groups)`: x is `(N, C, L)`.
-pub fn conv1d(
-    x: &Tensor,
-    weight: &Tensor,
-    bias: Option<&Tensor>,
-    p: ConvParams<1>,
-) -> Result<Tensor> {
+pub fn conv1d(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, p: ConvParams<1>) -> Result<Tensor> {
     conv_nd::<1>("conv1d", x, weight, bias, p)
 }
 
 /// `F.conv2d(x, weight, bias, stride, padding, dilation, groups)`: x is `(N, C, H, W)`.
-pub fn conv2d(
-    x: &Tensor,
-    weight: &Tensor,
-    bias: Option<&Tensor>,
-    p: ConvParams<2>,
-) -> Result<Tensor> {
+pub fn conv2d(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, p: ConvParams<2>) -> Result<Tensor> {
     conv_nd::<2>("conv2d", x, weight, bias, p)
 }
 
 /// `F.conv3d(x, weight, bias, stride, padding, dilation, groups)`: x is `(N, C, D, H, W)`.
-pub fn conv3d(
-    x: &Tensor,
-    weight: &Tensor,
-    bias: Option<&Tensor>,
-    p: ConvParams<3>,
-) -> Result<Tensor> {
+pub fn conv3d(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, p: ConvParams<3>) -> Result<Tensor> {
     conv_nd::<3>("conv3d", x, weight, bias, p)
 }
 
@@ -136,17 +121,12 @@ fn conv_nd<const N: usize>(
     if groups == 0 || cin % groups != 0 || cout % groups != 0 || wd[1] * groups != cin {
         return shape_err(
             op,
-            format!(
-                "input {xd:?} and weight {wd:?} do not fit groups={groups} (weight must be (out, in/groups, ...))"
-            ),
+            format!("input {xd:?} and weight {wd:?} do not fit groups={groups} (weight must be (out, in/groups, ...))"),
         );
     }
     if let Some(b) = &b {
         if b.dims() != [cout] {
-            return shape_err(
-                op,
-                format!("bias {:?} does not match {cout} output channels", b.dims()),
-            );
+            return shape_err(op, format!("bias {:?} does not match {cout} output channels", b.dims()));
         }
     }
     let p3 = p.to_3d();
@@ -237,9 +217,9 @@ pub(crate) fn conv_f32(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &Geometry)
     }
     let tiles = rows.div_ceil(tile_rows);
     let out_ptr = SharedMut::new(&mut out);
-    (0..g.n * g.groups * tiles).into_par_iter().for_each_init(
-        Vec::new,
-        |col: &mut Vec<f32>, task| {
+    (0..g.n * g.groups * tiles)
+        .into_par_iter()
+        .for_each_init(Vec::new, |col: &mut Vec<f32>, task| {
             let tile = task % tiles;
             let gi = (task / tiles) % g.groups;
             let ni = task / (tiles * g.groups);
@@ -283,8 +263,7 @@ pub(crate) fn conv_f32(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &Geometry)
                     Parallelism::None,
                 );
             }
-        },
-    );
+        });
     out
 }
 

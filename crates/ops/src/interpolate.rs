@@ -26,9 +26,7 @@ impl Resize {
     fn resolve(&self, op: &'static str, in_sp: &[usize]) -> Result<(Vec<usize>, Vec<Option<f64>>)> {
         let n = in_sp.len();
         match self {
-            Resize::Size(s) if s.len() == n && s.iter().all(|&v| v > 0) => {
-                Ok((s.clone(), vec![None; n]))
-            }
+            Resize::Size(s) if s.len() == n && s.iter().all(|&v| v > 0) => Ok((s.clone(), vec![None; n])),
             Resize::Scale(f) if f.len() == n && f.iter().all(|&v| v > 0.0 && v.is_finite()) => {
                 let size: Vec<usize> = in_sp
                     .iter()
@@ -90,11 +88,7 @@ pub fn interpolate_nearest(x: &Tensor, resize: &Resize) -> Result<Tensor> {
     let mut sc = [None; 3];
     sc[pad..].copy_from_slice(&scales);
     let maps: Vec<Vec<usize>> = (0..3)
-        .map(|a| {
-            (0..osz[a])
-                .map(|o| nearest_index(o, isz[a], osz[a], sc[a]))
-                .collect()
-        })
+        .map(|a| (0..osz[a]).map(|o| nearest_index(o, isz[a], osz[a], sc[a])).collect())
         .collect();
     let (in_plane, out_plane) = (isz.iter().product::<usize>(), osz.iter().product::<usize>());
     let data = x.with(|xs| {

@@ -63,8 +63,5 @@ pub enum OpError {
 pub type Result<T> = std::result::Result<T, OpError>;
 
 pub(crate) fn shape_err<T>(op: &'static str, msg: impl Into<String>) -> Result<T> {
-    Err(OpError::Shape {
-        op,
-        msg: msg.into(),
-    })
+    Err(OpError::Shape { op, msg: msg.into() })
 }

@@ -37,11 +37,7 @@ pub fn batch_norm(x: &Tensor, stats: &BatchNormStats, eps: f64) -> Result<Tensor
     let c = xd[1];
     let mean = Input::new(OP, &stats.running_mean)?;
     let var = Input::new(OP, &stats.running_var)?;
-    let w = stats
-        .weight
-        .as_ref()
-        .map(|t| Input::new(OP, t))
-        .transpose()?;
+    let w = stats.weight.as_ref().map(|t| Input::new(OP, t)).transpose()?;
     let b = stats.bias.as_ref().map(|t| Input::new(OP, t)).transpose()?;
     for (name, t) in [
         ("running_mean", Some(&mean)),
@@ -53,10 +49,7 @@ pub fn batch_norm(x: &Tensor, stats: &BatchNormStats, eps: f64) -> Result<Tensor
             if t.dims() != [c] {
                 return shape_err(
                     OP,
-                    format!(
-                        "{name} {:?} does not match {c} channels of input {xd:?}",
-                        t.dims()
-                    ),
+                    format!("{name} {:?} does not match {c} channels of input {xd:?}", t.dims()),
                 );
             }
         }
@@ -84,12 +77,7 @@ pub fn batch_norm(x: &Tensor, stats: &BatchNormStats, eps: f64) -> Result<Tensor
 /// `F.instance_norm(x, weight=..., bias=..., eps=eps)` without running statistics:
 /// each (sample, channel) plane is normalised by its own mean and biased variance
 /// (accumulated in `f64`, as ATen's CPU kernel does).
-pub fn instance_norm(
-    x: &Tensor,
-    weight: Option<&Tensor>,
-    bias: Option<&Tensor>,
-    eps: f64,
-) -> Result<Tensor> {
+pub fn instance_norm(x: &Tensor, weight: Option<&Tensor>, bias: Option<&Tensor>, eps: f64) -> Result<Tensor> {
     const OP: &str = "instance_norm";
     let x = Input::new(OP, x)?;
     let xd = x.dims().to_vec();
@@ -137,12 +125,7 @@ pub fn instance_norm(
 }
 
 /// `y = x * alpha[c] + beta[c]` over `(N, C, plane)` data.
-fn affine_planes(
-    xs: &[f32],
-    plane: usize,
-    c: usize,
-    ab: impl Fn(usize) -> (f32, f32) + Sync,
-) -> Vec<f32> {
+fn affine_planes(xs: &[f32], plane: usize, c: usize, ab: impl Fn(usize) -> (f32, f32) + Sync) -> Vec<f32> {
     let mut out = vec![0f32; xs.len()];
     if plane == 0 {
         return out;

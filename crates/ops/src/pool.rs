@@ -58,12 +58,7 @@ pub fn avg_pool3d(
 
 /// `F.max_pool2d(x, kernel, stride, padding)` (dilation 1, `ceil_mode=False`); padding
 /// reads as minus infinity.
-pub fn max_pool2d(
-    x: &Tensor,
-    kernel: [usize; 2],
-    stride: [usize; 2],
-    padding: [usize; 2],
-) -> Result<Tensor> {
+pub fn max_pool2d(x: &Tensor, kernel: [usize; 2], stride: [usize; 2], padding: [usize; 2]) -> Result<Tensor> {
     pool(
         "max_pool2d",
         x,
@@ -74,22 +69,12 @@ pub fn max_pool2d(
     )
 }
 
-fn pool(
-    op: &'static str,
-    x: &Tensor,
-    kind: Kind,
-    k: [usize; 3],
-    s: [usize; 3],
-    p: [usize; 3],
-) -> Result<Tensor> {
+fn pool(op: &'static str, x: &Tensor, kind: Kind, k: [usize; 3], s: [usize; 3], p: [usize; 3]) -> Result<Tensor> {
     let x = Input::new(op, x)?;
     let xd = x.dims().to_vec();
     let sp_rank = if op.ends_with("3d") { 3 } else { 2 };
     if xd.len() != sp_rank + 2 {
-        return shape_err(
-            op,
-            format!("expected a {}-D input, got {xd:?}", sp_rank + 2),
-        );
+        return shape_err(op, format!("expected a {}-D input, got {xd:?}", sp_rank + 2));
     }
     let mut isz = [1usize; 3];
     isz[3 - sp_rank..].copy_from_slice(&xd[2..]);
@@ -128,19 +113,10 @@ fn pool(
 }
 
 /// Reduces one pooling window, as ATen's `cpu_avg_pool` / `cpu_max_pool` do.
-fn window(
-    i: &[f32],
-    isz: [usize; 3],
-    o: [usize; 3],
-    k: [usize; 3],
-    s: [usize; 3],
-    p: [usize; 3],
-    kind: Kind,
-) -> f32 {
+fn window(i: &[f32], isz: [usize; 3], o: [usize; 3], k: [usize; 3], s: [usize; 3], p: [usize; 3], kind: Kind) -> f32 {
     // Window bounds in padded coordinates, then clipped to the input.
     let start: [isize; 3] = std::array::from_fn(|a| (o[a] * s[a]) as isize - p[a] as isize);
-    let end: [isize; 3] =
-        std::array::from_fn(|a| (start[a] + k[a] as isize).min((isz[a] + p[a]) as isize));
+    let end: [isize; 3] = std::array::from_fn(|a| (start[a] + k[a] as isize).min((isz[a] + p[a]) as isize));
     let full: usize = (0..3).map(|a| (end[a] - start[a]) as usize).product();
     let lo: [usize; 3] = std::array::from_fn(|a| start[a].max(0) as usize);
     let hi: [usize; 3] = std::array::from_fn(|a| (end[a].min(isz[a] as isize)).max(0) as usize);

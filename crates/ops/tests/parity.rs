@@ -33,11 +33,7 @@ fn conv_matches_pytorch() {
     run_family("goldens/ops/conv.safetensors", |c| {
         let (x, w, b) = (c.tensor("input"), c.tensor("weight"), c.try_tensor("bias"));
         let groups = c.f64("groups") as usize;
-        let (s, p, d) = (
-            c.usizes("stride"),
-            c.usizes("padding"),
-            c.usizes("dilation"),
-        );
+        let (s, p, d) = (c.usizes("stride"), c.usizes("padding"), c.usizes("dilation"));
         match c.op() {
             "conv1d" => {
                 let prm = ConvParams {
@@ -75,12 +71,7 @@ fn conv_matches_pytorch() {
 #[test]
 fn grid_sample_matches_pytorch() {
     run_family("goldens/ops/grid_sample.safetensors", |c| {
-        grid_sample(
-            &c.tensor("input"),
-            &c.tensor("grid"),
-            c.flag("align_corners"),
-        )
-        .unwrap()
+        grid_sample(&c.tensor("input"), &c.tensor("grid"), c.flag("align_corners")).unwrap()
     });
 }
 
@@ -101,9 +92,7 @@ fn interpolate_matches_pytorch() {
         };
         match c.params["mode"].as_str().unwrap() {
             "nearest" => interpolate_nearest(&c.tensor("input"), &resize),
-            "bilinear" => {
-                interpolate_bilinear(&c.tensor("input"), &resize, c.flag("align_corners"))
-            }
+            "bilinear" => interpolate_bilinear(&c.tensor("input"), &resize, c.flag("align_corners")),
             m => panic!("unknown mode {m}"),
         }
         .unwrap()
@@ -140,12 +129,7 @@ fn norms_match_pytorch() {
                 };
                 batch_norm(&x, &stats, eps)
             }
-            "instance_norm" => instance_norm(
-                &x,
-                c.try_tensor("weight").as_ref(),
-                c.try_tensor("bias").as_ref(),
-                eps,
-            ),
+            "instance_norm" => instance_norm(&x, c.try_tensor("weight").as_ref(), c.try_tensor("bias").as_ref(), eps),
             op => panic!("unknown op {op}"),
         }
         .unwrap()

@@ -33,9 +33,8 @@ impl Golden {
     /// Opens `fixtures/<rel>`; panics with the command to regenerate it when absent.
     pub fn open(rel: &str) -> Golden {
         let path = fixtures_dir().join(rel);
-        let ckpt = Checkpoint::open(&path).unwrap_or_else(|e| {
-            panic!("golden {rel}: {e}\n(regenerate goldens with `bash tools/reference/regen.sh`)")
-        });
+        let ckpt = Checkpoint::open(&path)
+            .unwrap_or_else(|e| panic!("golden {rel}: {e}\n(regenerate goldens with `bash tools/reference/regen.sh`)"));
         let meta = ckpt.metadata();
         let cases = meta
             .get("cases")
@@ -74,11 +73,7 @@ impl Case<'_> {
     pub fn try_tensor(&self, role: &str) -> Option<Tensor> {
         let name = format!("{}.{role}", self.name());
         self.golden.ckpt.info(&name)?;
-        let (v, shape) = self
-            .golden
-            .ckpt
-            .read_f32(&name)
-            .unwrap_or_else(|e| panic!("{e}"));
+        let (v, shape) = self.golden.ckpt.read_f32(&name).unwrap_or_else(|e| panic!("{e}"));
         Some(Tensor::from_vec(v, shape, &Device::Cpu).unwrap_or_else(|e| panic!("{e}")))
     }
 
@@ -86,28 +81,17 @@ impl Case<'_> {
     pub fn usizes(&self, key: &str) -> Vec<usize> {
         self.params[key]
             .as_array()
-            .unwrap_or_else(|| {
-                panic!(
-                    "golden case {}: parameter `{key}` is not a list",
-                    self.name()
-                )
-            })
+            .unwrap_or_else(|| panic!("golden case {}: parameter `{key}` is not a list", self.name()))
             .iter()
-            .map(|v| {
-                v.as_u64()
-                    .unwrap_or_else(|| panic!("{key}: not an integer")) as usize
-            })
+            .map(|v| v.as_u64().unwrap_or_else(|| panic!("{key}: not an integer")) as usize)
             .collect()
     }
 
     /// A number parameter.
     pub fn f64(&self, key: &str) -> f64 {
-        self.params[key].as_f64().unwrap_or_else(|| {
-            panic!(
-                "golden case {}: parameter `{key}` is not a number",
-                self.name()
-            )
-        })
+        self.params[key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("golden case {}: parameter `{key}` is not a number", self.name()))
     }
 
     /// A boolean parameter (false when absent).
@@ -131,11 +115,7 @@ pub struct Diff {
 /// reference has NaN (any other NaN counts as an infinite difference).
 pub fn diff(ours: &Tensor, reference: &Tensor) -> Result<Diff, String> {
     if ours.dims() != reference.dims() {
-        return Err(format!(
-            "shape {:?}, reference has {:?}",
-            ours.dims(),
-            reference.dims()
-        ));
+        return Err(format!("shape {:?}, reference has {:?}", ours.dims(), reference.dims()));
     }
     let flat = |t: &Tensor| {
         t.to_dtype(candle_core::DType::F32)
@@ -164,11 +144,7 @@ pub fn diff(ours: &Tensor, reference: &Tensor) -> Result<Diff, String> {
     }
     Ok(Diff {
         max_abs,
-        rel: if scale > 0.0 {
-            max_abs / scale
-        } else {
-            max_abs
-        },
+        rel: if scale > 0.0 { max_abs / scale } else { max_abs },
         len: a.len(),
     })
 }
@@ -208,10 +184,7 @@ mod tests {
         assert_eq!(d.max_abs, 0.5);
         assert_eq!(d.rel, 0.125);
         assert!(diff(&t(&[1.0]), &t(&[1.0, 2.0])).is_err());
-        assert_eq!(
-            diff(&t(&[f32::NAN]), &t(&[1.0])).unwrap().max_abs,
-            f32::INFINITY
-        );
+        assert_eq!(diff(&t(&[f32::NAN]), &t(&[1.0])).unwrap().max_abs, f32::INFINITY);
         assert_eq!(diff(&t(&[f32::NAN]), &t(&[f32::NAN])).unwrap().max_abs, 0.0);
     }
 

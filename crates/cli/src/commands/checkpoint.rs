@@ -42,10 +42,7 @@ fn inspect(args: InspectArgs) -> Result<(), Failure> {
         .into_iter()
         .filter(|t| args.prefix.as_deref().is_none_or(|p| t.name.starts_with(p)))
         .collect();
-    let params: usize = tensors
-        .iter()
-        .map(|t| t.shape.iter().product::<usize>())
-        .sum();
+    let params: usize = tensors.iter().map(|t| t.shape.iter().product::<usize>()).sum();
     if args.json {
         let list: Vec<_> = tensors
             .iter()
@@ -59,12 +56,7 @@ fn inspect(args: InspectArgs) -> Result<(), Failure> {
         });
         println!("{doc:#}");
     } else {
-        let width = tensors
-            .iter()
-            .map(|t| t.name.len())
-            .max()
-            .unwrap_or(4)
-            .max(4);
+        let width = tensors.iter().map(|t| t.name.len()).max().unwrap_or(4).max(4);
         println!(
             "{}: {} format, {} tensors, {params} values",
             ckpt.path().display(),
@@ -72,12 +64,7 @@ fn inspect(args: InspectArgs) -> Result<(), Failure> {
             tensors.len()
         );
         for t in &tensors {
-            println!(
-                "{:<width$}  {:<5}  {:?}",
-                t.name,
-                t.dtype.to_string(),
-                t.shape
-            );
+            println!("{:<width$}  {:<5}  {:?}", t.name, t.dtype.to_string(), t.shape);
         }
     }
     Ok(())
