@@ -1,1 +1,42 @@
+//! Layers that mirror `torch.nn` modules one to one: same constructor arguments, same
+//! parameter names, weights loaded by name through [`Weights`]. Network ports build from
+//! these so that a reader can hold the Rust and the PyTorch module side by side, as in
+//! candle's `candle-examples`.
+//!
+//! ```no_run
+//! # use sadtalker_nn::*;
+//! # fn f(w: &Weights, x: &candle_core::Tensor) -> Result<()> {
+//! // self.conv = nn.Conv2d(3, 64, kernel_size=7, padding=3)
+//! let conv = Conv2d::load(&w.pp("conv"), 3, 64, [7, 7], ConvParams::padding(3), true)?;
+//! // self.norm = BatchNorm2d(64, affine=True)
+//! let norm = BatchNorm::load(&w.pp("norm"), 64, BatchNorm::EPS)?;
+//! let y = norm.forward(&conv.forward(x)?)?.relu()?;
+//! # Ok(()) }
+//! ```
 
+mod conv;
+mod linear;
+mod norm;
+
+pub use conv::{Conv, Conv1d, Conv2d, Conv3d};
+pub use linear::Linear;
+pub use norm::{BatchNorm, InstanceNorm};
+pub use sadtalker_checkpoint::Weights;
+pub use sadtalker_ops::ConvParams;
+
+/// Why a layer could not be built or run.
+#[derive(Debug, thiserror::Error)]
+pub enum NnError {
+    /// A weight could not be loaded (missing, wrong shape, damaged file).
+    #[error(transparent)]
+    Weights(#[from] sadtalker_checkpoint::CheckpointError),
+    /// An operation rejected its inputs.
+    #[error(transparent)]
+    Op(#[from] sadtalker_ops::OpError),
+    /// candle failed.
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+}
+
+/// Result of layer operations.
+pub type Result<T> = std::result::Result<T, NnError>;

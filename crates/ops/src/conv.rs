@@ -83,26 +83,28 @@ impl<const N: usize> ConvParams<N> {
 
 /// `F.conv1d(x, weight, bias, stride, padding, dilation, groups)`: x is `(N, C, L)`.
 pub fn conv1d(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, p: ConvParams<1>) -> Result<Tensor> {
-    conv_nd::<1>("conv1d", x, weight, bias, p)
+    conv(x, weight, bias, p)
 }
 
 /// `F.conv2d(x, weight, bias, stride, padding, dilation, groups)`: x is `(N, C, H, W)`.
 pub fn conv2d(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, p: ConvParams<2>) -> Result<Tensor> {
-    conv_nd::<2>("conv2d", x, weight, bias, p)
+    conv(x, weight, bias, p)
 }
 
 /// `F.conv3d(x, weight, bias, stride, padding, dilation, groups)`: x is `(N, C, D, H, W)`.
 pub fn conv3d(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, p: ConvParams<3>) -> Result<Tensor> {
-    conv_nd::<3>("conv3d", x, weight, bias, p)
+    conv(x, weight, bias, p)
 }
 
-fn conv_nd<const N: usize>(
-    op: &'static str,
-    x: &Tensor,
-    weight: &Tensor,
-    bias: Option<&Tensor>,
-    p: ConvParams<N>,
-) -> Result<Tensor> {
+/// The convolution with `N` (1, 2 or 3) spatial axes; what [`conv1d`], [`conv2d`] and
+/// [`conv3d`] call, for code generic over the rank (like `torch.nn.Conv{N}d`).
+pub fn conv<const N: usize>(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, p: ConvParams<N>) -> Result<Tensor> {
+    let op = match N {
+        1 => "conv1d",
+        2 => "conv2d",
+        3 => "conv3d",
+        _ => return shape_err("conv", format!("{N} spatial axes: only 1, 2 and 3 are supported")),
+    };
     let x = Input::new(op, x)?;
     let w = Input::new(op, weight)?;
     let b = bias.map(|b| Input::new(op, b)).transpose()?;

@@ -21,7 +21,7 @@ pub mod norm;
 pub mod pool;
 
 pub use activation::{leaky_relu, sigmoid, softmax_last_dim};
-pub use conv::{ConvParams, conv1d, conv2d, conv3d};
+pub use conv::{ConvParams, conv, conv1d, conv2d, conv3d};
 pub use grid_sample::grid_sample;
 pub use interpolate::{Resize, interpolate_bilinear, interpolate_nearest};
 pub use norm::{BatchNormStats, batch_norm, instance_norm};

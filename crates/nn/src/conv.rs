@@ -1,0 +1,53 @@
+use candle_core::Tensor;
+use sadtalker_checkpoint::Weights;
+use sadtalker_ops::ConvParams;
+
+use crate::Result;
+
+/// `torch.nn.Conv1d/2d/3d` (`N` spatial axes): parameters `weight`
+/// `(out, in/groups, *kernel)` and optional `bias` `(out)`.
+#[derive(Clone, Debug)]
+pub struct Conv<const N: usize> {
+    weight: Tensor,
+    bias: Option<Tensor>,
+    params: ConvParams<N>,
+}
+
+/// `torch.nn.Conv1d`.
+pub type Conv1d = Conv<1>;
+/// `torch.nn.Conv2d`.
+pub type Conv2d = Conv<2>;
+/// `torch.nn.Conv3d`.
+pub type Conv3d = Conv<3>;
+
+impl<const N: usize> Conv<N> {
+    /// `nn.ConvNd(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias)`.
+    pub fn load(
+        w: &Weights,
+        in_channels: usize,
+        out_channels: usize,
+        kernel: [usize; N],
+        params: ConvParams<N>,
+        bias: bool,
+    ) -> Result<Self> {
+        let mut shape = vec![out_channels, in_channels / params.groups.max(1)];
+        shape.extend_from_slice(&kernel);
+        let weight = w.get(&shape, "weight")?;
+        let bias = if bias {
+            Some(w.get(&[out_channels], "bias")?)
+        } else {
+            None
+        };
+        Ok(Self { weight, bias, params })
+    }
+
+    /// The layer's forward pass.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(sadtalker_ops::conv(x, &self.weight, self.bias.as_ref(), self.params)?)
+    }
+
+    /// The weight tensor.
+    pub fn weight(&self) -> &Tensor {
+        &self.weight
+    }
+}

@@ -1,0 +1,74 @@
+use candle_core::Tensor;
+use sadtalker_checkpoint::Weights;
+use sadtalker_ops::BatchNormStats;
+
+use crate::Result;
+
+/// `torch.nn.BatchNorm1d/2d/3d` (and SadTalker's `SynchronizedBatchNorm2d/3d`, which is
+/// the same at inference) in eval mode: `weight`, `bias`, `running_mean`, `running_var`.
+#[derive(Clone, Debug)]
+pub struct BatchNorm {
+    stats: BatchNormStats,
+    eps: f64,
+}
+
+impl BatchNorm {
+    /// PyTorch's default `eps`.
+    pub const EPS: f64 = 1e-5;
+
+    /// `nn.BatchNormNd(num_features, eps, affine=True)`.
+    pub fn load(w: &Weights, num_features: usize, eps: f64) -> Result<Self> {
+        Self::load_with(w, num_features, eps, true)
+    }
+
+    /// `nn.BatchNormNd(num_features, eps, affine)`.
+    pub fn load_with(w: &Weights, num_features: usize, eps: f64, affine: bool) -> Result<Self> {
+        let c = [num_features];
+        let stats = BatchNormStats {
+            running_mean: w.get(&c, "running_mean")?,
+            running_var: w.get(&c, "running_var")?,
+            weight: if affine { Some(w.get(&c, "weight")?) } else { None },
+            bias: if affine { Some(w.get(&c, "bias")?) } else { None },
+        };
+        Ok(Self { stats, eps })
+    }
+
+    /// The layer's forward pass (channels on axis 1).
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(sadtalker_ops::batch_norm(x, &self.stats, self.eps)?)
+    }
+}
+
+/// `torch.nn.InstanceNorm2d/3d` without running statistics (PyTorch's default
+/// `track_running_stats=False`): `weight` and `bias` only when `affine=True`.
+#[derive(Clone, Debug)]
+pub struct InstanceNorm {
+    weight: Option<Tensor>,
+    bias: Option<Tensor>,
+    eps: f64,
+}
+
+impl InstanceNorm {
+    /// `nn.InstanceNormNd(num_features, eps, affine)`; loads nothing when not affine.
+    pub fn load(w: &Weights, num_features: usize, eps: f64, affine: bool) -> Result<Self> {
+        let (weight, bias) = if affine {
+            (
+                Some(w.get(&[num_features], "weight")?),
+                Some(w.get(&[num_features], "bias")?),
+            )
+        } else {
+            (None, None)
+        };
+        Ok(Self { weight, bias, eps })
+    }
+
+    /// The layer's forward pass.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(sadtalker_ops::instance_norm(
+            x,
+            self.weight.as_ref(),
+            self.bias.as_ref(),
+            self.eps,
+        )?)
+    }
+}
