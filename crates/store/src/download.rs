@@ -70,15 +70,19 @@ impl Part {
     fn open(dest: &Path, entry: &ModelFile, reporter: &dyn Reporter) -> Result<Part, StoreError> {
         let path = with_suffix(dest, ".part");
         let meta_path = with_suffix(dest, ".part.json");
-        let meta: Option<PartMeta> =
-            fs::read_to_string(&meta_path).ok().and_then(|t| serde_json::from_str(&t).ok());
+        let meta: Option<PartMeta> = fs::read_to_string(&meta_path)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok());
         let existing = fs::metadata(&path).map(|m| m.len()).ok();
         let reusable = match (&meta, existing) {
             (Some(m), Some(len)) => m.sha256 == entry.sha256 && m.size == entry.size && len <= entry.size,
             _ => false,
         };
         if existing.is_some() && !reusable {
-            reporter.note(&entry.name, "discarding a stale partial download of another file version");
+            reporter.note(
+                &entry.name,
+                "discarding a stale partial download of another file version",
+            );
         }
         let file = OpenOptions::new()
             .create(true)
@@ -339,19 +343,30 @@ impl Downloader {
             Err(e) => return Ok(classify_call_error(e, &self.net)),
         };
         let status = response.status().as_u16();
-        let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
         let etag = header("etag");
         let content_length: Option<u64> = header("content-length").and_then(|v| v.trim().parse().ok());
         match status {
             200 => {
                 if offset > 0 {
-                    reporter.note(&entry.name, "the server does not resume (sent the whole file); starting over");
+                    reporter.note(
+                        &entry.name,
+                        "the server does not resume (sent the whole file); starting over",
+                    );
                     part.reset()?;
                 }
                 if let Some(len) = content_length
                     && len != size
                 {
-                    return Ok(Step::Permanent(format!("wrong size: the server has {len} bytes, expected {size}")));
+                    return Ok(Step::Permanent(format!(
+                        "wrong size: the server has {len} bytes, expected {size}"
+                    )));
                 }
             }
             206 => {
@@ -409,13 +424,18 @@ impl Downloader {
             };
             if part.len + n as u64 > size {
                 part.reset()?;
-                return Ok(Step::Permanent(format!("wrong size: the server sent more than {size} bytes")));
+                return Ok(Step::Permanent(format!(
+                    "wrong size: the server sent more than {size} bytes"
+                )));
             }
             part.append(&buf[..n])?;
             reporter.advance(&entry.name, part.len);
         }
         if part.len < size {
-            return Ok(Step::Transient(format!("body truncated at byte {} of {size}", part.len)));
+            return Ok(Step::Transient(format!(
+                "body truncated at byte {} of {size}",
+                part.len
+            )));
         }
         Ok(Step::Complete)
     }
@@ -424,7 +444,10 @@ impl Downloader {
 /// Sorts a request error into retry-here or try-the-next-mirror.
 fn classify_call_error(e: ureq::Error, net: &NetworkOptions) -> Step {
     match e {
-        ureq::Error::Timeout(t) => Step::Transient(format!("timed out ({t}; limits: connect {:?}, no data {:?})", net.connect_timeout, net.stall_timeout)),
+        ureq::Error::Timeout(t) => Step::Transient(format!(
+            "timed out ({t}; limits: connect {:?}, no data {:?})",
+            net.connect_timeout, net.stall_timeout
+        )),
         ureq::Error::Io(io) => Step::Transient(format!("connection error: {io}")),
         ureq::Error::ConnectionFailed => Step::Transient("connection failed".into()),
         ureq::Error::HostNotFound => Step::Permanent("host not found (no network, or DNS blocked?)".into()),
@@ -447,7 +470,9 @@ fn parse_content_range(v: &str) -> Option<(u64, Option<u64>)> {
 /// Makes the verified part durable and renames it into place.
 fn finalize(part: Part, dest: &Path) -> Result<(), StoreError> {
     part.file.sync_all().map_err(part.err("syncing"))?;
-    let Part { path, meta_path, file, .. } = part;
+    let Part {
+        path, meta_path, file, ..
+    } = part;
     drop(file);
     fs::rename(&path, dest).map_err(io_err(format!("renaming {} to {}", path.display(), dest.display())))?;
     let _ = fs::remove_file(&meta_path);

@@ -60,7 +60,9 @@ pub enum StoreError {
     },
 
     /// A model file is there but is not the file the manifest describes and cannot be used.
-    #[error("model file {path} is damaged: {reason}; run `sadtalker models verify` then `sadtalker models fetch {name}`")]
+    #[error(
+        "model file {path} is damaged: {reason}; run `sadtalker models verify` then `sadtalker models fetch {name}`"
+    )]
     Damaged {
         /// The manifest name.
         name: String,

@@ -137,7 +137,11 @@ pub(crate) struct HashRecords {
 
 fn stat(path: &Path) -> io::Result<(u64, u128)> {
     let meta = fs::metadata(path)?;
-    let mtime = meta.modified()?.duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let mtime = meta
+        .modified()?
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
     Ok((meta.len(), mtime))
 }
 
@@ -201,12 +205,15 @@ pub fn structural_check(path: &Path) -> Result<&'static str, String> {
         word.copy_from_slice(&head[..8]);
         let header_len = u64::from_le_bytes(word);
         if header_len == 0 || header_len.saturating_add(8) > len || header_len > 100 << 20 {
-            return Err(format!("safetensors header length {header_len} does not fit a {len}-byte file"));
+            return Err(format!(
+                "safetensors header length {header_len} does not fit a {len}-byte file"
+            ));
         }
         let mut header = vec![0u8; header_len as usize];
         use std::io::{Seek, SeekFrom};
         file.seek(SeekFrom::Start(8)).map_err(|e| format!("cannot read: {e}"))?;
-        file.read_exact(&mut header).map_err(|e| format!("cannot read the safetensors header: {e}"))?;
+        file.read_exact(&mut header)
+            .map_err(|e| format!("cannot read the safetensors header: {e}"))?;
         let parsed: Result<serde_json::Map<String, serde_json::Value>, _> = serde_json::from_slice(&header);
         return match parsed {
             Ok(_) => Ok("safetensors"),
@@ -217,7 +224,8 @@ pub fn structural_check(path: &Path) -> Result<&'static str, String> {
         // The end-of-central-directory record sits in the last 22 bytes + up to 64 KiB of comment.
         use std::io::{Seek, SeekFrom};
         let tail_len = len.min(22 + 65_535);
-        file.seek(SeekFrom::Start(len - tail_len)).map_err(|e| format!("cannot read: {e}"))?;
+        file.seek(SeekFrom::Start(len - tail_len))
+            .map_err(|e| format!("cannot read: {e}"))?;
         let mut tail = vec![0u8; tail_len as usize];
         file.read_exact(&mut tail).map_err(|e| format!("cannot read: {e}"))?;
         return if tail.windows(4).any(|w| w == b"PK\x05\x06") {
@@ -267,7 +275,11 @@ mod tests {
         let zip = dir.path().join("b.pth");
         let mut z = b"PK\x03\x04rest-of-entry".to_vec();
         fs::write(&zip, &z).expect("write");
-        assert!(structural_check(&zip).unwrap_err().contains("central directory"));
+        assert!(
+            structural_check(&zip)
+                .expect_err("no central directory")
+                .contains("central directory")
+        );
         z.extend_from_slice(b"PK\x05\x06");
         z.extend_from_slice(&[0; 18]);
         fs::write(&zip, &z).expect("write");

@@ -62,6 +62,6 @@ pub use fsutil::{SpaceProbe, disk_space_probe, structural_check};
 pub use manifest::{Feature, Manifest, ModelFile};
 pub use progress::{ConsoleMode, ConsoleReporter, Reporter, Silent};
 pub use store::{
-    FileState, FileStatus, Fetched, Imported, Located, ModelStore, Origin, StoreOptions, Verified, WarnSink,
+    Fetched, FileState, FileStatus, Imported, Located, ModelStore, Origin, StoreOptions, Verified, WarnSink,
     default_root,
 };

@@ -149,7 +149,10 @@ impl Manifest {
         let mut manifest: Manifest = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
         manifest.source = source.to_string();
         if manifest.version != 1 {
-            return Err(bad(format!("unsupported version {} (this build reads version 1)", manifest.version)));
+            return Err(bad(format!(
+                "unsupported version {} (this build reads version 1)",
+                manifest.version
+            )));
         }
         let mut names = BTreeSet::new();
         for file in &mut manifest.files {
@@ -192,7 +195,10 @@ impl Manifest {
 
     /// Every feature named in the manifest, sorted.
     pub fn features(&self) -> BTreeSet<&str> {
-        self.files.iter().flat_map(|f| f.features.iter().map(String::as_str)).collect()
+        self.files
+            .iter()
+            .flat_map(|f| f.features.iter().map(String::as_str))
+            .collect()
     }
 }
 
@@ -211,7 +217,10 @@ mod tests {
         assert!(names(Feature::S256).contains(&"SadTalker_V0.0.2_256.safetensors"));
         assert!(!names(Feature::S256).contains(&"SadTalker_V0.0.2_512.safetensors"));
         assert!(names(Feature::S512).contains(&"mapping_00229-model.pth.tar"));
-        assert_eq!(names(Feature::Face), ["detection_Resnet50_Final.pth", "alignment_WFLW_4HG.pth"]);
+        assert_eq!(
+            names(Feature::Face),
+            ["detection_Resnet50_Final.pth", "alignment_WFLW_4HG.pth"]
+        );
         assert!(names(Feature::Enhancer).contains(&"GFPGANv1.4.pth"));
         assert!(names(Feature::Enhancer).contains(&"parsing_parsenet.pth"));
     }
@@ -229,11 +238,18 @@ mod tests {
         for line in text.lines().filter(|l| !l.trim().is_empty() && !l.starts_with('#')) {
             let cols: Vec<&str> = line.split('\t').collect();
             assert_eq!(cols.len(), 5, "bad TSV row {line}");
-            let entry = m.get(cols[0]).unwrap_or_else(|| panic!("{} missing from manifest.json", cols[0]));
+            let entry = m
+                .get(cols[0])
+                .unwrap_or_else(|| panic!("{} missing from manifest.json", cols[0]));
             assert_eq!(entry.size.to_string(), cols[1], "{}", cols[0]);
             assert_eq!(entry.sha256, cols[2], "{}", cols[0]);
             assert_eq!(entry.path, cols[3], "{}", cols[0]);
-            assert_eq!(entry.urls, cols[4].split_whitespace().collect::<Vec<_>>(), "{}", cols[0]);
+            assert_eq!(
+                entry.urls,
+                cols[4].split_whitespace().collect::<Vec<_>>(),
+                "{}",
+                cols[0]
+            );
             rows += 1;
         }
         assert_eq!(rows, m.files.len());

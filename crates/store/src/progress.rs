@@ -83,11 +83,9 @@ impl ConsoleReporter {
 }
 
 fn bar_style() -> ProgressStyle {
-    ProgressStyle::with_template(
-        "{msg:32!} [{bar:30}] {bytes:>10}/{total_bytes:<10} {bytes_per_sec:>11} ETA {eta}",
-    )
-    .unwrap_or_else(|_| ProgressStyle::default_bar())
-    .progress_chars("=> ")
+    ProgressStyle::with_template("{msg:32!} [{bar:30}] {bytes:>10}/{total_bytes:<10} {bytes_per_sec:>11} ETA {eta}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ")
 }
 
 impl Reporter for ConsoleReporter {
@@ -136,7 +134,12 @@ impl Reporter for ConsoleReporter {
                 let step = done.saturating_mul(10) / entry.total.max(1);
                 if step != entry.step && step < 10 {
                     entry.step = step;
-                    eprintln!("{name}: {} % ({} of {})", step * 10, HumanBytes(done), HumanBytes(entry.total));
+                    eprintln!(
+                        "{name}: {} % ({} of {})",
+                        step * 10,
+                        HumanBytes(done),
+                        HumanBytes(entry.total)
+                    );
                 }
             }
         }

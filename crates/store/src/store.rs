@@ -244,7 +244,13 @@ impl ModelStore {
         self.manifest.get(name).ok_or_else(|| StoreError::UnknownFile {
             name: name.to_string(),
             manifest: self.manifest.source.clone(),
-            known: self.manifest.files.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", "),
+            known: self
+                .manifest
+                .files
+                .iter()
+                .map(|f| f.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
         })
     }
 
@@ -345,7 +351,9 @@ impl ModelStore {
                 searched: candidates.into_iter().map(|(p, _)| p).collect(),
             });
         };
-        let size = fs::metadata(&path).map_err(io_err(format!("reading {}", path.display())))?.len();
+        let size = fs::metadata(&path)
+            .map_err(io_err(format!("reading {}", path.display())))?
+            .len();
         let mismatch = if size != entry.size {
             format!("size {size} bytes, the official file has {}", entry.size)
         } else {
@@ -404,9 +412,7 @@ impl ModelStore {
         for name in names {
             match self.locate(name) {
                 Ok(l) => found.push(l),
-                Err(StoreError::Missing {
-                    files, searched: s, ..
-                }) => {
+                Err(StoreError::Missing { files, searched: s, .. }) => {
                     missing.extend(files);
                     for p in s {
                         if let Some(dir) = p.parent().map(Path::to_path_buf)
@@ -450,7 +456,10 @@ impl ModelStore {
     }
 
     fn lock_path(&self, entry: &ModelFile) -> PathBuf {
-        self.root.join(".state").join("locks").join(format!("{}.lock", entry.name))
+        self.root
+            .join(".state")
+            .join("locks")
+            .join(format!("{}.lock", entry.name))
     }
 
     /// Downloads the entries that are not already usable, then returns where each one is. Checks free
@@ -519,7 +528,10 @@ impl ModelStore {
     ) -> Result<Result<Fetched, FailedFile>, StoreError> {
         let dest = self.store_path(entry);
         let _lock = FileLock::acquire(&self.lock_path(entry), || {
-            reporter.note(&entry.name, "another sadtalker process is fetching this file; waiting for it")
+            reporter.note(
+                &entry.name,
+                "another sadtalker process is fetching this file; waiting for it",
+            )
         })?;
         // Re-check under the lock: the process we waited for may have installed it.
         if dest.is_file() {
@@ -560,7 +572,10 @@ impl ModelStore {
 
     /// Renames a bad file to `<file>.bad-<unix time>` beside it (never deletes a user's bytes).
     fn move_aside(&self, path: &Path) -> Result<PathBuf, StoreError> {
-        let stamp = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let stamp = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
         let mut target = with_suffix(path, &format!(".bad-{stamp}"));
         let mut n = 1;
         while target.exists() {
@@ -588,7 +603,9 @@ impl ModelStore {
                 });
                 continue;
             };
-            let size = fs::metadata(&path).map_err(io_err(format!("reading {}", path.display())))?.len();
+            let size = fs::metadata(&path)
+                .map_err(io_err(format!("reading {}", path.display())))?
+                .len();
             let state = if size != entry.size {
                 FileState::WrongSize(size)
             } else {
@@ -596,7 +613,11 @@ impl ModelStore {
                 let h = sha256_file(&path, |done| reporter.advance(&entry.name, done))
                     .map_err(io_err(format!("reading {}", path.display())))?;
                 self.records.remember(&path, &h);
-                if h == entry.sha256 { FileState::Verified } else { FileState::HashMismatch }
+                if h == entry.sha256 {
+                    FileState::Verified
+                } else {
+                    FileState::HashMismatch
+                }
             };
             let mut moved_to = None;
             if state != FileState::Verified && origin == Origin::Store {
@@ -679,7 +700,9 @@ impl ModelStore {
         source: &Path,
         reporter: &dyn Reporter,
     ) -> Result<Result<String, String>, StoreError> {
-        let size = fs::metadata(source).map_err(io_err(format!("reading {}", source.display())))?.len();
+        let size = fs::metadata(source)
+            .map_err(io_err(format!("reading {}", source.display())))?
+            .len();
         if size != entry.size {
             return Ok(Err(format!("has {size} bytes, the official file has {}", entry.size)));
         }
@@ -692,7 +715,10 @@ impl ModelStore {
         let dir = dest.parent().unwrap_or(&self.root).to_path_buf();
         create_dir(&dir)?;
         let _lock = FileLock::acquire(&self.lock_path(entry), || {
-            reporter.note(&entry.name, "another sadtalker process is installing this file; waiting for it")
+            reporter.note(
+                &entry.name,
+                "another sadtalker process is installing this file; waiting for it",
+            )
         })?;
         if dest.is_file() && self.hash_of(&dest).ok().as_deref() == Some(entry.sha256.as_str()) {
             return Ok(Ok("already installed".into()));
@@ -701,7 +727,10 @@ impl ModelStore {
         let hash = sha256_file(source, |d| reporter.advance(&entry.name, d))
             .map_err(io_err(format!("reading {}", source.display())))?;
         if hash != entry.sha256 {
-            return Ok(Err(format!("has sha256 {hash}, the official file has {}", entry.sha256)));
+            return Ok(Err(format!(
+                "has sha256 {hash}, the official file has {}",
+                entry.sha256
+            )));
         }
         // Link or copy to a temporary name in the destination folder, then rename: atomic.
         let tmp = with_suffix(&dest, ".import");
@@ -714,7 +743,10 @@ impl ModelStore {
             let copied = sha256_file(&tmp, |_| {}).map_err(io_err(format!("reading {}", tmp.display())))?;
             if copied != entry.sha256 {
                 let _ = fs::remove_file(&tmp);
-                return Ok(Err(format!("the copy at {} does not match (disk error?)", tmp.display())));
+                return Ok(Err(format!(
+                    "the copy at {} does not match (disk error?)",
+                    tmp.display()
+                )));
             }
             fs::File::open(&tmp)
                 .and_then(|f| f.sync_all())
