@@ -1,6 +1,8 @@
 //! Checkpoints written by torch and the reference code (tools/reference/gen_checkpoint_fixtures.py)
 //! read back by name, and damaged copies fail with errors naming the file and tensor.
 
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
 use std::path::{Path, PathBuf};
 
 use candle_core::Device;

@@ -1,6 +1,8 @@
 //! Each layer against PyTorch, loaded by name from a torch.save'd state dict
 //! (tools/reference/gen_nn_goldens.py), and strict: every tensor in the file is used.
 
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
 use candle_core::{Device, Tensor};
 use sadtalker_nn::*;
 use sadtalker_parity::{Golden, assert_close, fixtures_dir};

@@ -70,8 +70,10 @@ impl<const N: usize> ConvParams<N> {
 
     /// Pads the per-axis arrays to three axes (depth, height, width) with neutral values.
     fn to_3d(self) -> ConvParams<3> {
-        let mut p = ConvParams::<3>::default();
-        p.groups = self.groups;
+        let mut p = ConvParams::<3> {
+            groups: self.groups,
+            ..Default::default()
+        };
         for i in 0..N {
             p.stride[3 - N + i] = self.stride[i];
             p.padding[3 - N + i] = self.padding[i];
@@ -126,10 +128,10 @@ pub fn conv<const N: usize>(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, 
             format!("input {xd:?} and weight {wd:?} do not fit groups={groups} (weight must be (out, in/groups, ...))"),
         );
     }
-    if let Some(b) = &b {
-        if b.dims() != [cout] {
-            return shape_err(op, format!("bias {:?} does not match {cout} output channels", b.dims()));
-        }
+    if let Some(b) = &b
+        && b.dims() != [cout]
+    {
+        return shape_err(op, format!("bias {:?} does not match {cout} output channels", b.dims()));
     }
     let p3 = p.to_3d();
     let mut in_sp = [1usize; 3];
@@ -186,31 +188,52 @@ pub(crate) struct Geometry {
     pub out_sp: [usize; 3],
 }
 
-/// Floats per im2col tile: 512 KiB, what one core's L2 holds beside the packed weights.
+/// Floats per unfold tile: 512 KiB, what one core's L2 holds beside the packed weights.
 const TILE_FLOATS: usize = 128 * 1024;
+
+/// How the convolution is laid onto GEMMs.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Strategy {
+    /// 1×1×1 kernel, stride 1, no padding: the input already is the GEMM's right-hand side.
+    Pointwise,
+    /// Stride 1 along W: unfold each source row once per (c, kz, ky), zero-padded, and run
+    /// one GEMM per kx tap on views shifted by `kx * dilation`. A third of the unfold
+    /// traffic of plain im2col for a 3-wide kernel, which is most of what im2col costs.
+    RowShift,
+    /// Anything else: classic im2col over all K = c·kd·kh·kw taps.
+    Im2col,
+}
 
 /// The convolution on contiguous `f32` buffers; returns the `(N, Cout, D', H', W')` output.
 pub(crate) fn conv_f32(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &Geometry) -> Vec<f32> {
     let [od, oh, ow] = g.out_sp;
-    let [id, ih, iw] = g.in_sp;
     let p = od * oh * ow;
-    let in_plane = id * ih * iw;
     let cg = g.cin / g.groups;
-    let og = g.cout / g.groups;
     let kk = cg * g.k.iter().product::<usize>();
+    let strategy = if g.k == [1, 1, 1] && g.stride == [1, 1, 1] && g.pad == [0, 0, 0] {
+        Strategy::Pointwise
+    } else if g.stride[2] == 1 && g.k[2] > 1 {
+        Strategy::RowShift
+    } else {
+        Strategy::Im2col
+    };
     let mut out = vec![0f32; g.n * g.cout * p];
     if let Some(b) = bias {
         for (i, plane) in out.chunks_mut(p).enumerate() {
             plane.fill(b[i % g.cout]);
         }
     }
-    let pointwise = g.k == [1, 1, 1] && g.stride == [1, 1, 1] && g.pad == [0, 0, 0];
-    // A pointwise conv multiplies the input in place; otherwise tiles are whole output rows.
-    let row_len = if pointwise { 1 } else { ow };
+    // Tiles are whole output rows (single positions for a pointwise conv).
+    let row_len = if strategy == Strategy::Pointwise { 1 } else { ow };
     let rows = p / row_len;
     let threads = rayon::current_num_threads().max(1);
-    let mut tile_rows = (TILE_FLOATS / (kk * row_len).max(1)).clamp(1, rows);
-    if pointwise {
+    // Floats one tile row unfolds to.
+    let unfold_row = match strategy {
+        Strategy::RowShift => cg * g.k[0] * g.k[1] * (ow + (g.k[2] - 1) * g.dil[2]),
+        _ => kk * row_len,
+    };
+    let mut tile_rows = (TILE_FLOATS / unfold_row.max(1)).clamp(1, rows);
+    if strategy == Strategy::Pointwise {
         tile_rows = tile_rows.max(64.min(rows));
     }
     // Enough tasks to keep every thread busy to the end.
@@ -219,54 +242,265 @@ pub(crate) fn conv_f32(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &Geometry)
     }
     let tiles = rows.div_ceil(tile_rows);
     let out_ptr = SharedMut::new(&mut out);
-    (0..g.n * g.groups * tiles)
-        .into_par_iter()
-        .for_each_init(Vec::new, |col: &mut Vec<f32>, task| {
+    (0..g.n * g.groups * tiles).into_par_iter().for_each_init(
+        || (Vec::new(), Vec::new()),
+        |(col, acc): &mut (Vec<f32>, Vec<f32>), task| {
             let tile = task % tiles;
             let gi = (task / tiles) % g.groups;
             let ni = task / (tiles * g.groups);
-            let row0 = tile * tile_rows;
-            let nrows = tile_rows.min(rows - row0);
-            let cols = nrows * row_len;
-            let col0 = row0 * row_len;
-            let x_g = &x[(ni * g.cin + gi * cg) * in_plane..][..cg * in_plane];
-            let (rhs, rhs_rs) = if pointwise {
-                (x_g[col0..].as_ptr(), in_plane as isize)
-            } else {
-                col.resize(kk * cols, 0.0);
-                im2col(x_g, g, row0, nrows, col);
-                (col.as_ptr(), cols as isize)
+            let t = Tile {
+                ni,
+                gi,
+                row0: tile * tile_rows,
+                nrows: tile_rows.min(rows - tile * tile_rows),
             };
-            let w_g = &w[gi * og * kk..][..og * kk];
-            // SAFETY: the task owns columns [col0, col0 + cols) of output rows
-            // (ni, gi*og .. gi*og+og); no other task writes them. All strides stay inside the
-            // buffers checked above.
+            // SAFETY: the task owns output columns [row0·row_len, (row0+nrows)·row_len) of
+            // channels gi·og .. (gi+1)·og of image ni; no other task writes them.
             unsafe {
-                let dst = out_ptr.ptr().add((ni * g.cout + gi * og) * p + col0);
-                gemm::gemm(
-                    og,
-                    cols,
-                    kk,
-                    dst,
-                    1,
-                    p as isize,
-                    bias.is_some(),
-                    w_g.as_ptr(),
-                    1,
-                    kk as isize,
-                    rhs,
-                    1,
-                    rhs_rs,
-                    1.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    Parallelism::None,
-                );
+                match strategy {
+                    Strategy::Pointwise => pointwise_tile(x, w, bias.is_some(), g, t, out_ptr),
+                    Strategy::RowShift => rowshift_tile(x, w, bias, g, t, out_ptr, col, acc),
+                    Strategy::Im2col => im2col_tile(x, w, bias.is_some(), g, t, out_ptr, col),
+                }
             }
-        });
+        },
+    );
     out
+}
+
+/// One task's share: output rows `row0 .. row0 + nrows` of image `ni`, group `gi`.
+#[derive(Clone, Copy)]
+struct Tile {
+    ni: usize,
+    gi: usize,
+    row0: usize,
+    nrows: usize,
+}
+
+/// Row-major `dst (m × n) (+)= lhs (m × k) · rhs (k × n)` with explicit strides
+/// (`*_rs` between rows, `*_cs` between columns), single-threaded: the callers
+/// parallelise over tiles.
+///
+/// # Safety
+/// Pointers and strides must describe valid, non-aliasing regions of the given sizes.
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_acc(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: *mut f32,
+    dst_rs: usize,
+    accumulate: bool,
+    lhs: *const f32,
+    lhs_rs: usize,
+    lhs_cs: usize,
+    rhs: *const f32,
+    rhs_rs: usize,
+) {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst,
+            1,
+            dst_rs as isize,
+            accumulate,
+            lhs,
+            lhs_cs as isize,
+            lhs_rs as isize,
+            rhs,
+            1,
+            rhs_rs as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            Parallelism::None,
+        )
+    }
+}
+
+/// Geometry shorthands for one image-group.
+fn group_input<'a>(x: &'a [f32], g: &Geometry, t: Tile) -> &'a [f32] {
+    let in_plane: usize = g.in_sp.iter().product();
+    let cg = g.cin / g.groups;
+    &x[(t.ni * g.cin + t.gi * cg) * in_plane..][..cg * in_plane]
+}
+
+/// Pointer to output channel `gi·og`, column `col0` of image `ni`.
+fn dst_ptr(out: SharedMut, g: &Geometry, t: Tile, col0: usize) -> *mut f32 {
+    let p: usize = g.out_sp.iter().product();
+    let og = g.cout / g.groups;
+    // SAFETY: in bounds of the output buffer by construction of the tile.
+    unsafe { out.ptr().add((t.ni * g.cout + t.gi * og) * p + col0) }
+}
+
+/// # Safety
+/// The tile must be this task's alone.
+unsafe fn pointwise_tile(x: &[f32], w: &[f32], has_bias: bool, g: &Geometry, t: Tile, out: SharedMut) {
+    let (og, cg) = (g.cout / g.groups, g.cin / g.groups);
+    let p: usize = g.out_sp.iter().product();
+    let x_g = group_input(x, g, t);
+    let w_g = &w[t.gi * og * cg..][..og * cg];
+    // SAFETY: rows of x_g are `p` apart and the tile's columns lie inside them.
+    unsafe {
+        gemm_acc(
+            og,
+            t.nrows,
+            cg,
+            dst_ptr(out, g, t, t.row0),
+            p,
+            has_bias,
+            w_g.as_ptr(),
+            cg,
+            1,
+            x_g[t.row0..].as_ptr(),
+            p,
+        )
+    }
+}
+
+/// # Safety
+/// The tile must be this task's alone.
+#[allow(clippy::too_many_arguments)]
+unsafe fn im2col_tile(x: &[f32], w: &[f32], has_bias: bool, g: &Geometry, t: Tile, out: SharedMut, col: &mut Vec<f32>) {
+    let og = g.cout / g.groups;
+    let kk = g.cin / g.groups * g.k.iter().product::<usize>();
+    let ow = g.out_sp[2];
+    let p: usize = g.out_sp.iter().product();
+    let cols = t.nrows * ow;
+    col.resize(kk * cols, 0.0);
+    im2col(group_input(x, g, t), g, t.row0, t.nrows, col);
+    let w_g = &w[t.gi * og * kk..][..og * kk];
+    // SAFETY: col is kk × cols; the destination columns are this tile's.
+    unsafe {
+        gemm_acc(
+            og,
+            cols,
+            kk,
+            dst_ptr(out, g, t, t.row0 * ow),
+            p,
+            has_bias,
+            w_g.as_ptr(),
+            kk,
+            1,
+            col.as_ptr(),
+            cols,
+        )
+    }
+}
+
+/// # Safety
+/// The tile must be this task's alone.
+#[allow(clippy::too_many_arguments)]
+unsafe fn rowshift_tile(
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    g: &Geometry,
+    t: Tile,
+    out: SharedMut,
+    col: &mut Vec<f32>,
+    acc: &mut Vec<f32>,
+) {
+    let [kd, kh, kw] = g.k;
+    let (og, cg) = (g.cout / g.groups, g.cin / g.groups);
+    let ow = g.out_sp[2];
+    let p: usize = g.out_sp.iter().product();
+    let kk = cg * kd * kh * kw;
+    let kr = cg * kd * kh; // unfolded rows: one per (c, kz, ky)
+    let span = (kw - 1) * g.dil[2]; // extra source columns a row's taps reach
+    let lp = ow + span; // padded row length
+    // Columns computed per GEMM: every tile row but the last carries `span` junk columns.
+    let n = (t.nrows - 1) * lp + ow;
+    col.resize(kr * t.nrows * lp, 0.0);
+    unfold_rows(group_input(x, g, t), g, t.row0, t.nrows, lp, col);
+    let w_g = &w[t.gi * og * kk..][..og * kk];
+    let rhs_rs = t.nrows * lp;
+    // One output row: accumulate straight into the output. Several: into a scratch tile
+    // (junk columns included), then copy the valid columns out.
+    let (dst, dst_rs, first_acc) = if t.nrows == 1 {
+        (dst_ptr(out, g, t, t.row0 * ow), p, bias.is_some())
+    } else {
+        acc.resize(og * n, 0.0);
+        (acc.as_mut_ptr(), n, false)
+    };
+    for kx in 0..kw {
+        // SAFETY: lhs walks w_g with row stride kk and column stride kw (the taps of one
+        // kx); rhs reads columns kx·dil .. kx·dil + n of col rows, inside each row's
+        // nrows·lp floats (n + span <= nrows·lp).
+        unsafe {
+            gemm_acc(
+                og,
+                n,
+                kr,
+                dst,
+                dst_rs,
+                kx > 0 || first_acc,
+                w_g[kx..].as_ptr(),
+                kk,
+                kw,
+                col[kx * g.dil[2]..].as_ptr(),
+                rhs_rs,
+            )
+        }
+    }
+    if t.nrows > 1 {
+        for o in 0..og {
+            let b = bias.map_or(0.0, |b| b[t.gi * og + o]);
+            for r in 0..t.nrows {
+                let src = &acc[o * n + r * lp..][..ow];
+                // SAFETY: row r of output channel o in this tile's columns.
+                let dst =
+                    unsafe { std::slice::from_raw_parts_mut(dst_ptr(out, g, t, (t.row0 + r) * ow).add(o * p), ow) };
+                for (d, s) in dst.iter_mut().zip(src) {
+                    *d = s + b;
+                }
+            }
+        }
+    }
+}
+
+/// For [`Strategy::RowShift`]: copies, for every (c, kz, ky) and tile row, the source row
+/// that row's taps read, zero-padded to `lp` columns, into `col`
+/// (`(c·kd + kz)·kh + ky` rows × `nrows·lp` columns).
+fn unfold_rows(x_g: &[f32], g: &Geometry, row0: usize, nrows: usize, lp: usize, col: &mut [f32]) {
+    let [kd, kh, _] = g.k;
+    let [id, ih, iw] = g.in_sp;
+    let oh = g.out_sp[1];
+    let [sd, sh, _] = g.stride;
+    let [pd, ph, pw] = g.pad;
+    let [dd, dh, _] = g.dil;
+    let in_plane = id * ih * iw;
+    let cols = nrows * lp;
+    // Source columns pw .. pw + iw of the padded row hold the input row (clipped).
+    let (lo, hi) = (pw.min(lp), (pw + iw).min(lp));
+    for c in 0..g.cin / g.groups {
+        let plane = &x_g[c * in_plane..][..in_plane];
+        for kz in 0..kd {
+            for ky in 0..kh {
+                let krow = &mut col[((c * kd + kz) * kh + ky) * cols..][..cols];
+                for r in 0..nrows {
+                    let q = row0 + r;
+                    let (oz, oy) = (q / oh, q % oh);
+                    let dst = &mut krow[r * lp..][..lp];
+                    let z = (oz * sd + kz * dd) as isize - pd as isize;
+                    let y = (oy * sh + ky * dh) as isize - ph as isize;
+                    if z < 0 || z >= id as isize || y < 0 || y >= ih as isize {
+                        dst.fill(0.0);
+                        continue;
+                    }
+                    let src = &plane[(z as usize * ih + y as usize) * iw..][..iw];
+                    dst[..lo].fill(0.0);
+                    dst[lo..hi].copy_from_slice(&src[..hi - lo]);
+                    dst[hi..].fill(0.0);
+                }
+            }
+        }
+    }
 }
 
 /// Unfolds output rows `row0 .. row0 + nrows` (row = one (z, y) output line of `W'`

@@ -70,6 +70,9 @@ pub fn grid_sample(input: &Tensor, grid: &Tensor, align_corners: bool) -> Result
     output(data, shape)
 }
 
+/// Fills, for one grid point, the corner offsets into a channel plane and their weights.
+type CornerFn<const K: usize> = fn(&[f32], &[usize], bool, &mut [usize; K], &mut [f32; K]);
+
 /// Gathers one chunk of points for every channel. `corners` fills, for one grid point,
 /// the `K` corner offsets into a channel plane and their weights (zero when outside).
 #[allow(clippy::too_many_arguments)]
@@ -77,7 +80,7 @@ fn sample_chunk<'a, const K: usize>(
     grid: &[f32],
     in_sp: &[usize],
     align_corners: bool,
-    corners: fn(&[f32], &[usize], bool, &mut [usize; K], &mut [f32; K]),
+    corners: CornerFn<K>,
     xs: &[f32],
     plane: usize,
     c: usize,

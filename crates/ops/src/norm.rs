@@ -45,13 +45,13 @@ pub fn batch_norm(x: &Tensor, stats: &BatchNormStats, eps: f64) -> Result<Tensor
         ("weight", w.as_ref()),
         ("bias", b.as_ref()),
     ] {
-        if let Some(t) = t {
-            if t.dims() != [c] {
-                return shape_err(
-                    OP,
-                    format!("{name} {:?} does not match {c} channels of input {xd:?}", t.dims()),
-                );
-            }
+        if let Some(t) = t
+            && t.dims() != [c]
+        {
+            return shape_err(
+                OP,
+                format!("{name} {:?} does not match {c} channels of input {xd:?}", t.dims()),
+            );
         }
     }
     let (alpha, beta): (Vec<f32>, Vec<f32>) = mean.with(|m| {

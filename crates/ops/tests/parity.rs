@@ -1,5 +1,7 @@
 //! Every op against PyTorch goldens (`tools/reference/gen_op_goldens.py`).
 
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
 use candle_core::Tensor;
 use sadtalker_ops::*;
 use sadtalker_parity::{Case, Golden, assert_close};

@@ -1,0 +1,108 @@
+//! `sadtalker-bench`: times our kernels and, when the reference venv is present, the same
+//! operations in PyTorch in the same run, and prints `torch / ours` (> 1: we are faster).
+//!
+//! ```text
+//! cargo run --release -p sadtalker-bench -- ops [--python PATH] [--repeat 7] [--filter conv]
+//! ```
+//!
+//! Speed targets live here, never as timed assertions in tests.
+
+mod ops;
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "sadtalker-bench", about = "Time our kernels against PyTorch in the same run")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Single tensor operations (conv2d/conv3d, grid_sample, interpolate, norms, pooling).
+    Ops(Common),
+}
+
+/// Options shared by every benchmark.
+#[derive(clap::Args, Clone)]
+pub struct Common {
+    /// Python of the reference venv (tools/reference/bench_ops.py runs in it).
+    /// Default: $SADTALKER_REF_PYTHON, else ~/.cache/sadtalker-reference/bin/python, else
+    /// /work/refenv/bin/python; without one, only our timings are printed.
+    #[arg(long)]
+    python: Option<PathBuf>,
+    /// Timed runs per case (the median is reported), after 2 warm-up runs.
+    #[arg(long, default_value_t = 7)]
+    repeat: usize,
+    /// Run only cases whose name contains this.
+    #[arg(long)]
+    filter: Option<String>,
+    /// Threads for both sides (default: all cores, as rayon and torch choose).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Statistic reported: the median, or the minimum (steadier on a busy machine).
+    #[arg(long, value_enum, default_value_t = Stat::Median)]
+    stat: Stat,
+}
+
+/// Which statistic of the timed runs is reported.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stat {
+    /// The middle run.
+    Median,
+    /// The fastest run.
+    Min,
+}
+
+impl Common {
+    /// The reference interpreter, if one can be found.
+    pub fn python(&self) -> Option<PathBuf> {
+        if let Some(p) = &self.python {
+            return Some(p.clone());
+        }
+        let mut candidates: Vec<PathBuf> = std::env::var_os("SADTALKER_REF_PYTHON")
+            .map(PathBuf::from)
+            .into_iter()
+            .collect();
+        if let Some(home) = std::env::var_os("HOME") {
+            candidates.push(PathBuf::from(home).join(".cache/sadtalker-reference/bin/python"));
+        }
+        candidates.push(PathBuf::from("/work/refenv/bin/python"));
+        candidates.into_iter().find(|p| p.exists())
+    }
+}
+
+/// Seconds of `repeat` runs of `f` (median or minimum), after two warm-ups.
+pub fn time_runs(repeat: usize, stat: Stat, mut f: impl FnMut()) -> f64 {
+    f();
+    f();
+    let mut t: Vec<f64> = (0..repeat.max(1))
+        .map(|_| {
+            let s = Instant::now();
+            f();
+            s.elapsed().as_secs_f64()
+        })
+        .collect();
+    t.sort_by(f64::total_cmp);
+    match stat {
+        Stat::Median => t[t.len() / 2],
+        Stat::Min => t[0],
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Cmd::Ops(c) => {
+            if let Some(n) = c.threads {
+                rayon::ThreadPoolBuilder::new().num_threads(n).build_global()?;
+            }
+            ops::run(&c)
+        }
+    }
+}
