@@ -30,6 +30,7 @@ class Layers(nn.Module):
         self.inorm_plain = nn.InstanceNorm3d(6, affine=False)
         self.fc = nn.Linear(10, 5)
         self.fc_nobias = nn.Linear(10, 3, bias=False)
+        self.deconv = nn.ConvTranspose2d(6, 4, kernel_size=(2, 1), stride=(2, 1))
 
 
 def main():
@@ -64,6 +65,8 @@ def main():
         f = torch.randn(2, 4, 10)
         g.case("fc", {"op": "fc"}, input=f, output=m.fc(f))
         g.case("fc_nobias", {"op": "fc_nobias"}, input=f, output=m.fc_nobias(f))
+        d = torch.randn(1, 6, 5, 3)
+        g.case("deconv", {"op": "deconv"}, input=d, output=m.deconv(d))
     g.write()
 
 

@@ -140,6 +140,14 @@ def pool_goldens():
     add("avg3d_k3_nopad", "avg_pool3d", rnd(1, 2, 5, 6, 7), 3, (1, 2, 2), 1, False)
     add("max2d_k3_s2_p1", "max_pool2d", rnd(1, 3, 9, 8), 3, 2, 1)
     add("max2d_k2", "max_pool2d", rnd(2, 2, 6, 7), 2, 2, 0)
+    for name, x, size in [
+        ("adaptive2d_1", rnd(2, 3, 7, 5), (1, 1)),
+        ("adaptive2d_3x2", rnd(1, 2, 7, 5), (3, 2)),
+        ("adaptive1d_1", rnd(2, 4, 9), (1,)),
+        ("adaptive3d_2x3x2", rnd(1, 2, 5, 7, 4), (2, 3, 2)),
+    ]:
+        fn = {3: F.adaptive_avg_pool1d, 4: F.adaptive_avg_pool2d, 5: F.adaptive_avg_pool3d}[x.dim()]
+        g.case(name, {"op": "adaptive_avg_pool", "output_size": list(size)}, input=x, output=fn(x, size))
     g.write()
 
 
@@ -185,8 +193,31 @@ def activation_goldens():
     g.write()
 
 
+def conv_transpose_goldens():
+    g = GoldenFile("goldens/ops/conv_transpose.safetensors")
+    cases = [
+        # name, input shape, weight shape (in, out/groups, *k), stride, padding, output_padding, dilation, groups, bias
+        ("ct2d_k21_s21", (1, 6, 5, 3), (6, 4, 2, 1), (2, 1), 0, 0, 1, 1, True),  # Audio2Pose ResUnet Upsample
+        ("ct2d_k3_s2_p1_op1", (2, 3, 4, 5), (3, 5, 3, 3), 2, 1, 1, 1, 1, True),
+        ("ct2d_groups2_dil2", (1, 4, 4, 4), (4, 3, 3, 3), 1, 1, 0, 2, 2, False),
+        ("ct1d_k4_s2_p1", (1, 3, 7), (3, 2, 4), 2, 1, 0, 1, 1, True),
+        ("ct3d_k2_s122", (1, 2, 2, 3, 3), (2, 3, 1, 2, 2), (1, 2, 2), 0, 0, 1, 1, True),
+    ]
+    fns = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
+    for name, xs, ws, s, p, op, d, gr, has_b in cases:
+        nd = len(xs) - 2
+        tup = lambda v: list(v) if isinstance(v, tuple) else [v] * nd
+        x, w = rnd(*xs), rnd(*ws, scale=0.3)
+        b = rnd(ws[1] * gr, scale=0.1) if has_b else None
+        y = fns[nd](x, w, b, stride=tuple(tup(s)), padding=tuple(tup(p)), output_padding=tuple(tup(op)), groups=gr, dilation=tuple(tup(d)))
+        params = {"op": f"conv_transpose{nd}d", "stride": tup(s), "padding": tup(p), "output_padding": tup(op), "dilation": tup(d), "groups": gr}
+        g.case(name, params, input=x, weight=w, bias=b, output=y)
+    g.write()
+
+
 if __name__ == "__main__":
     conv_goldens()
+    conv_transpose_goldens()
     grid_sample_goldens()
     interpolate_goldens()
     pool_goldens()

@@ -27,12 +27,16 @@ enum Command {
     /// Inspect model checkpoint files (safetensors, .pth, .pth.tar).
     #[command(subcommand)]
     Checkpoint(commands::checkpoint::CheckpointCmd),
+    /// List, download, verify and import model files (`sadtalker models list` shows what is installed).
+    #[command(subcommand)]
+    Models(commands::models::ModelsCmd),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Checkpoint(cmd) => commands::checkpoint::run(cmd),
+        Command::Models(cmd) => commands::models::run(cmd),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

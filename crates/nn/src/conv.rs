@@ -51,3 +51,55 @@ impl<const N: usize> Conv<N> {
         &self.weight
     }
 }
+
+/// `torch.nn.ConvTranspose1d/2d/3d`: `weight` `(in, out/groups, *kernel)`, optional `bias`.
+#[derive(Clone, Debug)]
+pub struct ConvTranspose<const N: usize> {
+    weight: Tensor,
+    bias: Option<Tensor>,
+    params: ConvParams<N>,
+    output_padding: [usize; N],
+}
+
+/// `torch.nn.ConvTranspose2d`.
+pub type ConvTranspose2d = ConvTranspose<2>;
+
+impl<const N: usize> ConvTranspose<N> {
+    /// `nn.ConvTransposeNd(in_channels, out_channels, kernel_size, stride, padding,
+    /// output_padding, groups, bias, dilation)`.
+    pub fn load(
+        w: &Weights,
+        in_channels: usize,
+        out_channels: usize,
+        kernel: [usize; N],
+        params: ConvParams<N>,
+        output_padding: [usize; N],
+        bias: bool,
+    ) -> Result<Self> {
+        let mut shape = vec![in_channels, out_channels / params.groups.max(1)];
+        shape.extend_from_slice(&kernel);
+        let weight = w.get(&shape, "weight")?;
+        let bias = if bias {
+            Some(w.get(&[out_channels], "bias")?)
+        } else {
+            None
+        };
+        Ok(Self {
+            weight,
+            bias,
+            params,
+            output_padding,
+        })
+    }
+
+    /// The layer's forward pass.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(sadtalker_ops::conv_transpose(
+            x,
+            &self.weight,
+            self.bias.as_ref(),
+            self.params,
+            self.output_padding,
+        )?)
+    }
+}

@@ -18,7 +18,7 @@ mod conv;
 mod linear;
 mod norm;
 
-pub use conv::{Conv, Conv1d, Conv2d, Conv3d};
+pub use conv::{Conv, Conv1d, Conv2d, Conv3d, ConvTranspose, ConvTranspose2d};
 pub use linear::Linear;
 pub use norm::{BatchNorm, InstanceNorm};
 pub use sadtalker_checkpoint::Weights;

@@ -29,6 +29,11 @@ fn layers_match_pytorch_and_use_every_weight() {
     let inorm_plain = InstanceNorm::load(&w.pp("inorm_plain"), 6, 1e-5, false).unwrap();
     let fc = Linear::load(&w.pp("fc"), 10, 5, true).unwrap();
     let fc_nobias = Linear::load(&w.pp("fc_nobias"), 10, 3, false).unwrap();
+    let deconv_params = ConvParams {
+        stride: [2, 1],
+        ..Default::default()
+    };
+    let deconv = ConvTranspose2d::load(&w.pp("deconv"), 6, 4, [2, 1], deconv_params, [0, 0], true).unwrap();
     assert!(
         w.unused().is_empty(),
         "weights in the file no layer took: {:?}",
@@ -51,6 +56,7 @@ fn layers_match_pytorch_and_use_every_weight() {
             "inorm_plain" => run(&|x| inorm_plain.forward(x)),
             "fc" => run(&|x| fc.forward(x)),
             "fc_nobias" => run(&|x| fc_nobias.forward(x)),
+            "deconv" => run(&|x| deconv.forward(x)),
             op => panic!("unknown layer {op}"),
         };
         assert_close(case.name(), &ours, &case.tensor("output"), 1e-5);

@@ -15,6 +15,7 @@
 mod access;
 pub mod activation;
 pub mod conv;
+pub mod conv_transpose;
 pub mod grid_sample;
 pub mod interpolate;
 pub mod norm;
@@ -22,10 +23,11 @@ pub mod pool;
 
 pub use activation::{leaky_relu, sigmoid, softmax_last_dim};
 pub use conv::{ConvParams, conv, conv1d, conv2d, conv3d};
+pub use conv_transpose::conv_transpose;
 pub use grid_sample::grid_sample;
 pub use interpolate::{Resize, interpolate_bilinear, interpolate_nearest};
 pub use norm::{BatchNormStats, batch_norm, instance_norm};
-pub use pool::{avg_pool2d, avg_pool3d, max_pool2d};
+pub use pool::{adaptive_avg_pool, avg_pool2d, avg_pool3d, max_pool2d};
 
 /// What went wrong in an operation.
 #[derive(Debug, thiserror::Error)]

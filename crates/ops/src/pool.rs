@@ -1,4 +1,5 @@
-//! `F.avg_pool2d`, `F.avg_pool3d` and `F.max_pool2d` (`ceil_mode=False`).
+//! `F.avg_pool2d`, `F.avg_pool3d`, `F.max_pool2d` (`ceil_mode=False`) and
+//! `F.adaptive_avg_pool{1,2,3}d`.
 //!
 //! Why hand-written: candle has no 3-D pooling and no padded pooling.
 
@@ -154,4 +155,54 @@ fn window(i: &[f32], isz: [usize; 3], o: [usize; 3], k: [usize; 3], s: [usize; 3
             m
         }
     }
+}
+
+/// `F.adaptive_avg_pool{N}d(x, output_size)` for `(N, C, *spatial)` inputs with 1 to 3
+/// spatial axes: output cell `i` averages input `floor(i·in/out) .. ceil((i+1)·in/out)`.
+pub fn adaptive_avg_pool(x: &Tensor, output_size: &[usize]) -> Result<Tensor> {
+    const OP: &str = "adaptive_avg_pool";
+    let x = Input::new(OP, x)?;
+    let xd = x.dims().to_vec();
+    let nsp = xd.len().saturating_sub(2);
+    if !(1..=3).contains(&nsp) || output_size.len() != nsp || output_size.contains(&0) {
+        return shape_err(OP, format!("output size {output_size:?} does not fit input {xd:?}"));
+    }
+    let mut isz = [1usize; 3];
+    let mut osz = [1usize; 3];
+    isz[3 - nsp..].copy_from_slice(&xd[2..]);
+    osz[3 - nsp..].copy_from_slice(output_size);
+    let bounds: Vec<Vec<(usize, usize)>> = (0..3)
+        .map(|a| {
+            (0..osz[a])
+                .map(|i| (i * isz[a] / osz[a], ((i + 1) * isz[a]).div_ceil(osz[a])))
+                .collect()
+        })
+        .collect();
+    let (in_plane, out_plane) = (isz.iter().product::<usize>(), osz.iter().product::<usize>());
+    let data = x.with(|xs| {
+        let mut out = vec![0f32; xd[0] * xd[1] * out_plane];
+        out.par_chunks_mut(out_plane)
+            .zip(xs.par_chunks(in_plane))
+            .for_each(|(o, i)| {
+                let mut idx = 0;
+                for &(z0, z1) in &bounds[0] {
+                    for &(y0, y1) in &bounds[1] {
+                        for &(x0, x1) in &bounds[2] {
+                            let mut sum = 0f32;
+                            for z in z0..z1 {
+                                for y in y0..y1 {
+                                    sum += i[(z * isz[1] + y) * isz[2]..][x0..x1].iter().sum::<f32>();
+                                }
+                            }
+                            o[idx] = sum / ((z1 - z0) * (y1 - y0) * (x1 - x0)) as f32;
+                            idx += 1;
+                        }
+                    }
+                }
+            });
+        out
+    });
+    let mut shape = xd[..2].to_vec();
+    shape.extend_from_slice(output_size);
+    output(data, shape)
 }

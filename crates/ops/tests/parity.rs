@@ -71,6 +71,51 @@ fn conv_matches_pytorch() {
 }
 
 #[test]
+fn conv_transpose_matches_pytorch() {
+    run_family("goldens/ops/conv_transpose.safetensors", |c| {
+        let (x, w, b) = (c.tensor("input"), c.tensor("weight"), c.try_tensor("bias"));
+        let groups = c.f64("groups") as usize;
+        let (s, p, d, op) = (
+            c.usizes("stride"),
+            c.usizes("padding"),
+            c.usizes("dilation"),
+            c.usizes("output_padding"),
+        );
+        match c.op() {
+            "conv_transpose1d" => {
+                let prm = ConvParams {
+                    stride: arr(s),
+                    padding: arr(p),
+                    dilation: arr(d),
+                    groups,
+                };
+                conv_transpose(&x, &w, b.as_ref(), prm, arr::<1>(op))
+            }
+            "conv_transpose2d" => {
+                let prm = ConvParams {
+                    stride: arr(s),
+                    padding: arr(p),
+                    dilation: arr(d),
+                    groups,
+                };
+                conv_transpose(&x, &w, b.as_ref(), prm, arr::<2>(op))
+            }
+            "conv_transpose3d" => {
+                let prm = ConvParams {
+                    stride: arr(s),
+                    padding: arr(p),
+                    dilation: arr(d),
+                    groups,
+                };
+                conv_transpose(&x, &w, b.as_ref(), prm, arr::<3>(op))
+            }
+            op => panic!("unknown op {op}"),
+        }
+        .unwrap()
+    });
+}
+
+#[test]
 fn grid_sample_matches_pytorch() {
     run_family("goldens/ops/grid_sample.safetensors", |c| {
         grid_sample(&c.tensor("input"), &c.tensor("grid"), c.flag("align_corners")).unwrap()
@@ -105,6 +150,9 @@ fn interpolate_matches_pytorch() {
 fn pooling_matches_pytorch() {
     run_family("goldens/ops/pool.safetensors", |c| {
         let x = c.tensor("input");
+        if c.op() == "adaptive_avg_pool" {
+            return adaptive_avg_pool(&x, &c.usizes("output_size")).unwrap();
+        }
         let (k, s, p) = (c.usizes("kernel"), c.usizes("stride"), c.usizes("padding"));
         match c.op() {
             "avg_pool2d" => avg_pool2d(&x, arr(k), arr(s), arr(p), c.flag("count_include_pad")),
