@@ -9,7 +9,9 @@ fixtures/checkpoints/
   views.pth                      strided / shared / offset storages and non-f32 dtypes
   views_expected.safetensors     the values views.pth must read as (contiguous float32)
   recipe_small.safetensors       recipe values for a few names/shapes, to pin Rust == Python bit for bit
+  recipe_gain_small.safetensors  the same with gain sqrt(6)
 """
+import math
 import os
 
 import torch
@@ -70,6 +72,8 @@ def main():
         "generator.first.conv.weight": (64, 3, 7, 7),
     }
     save_file({k: recipe.values(k, s) for k, s in pins.items()}, os.path.join(OUT, "recipe_small.safetensors"))
+    gain = math.sqrt(6.0)
+    save_file({k: recipe.values(k, s, gain=gain) for k, s in pins.items()}, os.path.join(OUT, "recipe_gain_small.safetensors"))
     for f in sorted(os.listdir(OUT)):
         print(f"fixtures/checkpoints/{f}: {os.path.getsize(os.path.join(OUT, f)) / 1024:.1f} KiB")
 

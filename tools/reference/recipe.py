@@ -5,7 +5,7 @@ k = h >> 40 (24 bits); u = k / 2**24 in [0, 1); s = k / 2**23 - 1 in [-1, 1). Sc
 
     running_var -> 0.5 + u          running_mean -> 0.1 * s
     weight, rank 1 -> 1 + 0.1 * s    bias / other rank <= 1 -> 0.1 * s
-    rank >= 2 -> s * float32(1 / sqrt(prod(shape[1:])))
+    rank >= 2 -> s * float32(gain / sqrt(prod(shape[1:])))   (gain 1 by default; sqrt(6) keeps deep ReLU nets' scale)
 
 Every step is one float32 operation, so numpy and Rust agree exactly.
 Usage as a script prints the pinned hash constants the Rust unit test checks.
@@ -31,7 +31,7 @@ def mix(z: np.ndarray) -> np.ndarray:
     return z ^ (z >> np.uint64(31))
 
 
-def values(name: str, shape, seed: int = 0) -> np.ndarray:
+def values(name: str, shape, seed: int = 0, gain: float = 1.0) -> np.ndarray:
     shape = tuple(int(d) for d in shape)
     n = int(np.prod(shape, dtype=np.int64)) if shape else 1
     base = np.uint64(fnv1a64(name) ^ seed)
@@ -52,11 +52,11 @@ def values(name: str, shape, seed: int = 0) -> np.ndarray:
         v = np.float32(0.1) * s
     else:
         fan_in = int(np.prod(shape[1:]))
-        v = s * np.float32(1.0 / np.sqrt(float(max(fan_in, 1))))
+        v = s * np.float32(gain / np.sqrt(float(max(fan_in, 1))))
     return v.astype(np.float32).reshape(shape)
 
 
-def apply(module, prefix: str = "", seed: int = 0):
+def apply(module, prefix: str = "", seed: int = 0, gain: float = 1.0):
     """Overwrites every float parameter and buffer of a torch module with recipe values,
     naming each tensor `prefix + state_dict key` (so a sub-network can be named as it is
     inside the official checkpoint)."""
@@ -66,7 +66,7 @@ def apply(module, prefix: str = "", seed: int = 0):
     new = {}
     for k, t in sd.items():
         if t.dtype.is_floating_point:
-            new[k] = torch.from_numpy(values(prefix + k, t.shape, seed)).to(t.dtype)
+            new[k] = torch.from_numpy(values(prefix + k, t.shape, seed, gain)).to(t.dtype)
         else:
             new[k] = torch.zeros_like(t)
     module.load_state_dict(new)

@@ -14,17 +14,29 @@
 //! | `running_mean` | `0.1 * s` |
 //! | `weight`, rank 1 (norm gamma) | `1 + 0.1 * s` |
 //! | `bias`, and any other rank ≤ 1 tensor | `0.1 * s` |
-//! | rank ≥ 2 (conv / linear weights) | `s * f32(1 / sqrt(fan_in))`, `fan_in = prod(shape[1..])` |
+//! | rank ≥ 2 (conv / linear weights) | `s * f32(gain / sqrt(fan_in))`, `fan_in = prod(shape[1..])` |
+//!
+//! `gain` is 1 by default (weights shrink activations layer by layer); deep ReLU networks
+//! keep their activations' scale with `gain = sqrt(6)` (Kaiming-uniform), which makes parity
+//! tests sensitive to the input all the way through.
 //!
 //! Every operation is a single `f32` IEEE operation, so numpy reproduces it bit for bit.
 
 use rayon::prelude::*;
 
 /// The deterministic weight generator (see the module docs for the exact rule).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Recipe {
     /// Mixed into every tensor's hash; 0 unless a test wants a second, independent draw.
     pub seed: u64,
+    /// Scale of rank ≥ 2 weights relative to `1 / sqrt(fan_in)`.
+    pub gain: f64,
+}
+
+impl Default for Recipe {
+    fn default() -> Self {
+        Self { seed: 0, gain: 1.0 }
+    }
 }
 
 const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
@@ -42,9 +54,14 @@ fn mix(mut z: u64) -> u64 {
 }
 
 impl Recipe {
-    /// A recipe with the given seed.
+    /// A recipe with the given seed (gain 1).
     pub fn new(seed: u64) -> Self {
-        Self { seed }
+        Self { seed, gain: 1.0 }
+    }
+
+    /// The same recipe with another weight gain (see the module docs).
+    pub fn with_gain(self, gain: f64) -> Self {
+        Self { gain, ..self }
     }
 
     /// The values of tensor `name` with `shape`, row-major.
@@ -52,7 +69,7 @@ impl Recipe {
         let n: usize = shape.iter().product();
         let base = fnv1a64(name) ^ self.seed;
         let last = name.rsplit('.').next().unwrap_or(name);
-        let role = Role::of(last, shape);
+        let role = Role::of(last, shape, self.gain);
         (0..n)
             .into_par_iter()
             .with_min_len(1 << 14)
@@ -78,7 +95,7 @@ enum Role {
 }
 
 impl Role {
-    fn of(last: &str, shape: &[usize]) -> Self {
+    fn of(last: &str, shape: &[usize], gain: f64) -> Self {
         match (last, shape.len()) {
             ("running_var", _) => Role::RunningVar,
             ("running_mean", _) => Role::RunningMean,
@@ -87,7 +104,7 @@ impl Role {
             ("bias", _) => Role::Small,
             _ => {
                 let fan_in: usize = shape[1..].iter().product();
-                Role::Scaled((1.0 / (fan_in.max(1) as f64).sqrt()) as f32)
+                Role::Scaled((gain / (fan_in.max(1) as f64).sqrt()) as f32)
             }
         }
     }

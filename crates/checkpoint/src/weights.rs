@@ -50,7 +50,7 @@ impl WeightSource for Checkpoint {
 
 impl WeightSource for Recipe {
     fn describe(&self) -> String {
-        format!("deterministic weight recipe (seed {})", self.seed)
+        format!("deterministic weight recipe (seed {}, gain {})", self.seed, self.gain)
     }
 
     fn contains(&self, _name: &str) -> bool {

@@ -24,12 +24,17 @@ fn truncated_copy(name: &str, keep: f64, dir: &Path) -> PathBuf {
 
 #[test]
 fn recipe_is_bit_identical_to_python() {
-    let ck = Checkpoint::open(fixture("recipe_small.safetensors")).unwrap();
-    let tensors = ck.tensors();
-    assert_eq!(tensors.len(), 7);
-    for t in tensors {
-        let (values, shape) = ck.read_f32(&t.name).unwrap();
-        assert_eq!(values, Recipe::default().values(&t.name, &shape), "{}", t.name);
+    for (file, recipe) in [
+        ("recipe_small.safetensors", Recipe::default()),
+        ("recipe_gain_small.safetensors", Recipe::default().with_gain(6f64.sqrt())),
+    ] {
+        let ck = Checkpoint::open(fixture(file)).unwrap();
+        let tensors = ck.tensors();
+        assert_eq!(tensors.len(), 7);
+        for t in tensors {
+            let (values, shape) = ck.read_f32(&t.name).unwrap();
+            assert_eq!(values, recipe.values(&t.name, &shape), "{file}: {}", t.name);
+        }
     }
 }
 
