@@ -108,12 +108,14 @@ fn killed_mid_download_then_rerun_resumes_and_verifies() {
     child.kill().expect("kill");
     child.wait().expect("wait");
     let kept = file_len(&part);
-    assert!(kept >= 30_000 && kept < 120_000, "part has {kept} bytes");
+    assert!((30_000..120_000).contains(&kept), "part has {kept} bytes");
     assert!(
         !env.installed().exists(),
         "nothing may be at the final path after a kill"
     );
-    assert_eq!(text(&env.run(&["list", "--json"]).stdout).contains("\"partial\""), true);
+    let list: serde_json::Value = serde_json::from_slice(&env.run(&["list", "--json"]).stdout).expect("list --json");
+    assert_eq!(list["files"][0]["state"], "partial");
+    assert_eq!(list["files"][0]["partial_bytes"], kept);
 
     server.route(NAME, &env.content, vec![], Action::Serve);
     let out = env.run(&["fetch", NAME, "--mirror", &server.base(), "--quiet"]);
