@@ -119,6 +119,20 @@ impl FileLock {
         }
         Ok(FileLock { _file: file })
     }
+
+    /// Takes the lock if it is free; `None` when another process holds it.
+    pub(crate) fn try_acquire(path: &Path) -> Option<FileLock> {
+        fs::create_dir_all(path.parent()?).ok()?;
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(path)
+            .ok()?;
+        fs4::FileExt::try_lock(&file).ok()?;
+        Some(FileLock { _file: file })
+    }
 }
 
 /// What a past hash of a file found, valid while the file's size and modification time are unchanged.

@@ -115,7 +115,7 @@ impl Reporter for ConsoleReporter {
                 if done > 0 {
                     eprintln!("{name}: resuming at {} of {}", HumanBytes(done), HumanBytes(total));
                 } else {
-                    eprintln!("{name}: {}", HumanBytes(total));
+                    eprintln!("{name}: started, {}", HumanBytes(total));
                 }
                 entry.step = done.saturating_mul(10) / total.max(1);
             }
@@ -149,11 +149,12 @@ impl Reporter for ConsoleReporter {
         self.line(&format!("{name}: {message}"));
     }
 
-    fn finish(&self, name: &str, outcome: &str) {
+    /// Clears the file's bar; the outcome itself is left to the caller's summary (stdout), so it is
+    /// not printed twice.
+    fn finish(&self, name: &str, _outcome: &str) {
         let entry = self.state.lock().unwrap_or_else(|e| e.into_inner()).remove(name);
         if let Some(bar) = entry.and_then(|e| e.bar) {
             bar.finish_and_clear();
         }
-        self.line(&format!("{name}: {outcome}"));
     }
 }

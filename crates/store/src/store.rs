@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::download::{Downloader, NetworkOptions, with_suffix};
 use crate::error::{FailedFile, StoreError};
@@ -502,6 +502,12 @@ impl ModelStore {
                 available,
             });
         }
+        for removed in self.clean_stale_parts(STALE_PART_AGE) {
+            reporter.note(
+                "store",
+                &format!("removed an abandoned partial file {}", removed.display()),
+            );
+        }
         let downloader = Downloader::new(self.opts.network.clone());
         let mut failed = Vec::new();
         for (entry, _) in todo {
@@ -568,6 +574,49 @@ impl ModelStore {
                 Ok(Err(failed_file(entry, not.attempts, not.kept_partial)))
             }
         }
+    }
+
+    /// Removes temporary files nothing will resume: `<file>.part` (+ `.part.json`) of names the manifest does
+    /// not list, and `<file>.import` copies of an interrupted import, once untouched for `max_age` and not
+    /// locked by a running fetch. Parts of listed files are kept: the next fetch resumes them (or discards
+    /// them if they belong to another version of the file). Returns what was removed.
+    pub fn clean_stale_parts(&self, max_age: Duration) -> Vec<PathBuf> {
+        let mut stale = Vec::new();
+        let _ = walk_skipping_state(&self.root, &mut |path| {
+            let Some(file_name) = path.file_name().and_then(|n| n.to_str()) else {
+                return;
+            };
+            let name = if let Some(n) = file_name.strip_suffix(".part") {
+                if self.manifest.get(n).is_some() {
+                    return;
+                }
+                n
+            } else if let Some(n) = file_name.strip_suffix(".import") {
+                n
+            } else {
+                return;
+            };
+            let old = fs::metadata(path)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > max_age);
+            if old {
+                stale.push((name.to_string(), path.to_path_buf()));
+            }
+        });
+        let mut removed = Vec::new();
+        for (name, path) in stale {
+            let lock = self.root.join(".state").join("locks").join(format!("{name}.lock"));
+            let Some(_lock) = FileLock::try_acquire(&lock) else {
+                continue;
+            };
+            if fs::remove_file(&path).is_ok() {
+                let _ = fs::remove_file(with_suffix(&path, ".json"));
+                removed.push(path);
+            }
+        }
+        removed
     }
 
     /// Renames a bad file to `<file>.bad-<unix time>` beside it (never deletes a user's bytes).
@@ -773,6 +822,25 @@ fn failed_file(entry: &ModelFile, attempts: Vec<crate::error::Attempt>, kept_par
         attempts,
         kept_partial,
     }
+}
+
+/// Age after which an orphaned temporary file in the store is removed (see [`ModelStore::clean_stale_parts`]).
+const STALE_PART_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// [`walk`] over the store, without its `.state` bookkeeping folder.
+fn walk_skipping_state(root: &Path, visit: &mut dyn FnMut(&Path)) -> std::io::Result<()> {
+    for item in fs::read_dir(root)? {
+        let path = item?.path();
+        if path.file_name().is_some_and(|n| n == ".state") {
+            continue;
+        }
+        if path.is_dir() {
+            walk(&path, visit)?;
+        } else if path.is_file() {
+            visit(&path);
+        }
+    }
+    Ok(())
 }
 
 /// Calls `visit` for every regular file under `dir` (symlinks to files included, symlinked folders not

@@ -227,3 +227,35 @@ fn import_finds_files_by_name_verifies_and_installs() {
     assert!(!results[0].ok && results[0].outcome.contains("bytes"), "{results:?}");
     assert!(!fx2.root.join("gfpgan/weights/det.pth").exists());
 }
+
+#[test]
+fn abandoned_temporary_files_are_cleaned_but_resumable_parts_kept() {
+    let fx = fixture();
+    let store = fx.store(false);
+    let week = std::time::Duration::from_secs(7 * 24 * 3600);
+    let old = std::time::SystemTime::now() - week - std::time::Duration::from_secs(3600);
+    let age = |p: &Path| {
+        fs::File::options()
+            .write(true)
+            .open(p)
+            .expect("open")
+            .set_modified(old)
+            .expect("set mtime");
+    };
+    let orphan = fx.root.join("checkpoints/retired_model.pth.part");
+    let resumable = fx.root.join("checkpoints/gen.safetensors.part");
+    let fresh_orphan = fx.root.join("checkpoints/other.pth.part");
+    let import_tmp = fx.root.join("gfpgan/weights/det.pth.import");
+    for p in [&orphan, &resumable, &fresh_orphan, &import_tmp] {
+        write(p, b"partial");
+    }
+    write(&fx.root.join("checkpoints/retired_model.pth.part.json"), b"{}");
+    for p in [&orphan, &resumable, &import_tmp] {
+        age(p);
+    }
+    let mut removed = store.clean_stale_parts(week);
+    removed.sort();
+    assert_eq!(removed, [orphan.clone(), import_tmp.clone()]);
+    assert!(!orphan.exists() && !fx.root.join("checkpoints/retired_model.pth.part.json").exists());
+    assert!(resumable.exists() && fresh_orphan.exists());
+}

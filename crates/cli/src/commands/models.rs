@@ -220,8 +220,14 @@ fn list(args: ListArgs) -> Result<(), Failure> {
         println!("checkpoint dir: {}", dir.display());
     }
     let width = rows.iter().map(|r| r.entry.name.len()).max().unwrap_or(4).max(4);
+    let fwidth = rows
+        .iter()
+        .map(|r| r.entry.features.join(",").len())
+        .max()
+        .unwrap_or(9)
+        .max(9);
     println!(
-        "{:<width$}  {:>10}  {:<10}  {:<28}  WHERE",
+        "{:<width$}  {:>10}  {:<11}  {:<fwidth$}  WHERE",
         "FILE", "SIZE", "STATE", "NEEDED BY"
     );
     for r in &rows {
@@ -234,7 +240,7 @@ fn list(args: ListArgs) -> Result<(), Failure> {
             _ => "-".to_string(),
         };
         println!(
-            "{:<width$}  {:>10}  {:<10}  {:<28}  {place}",
+            "{:<width$}  {:>10}  {:<11}  {:<fwidth$}  {place}",
             r.entry.name,
             mib(r.entry.size),
             state,
