@@ -193,3 +193,44 @@ fn import_then_use_and_bad_arguments() {
     let out = env.run(&["fetch"]);
     assert_eq!(out.status.code(), Some(2), "nothing to fetch named is a usage error");
 }
+
+#[test]
+fn two_processes_fetching_one_file_download_it_once() {
+    let server = TestServer::start();
+    let env = Env::new(60_000, 25, vec![]);
+    server.route(
+        NAME,
+        &env.content,
+        vec![],
+        Action::Slow(3_000, Duration::from_millis(20)),
+    );
+    let spawn = || {
+        env.cmd(&["fetch", NAME, "--mirror", &server.base()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn sadtalker")
+    };
+    let first = spawn();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while server.requests_to(NAME).is_empty() {
+        assert!(Instant::now() < deadline, "the first download never started");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let second = spawn();
+    let (first, second) = (
+        first.wait_with_output().expect("wait"),
+        second.wait_with_output().expect("wait"),
+    );
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    assert!(second.status.success(), "{}", text(&second.stderr));
+    assert!(text(&second.stderr).contains("waiting"), "{}", text(&second.stderr));
+    assert!(
+        text(&second.stdout).contains("already installed"),
+        "{}",
+        text(&second.stdout)
+    );
+    assert_eq!(server.requests_to(NAME).len(), 1);
+    assert_eq!(fs::read(env.installed()).expect("installed"), env.content);
+    assert_eq!(env.store_files(), [NAME], "temporary files left");
+}

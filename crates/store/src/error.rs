@@ -197,8 +197,15 @@ fn fetch_failed_message(failed: &[FailedFile], store_dir: &std::path::Path) -> S
         if f.attempts.is_empty() {
             s.push_str(" no URL (the manifest lists none; give one with --mirror)");
         }
-        for a in &f.attempts {
-            s.push_str(&format!("\n  {a}"));
+        // Retries of one URL that failed the same way are shown once, with a count.
+        let mut i = 0;
+        while i < f.attempts.len() {
+            let same = f.attempts[i..].iter().take_while(|a| **a == f.attempts[i]).count();
+            s.push_str(&format!("\n  {}", f.attempts[i]));
+            if same > 1 {
+                s.push_str(&format!(" ({same} tries)"));
+            }
+            i += same;
         }
         if f.kept_partial > 0 {
             s.push_str(&format!(

@@ -345,7 +345,10 @@ fn all_mirrors_failing_lists_each_url_and_the_offline_remedy() {
     let err = fetch(&store, &Silent).expect_err("must fail");
     let msg = err.to_string();
     assert!(msg.contains(&format!("{}: HTTP 404", server.url("gone"))), "{msg}");
-    assert!(msg.contains(&format!("{}: HTTP 502", server.url("broken"))), "{msg}");
+    assert!(
+        msg.contains(&format!("{}: HTTP 502 (3 tries)", server.url("broken"))),
+        "{msg}"
+    );
     assert!(msg.contains("sadtalker models import"), "{msg}");
     assert!(msg.contains(&sha256_hex(&content)), "{msg}");
     // Transient errors were retried (3 tries), the 404 was not.
@@ -473,4 +476,25 @@ fn hf_endpoint_rewrites_hugging_face_urls_after_the_user_mirror() {
             "https://hf-mirror.example/org/repo/resolve/main/f".into(),
         ]
     );
+}
+
+#[test]
+fn https_is_available_and_a_tls_failure_moves_to_the_next_mirror() {
+    let server = TestServer::start();
+    let content = test_bytes(8_000, 16);
+    server.route("f", &content, vec![], Action::Serve);
+    // The loopback server speaks plain HTTP: the TLS handshake fails (rustls is set up, nothing panics),
+    // and the next mirror delivers.
+    let https = server.url("f").replacen("http://", "https://", 1);
+    let dir = TempDir::new().expect("tempdir");
+    let manifest = manifest_for(NAME, &content, vec![https.clone(), server.url("f")]);
+    let store = ModelStore::open(options(dir.path(), manifest, None)).expect("open");
+    let fetched = fetch(&store, &Silent).expect("fetch");
+    assert!(
+        fetched[0].notes.iter().all(|n| n.starts_with(&https)),
+        "{:?}",
+        fetched[0].notes
+    );
+    assert!(!fetched[0].notes.is_empty());
+    assert_installed(&store, &content);
 }
