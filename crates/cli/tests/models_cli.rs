@@ -202,7 +202,7 @@ fn two_processes_fetching_one_file_download_it_once() {
         NAME,
         &env.content,
         vec![],
-        Action::Slow(3_000, Duration::from_millis(20)),
+        Action::Slow(3_000, Duration::from_millis(40)),
     );
     let spawn = || {
         env.cmd(&["fetch", NAME, "--mirror", &server.base()])

@@ -389,7 +389,7 @@ fn not_enough_disk_space_stops_before_downloading() {
 fn two_concurrent_fetches_of_one_file_download_it_once() {
     let server = TestServer::start();
     let content = test_bytes(64_000, 12);
-    server.route("f", &content, vec![], Action::Slow(4_000, Duration::from_millis(25)));
+    server.route("f", &content, vec![], Action::Slow(4_000, Duration::from_millis(50)));
     let dir = TempDir::new().expect("tempdir");
     let manifest = manifest_for(NAME, &content, vec![server.url("f")]);
     let root = dir.path().to_path_buf();
