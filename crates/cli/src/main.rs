@@ -27,6 +27,9 @@ enum Command {
     /// Inspect model checkpoint files (safetensors, .pth, .pth.tar).
     #[command(subcommand)]
     Checkpoint(commands::checkpoint::CheckpointCmd),
+    /// Video tools: the still-video fallback, and what the MP4 reader sees in a file.
+    #[command(subcommand)]
+    Video(commands::video::VideoCmd),
     /// List, download, verify and import model files (`sadtalker models list` shows what is installed).
     #[command(subcommand)]
     Models(commands::models::ModelsCmd),
@@ -36,6 +39,7 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Checkpoint(cmd) => commands::checkpoint::run(cmd),
+        Command::Video(cmd) => commands::video::run(cmd),
         Command::Models(cmd) => commands::models::run(cmd),
     };
     match result {

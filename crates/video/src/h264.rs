@@ -1,7 +1,7 @@
 //! H.264 through OpenH264: RGB frames to MP4-ready samples, and MP4 samples back to RGB.
 
 use openh264::OpenH264API;
-use openh264::decoder::{Decoder, DecoderConfig};
+use openh264::decoder::{Decoder, DecoderConfig, Flush};
 use openh264::encoder::{
     Complexity, Encoder, EncoderConfig, FrameType, IntraFramePeriod, RateControlMode, UsageType, VuiConfig,
 };
@@ -188,7 +188,10 @@ impl H264Decoder {
             stage: "decoder setup".into(),
             message: e.to_string(),
         };
-        let mut decoder = Decoder::with_api_config(OpenH264API::from_source(), DecoderConfig::new()).map_err(failed)?;
+        // No flushing after each packet: pictures held back for B-frame reordering must stay in the decoder's
+        // buffer until their turn (flushing early returns them out of order); `flush` drains them at the end.
+        let config = DecoderConfig::new().flush_after_decode(Flush::NoFlush);
+        let mut decoder = Decoder::with_api_config(OpenH264API::from_source(), config).map_err(failed)?;
         let mut headers = Vec::new();
         for ps in parameter_sets {
             headers.extend_from_slice(&[0, 0, 0, 1]);

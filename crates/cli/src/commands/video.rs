@@ -1,0 +1,229 @@
+//! `sadtalker video`: the in-process video tools (`still`: the degraded still-video fallback on demand;
+//! `info`: what our reader sees in an MP4).
+
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Subcommand, ValueEnum};
+use sadtalker_video::{Audio, AudioCodec, DEFAULT_QP, Mp4Reader, VideoError, VideoSettings, write_still_video};
+use serde_json::json;
+
+use crate::exit::{Failure, Kind};
+
+#[derive(Subcommand)]
+pub enum VideoCmd {
+    /// Write the portrait held still for the whole audio, with the audio, as an MP4 (H.264 + AAC).
+    ///
+    /// This is the fallback video the pipeline writes when a later stage fails and degradation is
+    /// allowed; the file's `comment` tag says `degraded: <reason>` (`ffprobe -show_entries format_tags`).
+    /// The video lasts as long as the audio, rounded up to a whole frame at 25 fps.
+    Still(StillArgs),
+    /// Show what the MP4 reader sees in a video: size, frame rate, frame count, duration.
+    ///
+    /// Reads H.264 MP4/MOV files (as used for --ref-eyeblink / --ref-pose); anything else fails with
+    /// the ffmpeg command that converts it.
+    Info(InfoArgs),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum AudioCodecArg {
+    /// AAC-LC (plays everywhere).
+    Aac,
+    /// Lossless FLAC in MP4 (patent-free; plays in browsers, ffmpeg, VLC).
+    Flac,
+}
+
+#[derive(Args)]
+pub struct StillArgs {
+    /// The portrait (PNG or JPEG).
+    #[arg(long, value_name = "IMG")]
+    source_image: PathBuf,
+    /// The speech (WAV: 16-bit, 24-bit, 32-bit integer or float PCM; mono, stereo or more, downmixed).
+    #[arg(long, value_name = "AUDIO")]
+    driven_audio: PathBuf,
+    /// Output MP4 file (written only when complete; an existing file is replaced).
+    #[arg(short, long, value_name = "OUT.mp4")]
+    output: PathBuf,
+    /// Why the video is a still: stored in the file as `comment=degraded: <REASON>`.
+    #[arg(long, default_value = "still video requested (no animation)")]
+    reason: String,
+    /// H.264 quantiser, 0 (best, largest) to 51 (worst, smallest).
+    #[arg(long, default_value_t = DEFAULT_QP, value_parser = clap::value_parser!(u8).range(0..=51))]
+    qp: u8,
+    /// Audio codec of the MP4.
+    #[arg(long, value_enum, default_value_t = AudioCodecArg::Aac)]
+    audio_codec: AudioCodecArg,
+    /// Also write every frame as DIR/000000.png, 000001.png, …
+    #[arg(long, value_name = "DIR")]
+    frames_dir: Option<PathBuf>,
+    /// Print a JSON summary instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+pub struct InfoArgs {
+    /// The video file.
+    file: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(cmd: VideoCmd) -> Result<(), Failure> {
+    match cmd {
+        VideoCmd::Still(args) => still(args),
+        VideoCmd::Info(args) => info(args),
+    }
+}
+
+/// Classifies video errors: problems with the user's files or paths are bad input, encoder faults internal.
+impl From<VideoError> for Failure {
+    fn from(e: VideoError) -> Self {
+        let kind = match &e {
+            VideoError::H264 { .. } | VideoError::AudioEncoder(_) | VideoError::NoFrames => Kind::Internal,
+            VideoError::InvalidSetting(_) => Kind::Internal,
+            _ => Kind::BadInput,
+        };
+        Failure::new(kind, e)
+    }
+}
+
+fn still(args: StillArgs) -> Result<(), Failure> {
+    let image = image::open(&args.source_image)
+        .map_err(|e| {
+            bad_input(format!(
+                "cannot read the source image {}: {e}",
+                args.source_image.display()
+            ))
+        })?
+        .to_rgb8();
+    let audio = load_wav(&args.driven_audio)?;
+    let codec = match args.audio_codec {
+        AudioCodecArg::Aac => AudioCodec::Aac,
+        AudioCodecArg::Flac => AudioCodec::Flac,
+    };
+    let settings = VideoSettings {
+        qp: args.qp,
+        frames_dir: args.frames_dir.clone(),
+        audio_codec: codec,
+        ..Default::default()
+    };
+    let audio_ref = Audio {
+        samples: &audio.samples,
+        sample_rate: audio.sample_rate,
+        channels: audio.channels,
+    };
+    let summary = write_still_video(&args.output, &image, audio_ref, &args.reason, settings)?;
+    let degraded = format!("{}{}", sadtalker_video::DEGRADED_PREFIX, args.reason);
+    if args.json {
+        let audio = summary.audio.as_ref().map(|a| {
+            json!({"codec": a.codec, "sample_rate": a.sample_rate, "channels": a.channels,
+                   "padded_samples": a.padded_samples, "trimmed_samples": a.trimmed_samples})
+        });
+        let doc = json!({
+            "output": summary.path, "frames": summary.frames, "fps": summary.fps,
+            "width": summary.coded_width, "height": summary.coded_height,
+            "duration_secs": summary.duration_secs, "audio_duration_secs": audio_ref.duration_secs(),
+            "audio": audio, "bytes": summary.bytes, "degraded": true, "comment": degraded,
+        });
+        println!("{doc:#}");
+    } else {
+        println!(
+            "{}: {} frames {}x{} at {} fps ({:.2} s, audio {:.2} s), {} bytes; marked \"{degraded}\"",
+            summary.path.display(),
+            summary.frames,
+            summary.coded_width,
+            summary.coded_height,
+            summary.fps,
+            summary.duration_secs,
+            audio_ref.duration_secs(),
+            summary.bytes,
+        );
+    }
+    Ok(())
+}
+
+fn info(args: InfoArgs) -> Result<(), Failure> {
+    let reader = Mp4Reader::open(&args.file)?;
+    let i = reader.info();
+    if args.json {
+        let doc = json!({
+            "file": args.file, "codec": "h264", "width": i.width, "height": i.height, "fps": i.fps,
+            "frames": i.frame_count, "duration_secs": i.duration_secs, "has_audio": i.has_audio,
+        });
+        println!("{doc:#}");
+    } else {
+        println!(
+            "{}: H.264 {}x{}, {} fps, {} frames, {:.3} s{}",
+            args.file.display(),
+            i.width,
+            i.height,
+            i.fps,
+            i.frame_count,
+            i.duration_secs,
+            if i.has_audio { ", with audio" } else { ", no audio" }
+        );
+    }
+    Ok(())
+}
+
+fn bad_input(message: String) -> Failure {
+    Failure::new(Kind::BadInput, anyhow::anyhow!(message))
+}
+
+/// Decoded audio owned by the command.
+struct LoadedAudio {
+    samples: Vec<f32>,
+    sample_rate: u32,
+    channels: u16,
+}
+
+/// Reads a WAV file as interleaved f32, downmixing more than two channels to mono.
+///
+/// WAV only for now: general decoding (MP3, M4A, …) belongs to the sadtalker-audio crate, which this
+/// command should call once it provides it.
+fn load_wav(path: &Path) -> Result<LoadedAudio, Failure> {
+    let cannot = |e: hound::Error| {
+        let hint = match e {
+            hound::Error::FormatError(_) | hound::Error::Unsupported => {
+                " (only WAV is read here; convert with `ffmpeg -i INPUT -ar 16000 OUTPUT.wav`)"
+            }
+            _ => "",
+        };
+        bad_input(format!("cannot read the audio {}: {e}{hint}", path.display()))
+    };
+    let reader = hound::WavReader::open(path).map_err(cannot)?;
+    let spec = reader.spec();
+    let samples: Vec<f32> = match spec.sample_format {
+        hound::SampleFormat::Float => reader.into_samples::<f32>().collect::<Result<_, _>>().map_err(cannot)?,
+        hound::SampleFormat::Int => {
+            let scale = 1.0 / (1u64 << (spec.bits_per_sample.clamp(1, 32) - 1)) as f32;
+            reader
+                .into_samples::<i32>()
+                .map(|s| s.map(|v| v as f32 * scale))
+                .collect::<Result<_, _>>()
+                .map_err(cannot)?
+        }
+    };
+    if samples.is_empty() {
+        return Err(bad_input(format!("the audio {} holds no samples", path.display())));
+    }
+    let channels = spec.channels.max(1);
+    if channels <= 2 {
+        return Ok(LoadedAudio {
+            samples,
+            sample_rate: spec.sample_rate,
+            channels,
+        });
+    }
+    let n = usize::from(channels);
+    let mono = samples
+        .chunks_exact(n)
+        .map(|frame| frame.iter().sum::<f32>() / n as f32)
+        .collect();
+    Ok(LoadedAudio {
+        samples: mono,
+        sample_rate: spec.sample_rate,
+        channels: 1,
+    })
+}
