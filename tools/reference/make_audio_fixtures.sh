@@ -38,8 +38,14 @@ sox -R -D -n -r 16000 -c 1 -b 16 "$OUT/silence_16k.wav" trim 0 0.5         # all
 sox -R "$OUT/speech_16k.wav" "$OUT/tiny_16k.wav" trim 1.2 0.02 # 20 ms < one 25 fps frame
 sox -R -n -r 16000 -c 1 -b 16 "$OUT/empty.wav" trim 0 0                    # header only, no samples
 "${FF[@]}" -i "$TMP/speech5.wav" -t 0.3 "${BITEXACT[@]}" -c:a libopus -b:a 16k "$OUT/opus_unsupported.ogg"
-head -c 1500 "$OUT/speech_22k.mp3" | tail -c 700 > "$OUT/corrupt.mp3"  # mid-stream junk
 printf 'this is not audio at all\n' > "$OUT/not_audio.wav"
+# Damaged files, cut from a 1 s FLAC / the M4A (deterministic byte surgery, no randomness).
+sox -R "$TMP/speech5.wav" -b 16 "$TMP/one.flac" trim 1.0 1.0
+head -c 15000 "$TMP/one.flac" > "$OUT/truncated.flac"                   # cut short: warns
+head -c 13000 "$OUT/speech_22k.m4a" > "$OUT/truncated.m4a"              # moov (at the end) lost
+sox -R "$TMP/speech5.wav" -r 16000 -b 16 "$TMP/short.wav" trim 1.0 0.1
+cp "$TMP/short.wav" "$OUT/badcodec.wav"                                 # WAVE format tag 0x1234
+printf '\x34\x12' | dd of="$OUT/badcodec.wav" bs=1 seek=20 conv=notrunc status=none
 
 ls -l "$OUT"
 du -sh "$OUT"
