@@ -77,7 +77,11 @@ fn index_describes_what_was_written() {
     let (segment, media_time) = audio_track.edit.expect("audio edit list");
     // The presented audio lasts exactly as long as the video: 30 frames = 1.2 s.
     assert_eq!(segment, u64::from(movie_timescale) * 12 / 10);
-    assert!(media_time > 0, "the encoder delay must be skipped");
+    if cfg!(feature = "aac") {
+        assert!(media_time > 0, "the AAC encoder delay must be skipped");
+    } else {
+        assert_eq!(media_time, 0, "FLAC has no encoder delay");
+    }
     // The media covers priming + presentation.
     assert!(audio_track.duration >= media_time as u64 + u64::from(sr) * 12 / 10);
 }
@@ -186,4 +190,72 @@ mod aac_sync {
             assert!(r > 0.9, "{sr} Hz: decoded audio does not resemble the input (r = {r})");
         }
     }
+}
+
+/// The FLAC track decodes (with an independent decoder, claxon) to exactly the input's 16-bit samples,
+/// from the first sample: nothing shifted, nothing lost.
+#[test]
+fn flac_track_is_bit_exact_and_aligned() {
+    use crate::{AudioCodec, audio::to_i16};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (sr, channels) = (22_050u32, 2usize);
+    let audio = burst_audio(sr as usize, channels, sr);
+    let path = dir.path().join("flac.mp4");
+    let settings = VideoSettings {
+        audio_codec: AudioCodec::Flac,
+        ..VideoSettings::default()
+    };
+    let mut w = Mp4Writer::create(
+        &path,
+        settings,
+        Some(Audio {
+            samples: &audio,
+            sample_rate: sr,
+            channels: 2,
+        }),
+    )
+    .expect("create");
+    let rgb = vec![90u8; 32 * 32 * 3];
+    for _ in 0..25 {
+        w.write_frame(Frame {
+            width: 32,
+            height: 32,
+            rgb: &rgb,
+        })
+        .expect("frame");
+    }
+    w.finish().expect("finish");
+
+    let (_, tracks) = tracks(&path);
+    let track = tracks.iter().find(|t| &t.handler == b"soun").expect("audio track");
+    assert_eq!(&track.code, b"fLaC");
+    assert_eq!(track.edit.map(|e| e.1), Some(0), "FLAC needs no priming skip");
+    // Rebuild a native FLAC stream: "fLaC", the STREAMINFO block from `dfLa`, then the frames.
+    // fLaC sample entry: 28 bytes of AudioSampleEntry, then the dfLa full box (8 header + 4 version/flags).
+    let dfla = &track.entry[28..];
+    assert_eq!(&dfla[4..8], b"dfLa");
+    let mut stream = b"fLaC".to_vec();
+    stream.extend_from_slice(&dfla[12..]);
+    let mut file = File::open(&path).expect("open");
+    for &(offset, size) in &track.samples {
+        let mut buf = vec![0u8; size as usize];
+        file.seek(SeekFrom::Start(offset)).expect("seek");
+        file.read_exact(&mut buf).expect("read");
+        stream.extend_from_slice(&buf);
+    }
+    let mut reader = claxon::FlacReader::new(std::io::Cursor::new(stream)).expect("valid FLAC");
+    assert_eq!(reader.streaminfo().sample_rate, sr);
+    let decoded: Vec<i32> = reader.samples().collect::<Result<_, _>>().expect("decode");
+    let expected: Vec<i32> = audio.iter().map(|&s| i32::from(to_i16(s))).collect();
+    assert!(decoded.len() >= expected.len());
+    assert_eq!(
+        &decoded[..expected.len()],
+        &expected[..],
+        "FLAC round trip must be exact"
+    );
+    assert!(
+        decoded[expected.len()..].iter().all(|&s| s == 0),
+        "only silence pads the last frame"
+    );
 }
