@@ -4,7 +4,9 @@
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand, ValueEnum};
-use sadtalker_video::{Audio, AudioCodec, DEFAULT_QP, Mp4Reader, VideoError, VideoSettings, write_still_video};
+use sadtalker_video::{
+    Audio, AudioCodec, DEFAULT_QP, Mp4Reader, SUPPORTED_SAMPLE_RATES, VideoError, VideoSettings, write_still_video,
+};
 use serde_json::json;
 
 use crate::exit::{Failure, Kind};
@@ -37,7 +39,8 @@ pub struct StillArgs {
     /// The portrait (PNG or JPEG).
     #[arg(long, value_name = "IMG")]
     source_image: PathBuf,
-    /// The speech (WAV: 16-bit, 24-bit, 32-bit integer or float PCM; mono, stereo or more, downmixed).
+    /// The speech (WAV, FLAC, MP3, OGG/Vorbis, M4A/AAC). Kept at its own rate and channels where the MP4
+    /// takes them; otherwise mixed to mono and resampled to 16 kHz.
     #[arg(long, value_name = "AUDIO")]
     driven_audio: PathBuf,
     /// Output MP4 file (written only when complete; an existing file is replaced).
@@ -97,7 +100,7 @@ fn still(args: StillArgs) -> Result<(), Failure> {
             ))
         })?
         .to_rgb8();
-    let audio = load_wav(&args.driven_audio)?;
+    let audio = load_audio(&args.driven_audio)?;
     let codec = match args.audio_codec {
         AudioCodecArg::Aac => AudioCodec::Aac,
         AudioCodecArg::Flac => AudioCodec::Flac,
@@ -178,52 +181,40 @@ struct LoadedAudio {
     channels: u16,
 }
 
-/// Reads a WAV file as interleaved f32, downmixing more than two channels to mono.
-///
-/// WAV only for now: general decoding (MP3, M4A, …) belongs to the sadtalker-audio crate, which this
-/// command should call once it provides it.
-fn load_wav(path: &Path) -> Result<LoadedAudio, Failure> {
-    let cannot = |e: hound::Error| {
-        let hint = match e {
-            hound::Error::FormatError(_) | hound::Error::Unsupported => {
-                " (only WAV is read here; convert with `ffmpeg -i INPUT -ar 16000 OUTPUT.wav`)"
-            }
-            _ => "",
-        };
-        bad_input(format!("cannot read the audio {}: {e}{hint}", path.display()))
-    };
-    let reader = hound::WavReader::open(path).map_err(cannot)?;
-    let spec = reader.spec();
-    let samples: Vec<f32> = match spec.sample_format {
-        hound::SampleFormat::Float => reader.into_samples::<f32>().collect::<Result<_, _>>().map_err(cannot)?,
-        hound::SampleFormat::Int => {
-            let scale = 1.0 / (1u64 << (spec.bits_per_sample.clamp(1, 32) - 1)) as f32;
-            reader
-                .into_samples::<i32>()
-                .map(|s| s.map(|v| v as f32 * scale))
-                .collect::<Result<_, _>>()
-                .map_err(cannot)?
-        }
-    };
-    if samples.is_empty() {
+/// Decodes the driving audio (any format sadtalker-audio reads) for the MP4's sound track, keeping its
+/// native rate and stereo where the MP4 audio codecs take them; otherwise (more than two channels, or a
+/// rate AAC has no index for) the channel mean, resampled to 16 kHz as the reference's output is.
+fn load_audio(path: &Path) -> Result<LoadedAudio, Failure> {
+    let audio_err = |e: sadtalker_audio::AudioError| Failure::new(Kind::BadInput, e);
+    let decoded =
+        sadtalker_audio::decode::decode_file(path, sadtalker_audio::decode::DEFAULT_MAX_SECONDS).map_err(audio_err)?;
+    for warning in &decoded.warnings {
+        eprintln!("warning: {}: {warning}", path.display());
+    }
+    let rate = decoded.info.sample_rate;
+    let channels = &decoded.channels;
+    if channels.first().is_none_or(|c| c.is_empty()) {
         return Err(bad_input(format!("the audio {} holds no samples", path.display())));
     }
-    let channels = spec.channels.max(1);
-    if channels <= 2 {
+    if channels.len() <= 2 && SUPPORTED_SAMPLE_RATES.contains(&rate) {
+        let frames = channels[0].len();
+        let samples = (0..frames).flat_map(|i| channels.iter().map(move |c| c[i])).collect();
         return Ok(LoadedAudio {
             samples,
-            sample_rate: spec.sample_rate,
-            channels,
+            sample_rate: rate,
+            channels: channels.len() as u16,
         });
     }
-    let n = usize::from(channels);
-    let mono = samples
-        .chunks_exact(n)
-        .map(|frame| frame.iter().sum::<f32>() / n as f32)
-        .collect();
+    let mono = sadtalker_audio::decode::to_mono(channels);
+    let target = if SUPPORTED_SAMPLE_RATES.contains(&rate) {
+        rate
+    } else {
+        sadtalker_audio::SAMPLE_RATE
+    };
+    let samples = sadtalker_audio::resample::resample(&mono, rate, target).map_err(audio_err)?;
     Ok(LoadedAudio {
-        samples: mono,
-        sample_rate: spec.sample_rate,
+        samples,
+        sample_rate: target,
         channels: 1,
     })
 }
