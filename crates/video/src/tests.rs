@@ -183,6 +183,12 @@ mod aac_sync {
                 },
             );
             let decoded = decode_presented(&path, channels);
+            let (_, tables) = tracks(&path);
+            let priming = tables
+                .iter()
+                .find_map(|t| t.edit.filter(|_| &t.handler == b"soun"))
+                .map(|e| e.1);
+            println!("{sr} Hz x{channels}: AAC priming skipped by the edit list: {priming:?} samples");
             assert_eq!(decoded.len(), audio.len(), "{sr} Hz: presented length");
             let (lag, r) = best_lag(&audio, &decoded, channels, 1100);
             println!("{sr} Hz x{channels}: decoded audio lag {lag} samples, correlation {r:.4}");
