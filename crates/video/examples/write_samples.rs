@@ -15,7 +15,7 @@ fn tone(seconds: f32, sample_rate: u32, channels: usize) -> Vec<f32> {
         .flat_map(|i| {
             let t = i as f32 / sample_rate as f32;
             // A tone that switches on and off every 0.25 s: audible sync marks.
-            let s = if (t * 4.0) as u32 % 2 == 0 {
+            let s = if ((t * 4.0) as u32).is_multiple_of(2) {
                 0.3 * (t * 2.0 * std::f32::consts::PI * 440.0).sin()
             } else {
                 0.0
