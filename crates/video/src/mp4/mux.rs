@@ -46,6 +46,10 @@ impl TrackTable {
 /// How the audio track is coded, with what its sample entry needs.
 pub(crate) enum AudioCodecConfig {
     /// AAC: the AudioSpecificConfig for the `esds` box, and average bitrate for its header.
+    #[cfg_attr(
+        not(feature = "aac"),
+        allow(dead_code, reason = "only the `aac` feature's encoder makes it")
+    )]
     Aac {
         audio_specific_config: Vec<u8>,
         avg_bitrate: u32,
