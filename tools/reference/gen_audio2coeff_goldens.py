@@ -18,8 +18,14 @@ Writes fixtures/goldens/audio2coeff/audio2coeff.safetensors. Per case (op "gener
     pose (T, 6)            Audio2Pose.test(batch)['pose_pred'][0] (before smoothing)
     coeffs (T, 70)         coeff_3dmm of the .mat Audio2Coeff.generate writes
 and params pose_style, frames.
+
+and fixtures/goldens/audio2coeff/speech.safetensors: the reference's whole chain from files, `get_data`
+(fixtures/audio/speech_16k.wav, fixtures/coeffs/first_frame_scipy.mat, Python's `random` seeded for the
+blinks) then `Audio2Coeff.generate`; per case (op "from_files"): ratio (T,), z (W, 64), coeffs (T, 70),
+params audio, first_coeff, ref_eyeblink, ref_pose (paths under fixtures/), random_seed, pose_style.
 """
 import os
+import random
 import sys
 import tempfile
 
@@ -32,6 +38,8 @@ import recipe  # noqa: E402
 import reference_models as rm  # noqa: E402
 from goldens import GoldenFile  # noqa: E402
 
+from goldens import FIXTURES  # noqa: E402
+from sadtalker.generate_batch import get_data  # noqa: E402
 from sadtalker.test_audio2coeff import Audio2Coeff  # noqa: E402
 
 rng = np.random.default_rng(20240607)
@@ -144,8 +152,51 @@ def run_case(a2c, g, name, frames, pose_style, ref_eyeblink_rows=None, ref_pose_
     print(f"{name}: {frames} frames, {z.shape[0]} latent draws, |coeffs| max {np.abs(coeffs).max():.3f}")
 
 
+def record_randn():
+    draws = []
+    real = torch.randn
+
+    def recording(*args, **kwargs):
+        t = real(*args, **kwargs)
+        draws.append(t.clone())
+        return t
+
+    return draws, real, recording
+
+
+def from_files_case(a2c, g, name, random_seed, pose_style, ref_eyeblink=None, ref_pose=None):
+    fx = lambda rel: os.path.join(FIXTURES, rel) if rel else None  # noqa: E731
+    audio, first = "audio/speech_16k.wav", "coeffs/first_frame_scipy.mat"
+    random.seed(random_seed)
+    batch = get_data(fx(first), fx(audio), "cpu", fx(ref_eyeblink))
+    draws, real, recording = record_randn()
+    torch.manual_seed(random_seed)
+    torch.randn = recording
+    try:
+        with tempfile.TemporaryDirectory() as tmp, torch.no_grad():
+            path = a2c.generate(dict(batch), tmp, pose_style, fx(ref_pose))
+            coeffs = sio.loadmat(path)["coeff_3dmm"]
+    finally:
+        torch.randn = real
+    g.case(
+        name,
+        {"op": "from_files", "audio": audio, "first_coeff": first, "ref_eyeblink": ref_eyeblink,
+         "ref_pose": ref_pose, "random_seed": random_seed, "pose_style": pose_style},
+        ratio=batch["ratio_gt"][0, :, 0],
+        z=torch.cat(draws, 0),
+        coeffs=coeffs,
+    )
+    print(f"{name}: {coeffs.shape[0]} frames, {len(draws)} latent draws, {int((batch['ratio_gt'] > 0).sum())} blink frames")
+
+
 def main():
     a2c = build()
+    g = GoldenFile("goldens/audio2coeff/speech.safetensors")
+    from_files_case(a2c, g, "speech_seed3_style0", 3, 0)
+    from_files_case(a2c, g, "speech_seed11_style21_refs", 11, 21, ref_eyeblink="coeffs/motion_scipy.mat",
+                    ref_pose="coeffs/motion_scipy.mat")
+    g.write()
+
     g = GoldenFile("goldens/audio2coeff/audio2coeff.safetensors")
     # Two full CVAE windows and a remainder of 12 (the last window overlaps the previous one).
     run_case(a2c, g, "long_style0", 77, 0)

@@ -21,6 +21,7 @@ pub mod audio2exp_models;
 pub mod audio2pose_models;
 mod error;
 pub mod noise;
+pub mod speech;
 pub mod wav2lip;
 
 pub use audio2coeff::{
