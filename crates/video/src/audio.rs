@@ -77,7 +77,7 @@ pub(crate) fn to_i16(s: f32) -> i16 {
 }
 
 /// An audio encoder producing MP4 audio samples (access units) from 16-bit interleaved PCM.
-pub(crate) trait AudioEncoder {
+pub(crate) trait AudioEncoder: Send {
     /// Sample frames per access unit.
     fn frame_len(&self) -> u32;
     /// Samples at the start of the decoded stream that precede the input (encoder delay).

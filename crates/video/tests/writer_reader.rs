@@ -478,3 +478,59 @@ fn reader_names_the_problem_and_how_to_convert() {
     let missing = Mp4Reader::open(dir.path().join("missing.mp4")).err().expect("missing");
     assert!(missing.to_string().contains("missing.mp4"), "{missing}");
 }
+
+/// A damaged index never panics or allocates wildly: a single-byte corruption anywhere in `moov` either
+/// still opens (and decodes or fails cleanly) or is refused with an error.
+#[test]
+fn damaged_index_never_panics() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let good = dir.path().join("good.mp4");
+    let audio = burst_audio(SR as usize / 5, 1, SR);
+    write_clip(
+        &good,
+        32,
+        32,
+        5,
+        Some(Audio::mono(&audio, SR)),
+        VideoSettings::default(),
+    );
+    let bytes = std::fs::read(&good).expect("read");
+    let moov = bytes.windows(4).rposition(|w| w == b"moov").expect("moov") - 4;
+    let path = dir.path().join("bad.mp4");
+    let (mut opened, mut refused) = (0, 0);
+    for i in moov..bytes.len() {
+        // One of three corruptions per byte (all three for every byte takes too long for a unit test).
+        {
+            let value = [0x00, 0xff, bytes[i] ^ 0x01][i % 3];
+            let mut damaged = bytes.clone();
+            damaged[i] = value;
+            std::fs::write(&path, &damaged).expect("write");
+            match Mp4Reader::open(&path) {
+                Ok(mut reader) => {
+                    opened += 1;
+                    // Decoding may succeed or fail; it must not panic.
+                    for _ in 0..3 {
+                        match reader.next_frame() {
+                            Ok(Some(_)) => {}
+                            Ok(None) | Err(_) => break,
+                        }
+                    }
+                }
+                Err(e) => {
+                    refused += 1;
+                    assert!(!e.to_string().is_empty());
+                }
+            }
+        }
+    }
+    println!("corrupted index: {opened} opened, {refused} refused");
+    assert!(refused > 0 && opened > 0);
+}
+
+/// The writer can be moved to another thread (e.g. an encoding thread fed by a channel).
+#[test]
+fn writer_is_send() {
+    fn assert_send<T: Send>() {}
+    assert_send::<Mp4Writer<'static>>();
+    assert_send::<Mp4Reader>();
+}

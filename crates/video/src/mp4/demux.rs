@@ -112,8 +112,9 @@ fn fourcc(kind: &[u8]) -> String {
         .collect()
 }
 
-/// Finds `moov` at the top level and returns its body; names the container when it is not MP4.
-fn load_moov<R: Read + Seek>(r: &mut R) -> DResult<Vec<u8>> {
+/// Finds `moov` at the top level and returns its body and the file length; names the container when it
+/// is not MP4.
+fn load_moov<R: Read + Seek>(r: &mut R) -> DResult<(Vec<u8>, u64)> {
     let file_len = r.seek(SeekFrom::End(0))?;
     r.seek(SeekFrom::Start(0))?;
     let mut magic = [0u8; 12];
@@ -153,12 +154,12 @@ fn load_moov<R: Read + Seek>(r: &mut R) -> DResult<Vec<u8>> {
                         "the 'moov' index is truncated (an incomplete copy or an unfinished recording)".into(),
                     )
                 })?;
-                return Ok(body);
+                return Ok((body, file_len));
             }
             b"moof" => saw_moof = true,
             _ => {}
         }
-        pos = h.body_start + len;
+        pos = h.body_start.saturating_add(len);
     }
     if saw_moof {
         return invalid("fragmented MP4 without a 'moov' index is not supported");
@@ -317,7 +318,7 @@ pub(crate) struct TrackTable {
 
 /// Parses every track of the file, plus the movie timescale.
 pub(crate) fn read_tracks<R: Read + Seek>(r: &mut R) -> DResult<(u32, Vec<TrackTable>)> {
-    let moov = load_moov(r)?;
+    let (moov, file_len) = load_moov(r)?;
     let mvhd = require(&moov, b"mvhd", "moov")?;
     let mut c = Cursor::new(mvhd, "mvhd");
     let version = c.u8()?;
@@ -327,7 +328,19 @@ pub(crate) fn read_tracks<R: Read + Seek>(r: &mut R) -> DResult<(u32, Vec<TrackT
     for ch in children(&moov) {
         let (kind, trak) = ch?;
         if &kind == b"trak" {
-            tracks.push(parse_trak(trak)?);
+            let track = parse_trak(trak)?;
+            // Every sample must lie inside the file: a damaged index could otherwise ask for gigabytes.
+            if track
+                .samples
+                .iter()
+                .any(|&(offset, size)| offset.saturating_add(u64::from(size)) > file_len)
+            {
+                return invalid(format!(
+                    "the '{}' track's samples lie past the end of the file (an incomplete copy?)",
+                    fourcc(&track.handler)
+                ));
+            }
+            tracks.push(track);
         }
     }
     Ok((movie_timescale, tracks))
@@ -421,7 +434,7 @@ fn parse_trak(trak: &[u8]) -> DResult<TrackTable> {
     for _ in 0..n {
         let (count, delta) = (c.u32()?, c.u32()?);
         durations.push((count, delta));
-        duration += u64::from(count) * u64::from(delta);
+        duration = duration.saturating_add(u64::from(count) * u64::from(delta));
     }
 
     // Sizes.
@@ -481,7 +494,7 @@ fn parse_trak(trak: &[u8]) -> DResult<TrackTable> {
             for _ in 0..per_chunk {
                 let Some(&size) = sizes.get(samples.len()) else { break };
                 samples.push((offset, size));
-                offset += u64::from(size);
+                offset = offset.saturating_add(u64::from(size));
             }
         }
     }
