@@ -1,0 +1,93 @@
+//! Reading the source image as the reference's `cv2.imread(path)` + `cvtColor(BGR2RGB)` sees it:
+//! 8-bit RGB, EXIF orientation applied, alpha dropped, grey replicated, 16-bit scaled to 8.
+
+use std::path::Path;
+
+use image::{DynamicImage, ImageDecoder, ImageReader, RgbImage};
+
+use crate::{PreprocessError, Result};
+
+/// Largest accepted side in pixels. The detector runs on the image at its own size (as the
+/// reference does), and its ResNet-50 needs about 1 GB of activations per 2 megapixels; 4096 keeps a
+/// photo from a phone (4032 × 3024) and bounds memory at a few GB.
+pub const MAX_SIDE: u32 = 4096;
+
+/// Reads a PNG or JPEG (by content, not extension) as 8-bit RGB, honouring the EXIF orientation
+/// as `cv2.imread` does. Grey images are replicated to three channels, alpha is dropped (not
+/// composited: OpenCV's `IMREAD_COLOR` drops it too), 16-bit samples are scaled to 8 bits.
+pub fn load_rgb(path: &Path) -> Result<RgbImage> {
+    let bad = |reason: String| PreprocessError::ImageRead {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let reader = ImageReader::open(path)
+        .map_err(|e| bad(format!("cannot open it ({e})")))?
+        .with_guessed_format()
+        .map_err(|e| bad(format!("cannot read it ({e})")))?;
+    if reader.format().is_none() {
+        return Err(bad(
+            "not a PNG or JPEG image (unrecognised content); convert it, e.g. `ffmpeg -i IN out.png`".into(),
+        ));
+    }
+    let mut decoder = reader.into_decoder().map_err(|e| bad(decode_reason(&e)))?;
+    let (w, h) = decoder.dimensions();
+    if w == 0 || h == 0 {
+        return Err(bad("the image is empty (0 pixels)".into()));
+    }
+    if w > MAX_SIDE || h > MAX_SIDE {
+        return Err(PreprocessError::ImageTooLarge {
+            path: path.to_path_buf(),
+            width: w,
+            height: h,
+            max: MAX_SIDE,
+        });
+    }
+    // A missing or unreadable EXIF block means "no rotation", as for OpenCV.
+    let orientation = decoder
+        .orientation()
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
+    let mut img = DynamicImage::from_decoder(decoder).map_err(|e| bad(decode_reason(&e)))?;
+    img.apply_orientation(orientation);
+    Ok(to_rgb8(img))
+}
+
+fn decode_reason(e: &image::ImageError) -> String {
+    match e {
+        image::ImageError::Unsupported(u) => format!("unsupported image ({u}); convert it to 8-bit PNG or JPEG"),
+        image::ImageError::Limits(l) => format!("too large to decode ({l})"),
+        other => format!("corrupt or truncated image ({other})"),
+    }
+}
+
+/// 8-bit RGB as OpenCV's `IMREAD_COLOR` gives it: 16-bit samples scaled by 1/256 with rounding
+/// (OpenCV's `convertTo(CV_8U, 1/256.)`), grey replicated, alpha dropped.
+fn to_rgb8(img: DynamicImage) -> RgbImage {
+    let sixteen = |v: u16| ((f64::from(v) / 256.0).round_ties_even()).min(255.0) as u8;
+    match img {
+        DynamicImage::ImageRgb8(i) => i,
+        DynamicImage::ImageLuma16(i) => RgbImage::from_fn(i.width(), i.height(), |x, y| {
+            image::Rgb([sixteen(i.get_pixel(x, y).0[0]); 3])
+        }),
+        DynamicImage::ImageLumaA16(i) => RgbImage::from_fn(i.width(), i.height(), |x, y| {
+            image::Rgb([sixteen(i.get_pixel(x, y).0[0]); 3])
+        }),
+        DynamicImage::ImageRgb16(i) => RgbImage::from_fn(i.width(), i.height(), |x, y| {
+            let p = i.get_pixel(x, y).0;
+            image::Rgb([sixteen(p[0]), sixteen(p[1]), sixteen(p[2])])
+        }),
+        DynamicImage::ImageRgba16(i) => RgbImage::from_fn(i.width(), i.height(), |x, y| {
+            let p = i.get_pixel(x, y).0;
+            image::Rgb([sixteen(p[0]), sixteen(p[1]), sixteen(p[2])])
+        }),
+        other => other.to_rgb8(),
+    }
+}
+
+/// Writes `img` as a PNG at `path` (the caller renames it into place).
+pub fn save_png(img: &RgbImage, path: &Path) -> Result<()> {
+    img.save_with_format(path, image::ImageFormat::Png)
+        .map_err(|e| PreprocessError::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::other(e.to_string()),
+        })
+}
