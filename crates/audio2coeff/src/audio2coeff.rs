@@ -164,12 +164,12 @@ fn training_only(name: &str) -> bool {
     name.contains("netG.encoder.") || name.contains("netD_motion.")
 }
 
-fn check_all_used(w: &Weights, ignore: fn(&str) -> bool) -> Result<()> {
+fn check_all_used(w: &Weights, file: &Path, ignore: fn(&str) -> bool) -> Result<()> {
     let unused: Vec<String> = w.unused().into_iter().filter(|n| !ignore(n)).collect();
     match unused.first() {
         None => Ok(()),
         Some(first) => Err(Audio2CoeffError::UnexpectedTensors {
-            file: format!("{w:?}"),
+            file: file.display().to_string(),
             prefix: w.prefix().to_owned(),
             count: unused.len(),
             first: first.clone(),
@@ -191,19 +191,26 @@ impl Audio2Coeff {
     /// used (as PyTorch's strict `load_state_dict`), except the training-only CVAE encoder and
     /// pose discriminator.
     pub fn load(files: &Audio2CoeffFiles, device: &Device) -> Result<Self> {
-        let (exp_w, pose_w) = match files {
+        let (exp_w, exp_file, pose_w, pose_file) = match files {
             Audio2CoeffFiles::Safetensors(path) => {
                 let w = Weights::from_file(path, device)?;
-                (Self::audio2exp_scope(&w.pp("audio2exp")), w.pp("audio2pose"))
+                (
+                    Self::audio2exp_scope(&w.pp("audio2exp")),
+                    path,
+                    w.pp("audio2pose"),
+                    path,
+                )
             }
             Audio2CoeffFiles::Legacy { audio2exp, audio2pose } => (
                 Weights::from_file(audio2exp, device)?.pp("model"),
+                audio2exp,
                 Weights::from_file(audio2pose, device)?.pp("model"),
+                audio2pose,
             ),
         };
         let net = Self::from_weights(&exp_w, &pose_w, Audio2PoseConfig::default())?;
-        check_all_used(&exp_w, |_| false)?;
-        check_all_used(&pose_w, training_only)?;
+        check_all_used(&exp_w, exp_file, |_| false)?;
+        check_all_used(&pose_w, pose_file, training_only)?;
         Ok(net)
     }
 
