@@ -21,4 +21,4 @@ mod weights;
 pub use error::{CheckpointError, Result};
 pub use file::{Checkpoint, ElementType, Format, TensorInfo};
 pub use recipe::Recipe;
-pub use weights::{WeightSource, Weights};
+pub use weights::{InMemory, Layered, WeightSource, Weights};

@@ -1,6 +1,6 @@
 //! The name-based weight loader shared by every network.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
 use candle_core::{Device, Tensor};
@@ -63,6 +63,101 @@ impl WeightSource for Recipe {
 
     fn load(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
         Ok(self.values(name, shape))
+    }
+}
+
+/// Tensors held in memory under their full names (e.g. a few exact values a test puts over
+/// recipe weights with [`Layered`]).
+pub struct InMemory {
+    label: String,
+    tensors: HashMap<String, (Vec<f32>, Vec<usize>)>,
+}
+
+impl InMemory {
+    /// An in-memory source; `label` names it in error messages.
+    pub fn new(label: impl Into<String>, tensors: HashMap<String, (Vec<f32>, Vec<usize>)>) -> Self {
+        Self {
+            label: label.into(),
+            tensors,
+        }
+    }
+}
+
+impl WeightSource for InMemory {
+    fn describe(&self) -> String {
+        self.label.clone()
+    }
+
+    fn contains(&self, name: &str) -> bool {
+        self.tensors.contains_key(name)
+    }
+
+    fn names(&self) -> Vec<String> {
+        self.tensors.keys().cloned().collect()
+    }
+
+    fn load(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+        match self.tensors.get(name) {
+            Some((v, s)) if s == shape => Ok(v.clone()),
+            Some((_, s)) => Err(CheckpointError::ShapeMismatch {
+                path: self.describe(),
+                name: name.to_owned(),
+                expected: shape.to_vec(),
+                found: s.clone(),
+            }),
+            None => Err(CheckpointError::MissingTensor {
+                path: self.describe(),
+                name: name.to_owned(),
+                hint: missing_hint(name, &self.names()),
+            }),
+        }
+    }
+}
+
+/// Several sources stacked: each tensor comes from the first source that has it. Tests use
+/// it to put a few exact tensors (e.g. spectral-norm vectors the reference computed) over
+/// recipe weights.
+pub struct Layered {
+    sources: Vec<Arc<dyn WeightSource>>,
+}
+
+impl Layered {
+    /// Sources in priority order (a [`Recipe`] has every name, so it belongs last).
+    pub fn new(sources: Vec<Arc<dyn WeightSource>>) -> Self {
+        Self { sources }
+    }
+
+    fn find(&self, name: &str) -> Option<&Arc<dyn WeightSource>> {
+        self.sources.iter().find(|s| s.contains(name))
+    }
+}
+
+impl WeightSource for Layered {
+    fn describe(&self) -> String {
+        let parts: Vec<String> = self.sources.iter().map(|s| s.describe()).collect();
+        parts.join(" over ")
+    }
+
+    fn contains(&self, name: &str) -> bool {
+        self.find(name).is_some()
+    }
+
+    fn names(&self) -> Vec<String> {
+        let mut all: Vec<String> = self.sources.iter().flat_map(|s| s.names()).collect();
+        all.sort();
+        all.dedup();
+        all
+    }
+
+    fn load(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+        match self.find(name) {
+            Some(s) => s.load(name, shape),
+            None => Err(CheckpointError::MissingTensor {
+                path: self.describe(),
+                name: name.to_owned(),
+                hint: missing_hint(name, &self.names()),
+            }),
+        }
     }
 }
 

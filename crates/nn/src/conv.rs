@@ -41,6 +41,47 @@ impl<const N: usize> Conv<N> {
         Ok(Self { weight, bias, params })
     }
 
+    /// `torch.nn.utils.spectral_norm(nn.ConvNd(...))` in eval mode: parameters
+    /// `weight_orig`, `weight_u`, `weight_v` (and `bias`); the weight applied is
+    /// `weight_orig / σ` with `σ = u · (W v)`, `W` the weight as an `out × rest` matrix.
+    /// In eval mode PyTorch runs no power iteration, so the stored `u`, `v` decide σ; it is
+    /// computed once here, in f64.
+    pub fn load_spectral(
+        w: &Weights,
+        in_channels: usize,
+        out_channels: usize,
+        kernel: [usize; N],
+        params: ConvParams<N>,
+        bias: bool,
+    ) -> Result<Self> {
+        let mut shape = vec![out_channels, in_channels / params.groups.max(1)];
+        shape.extend_from_slice(&kernel);
+        let rest: usize = shape[1..].iter().product();
+        let orig = w.get(&shape, "weight_orig")?;
+        let u = w.get(&[out_channels], "weight_u")?.to_vec1::<f32>()?;
+        let v = w.get(&[rest], "weight_v")?.to_vec1::<f32>()?;
+        let mat = orig.flatten_all()?.to_vec1::<f32>()?;
+        let sigma: f64 = mat
+            .chunks_exact(rest)
+            .zip(&u)
+            .map(|(row, &ui)| ui as f64 * row.iter().zip(&v).map(|(&a, &b)| a as f64 * b as f64).sum::<f64>())
+            .sum();
+        // PyTorch divides by σ as an f32 scalar tensor; do the same, element by element.
+        let sigma = sigma as f32;
+        let weight = Tensor::from_vec(mat.iter().map(|x| x / sigma).collect::<Vec<f32>>(), shape, w.device())?;
+        let bias = if bias {
+            Some(w.get(&[out_channels], "bias")?)
+        } else {
+            None
+        };
+        Ok(Self { weight, bias, params })
+    }
+
+    /// A layer from given tensors (e.g. a fixed kernel held as a buffer).
+    pub fn from_tensors(weight: Tensor, bias: Option<Tensor>, params: ConvParams<N>) -> Self {
+        Self { weight, bias, params }
+    }
+
     /// The layer's forward pass.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         Ok(sadtalker_ops::conv(x, &self.weight, self.bias.as_ref(), self.params)?)

@@ -43,6 +43,17 @@ impl Golden {
         Golden { ckpt, cases }
     }
 
+    /// Every tensor name in the file.
+    pub fn tensor_names(&self) -> Vec<String> {
+        self.ckpt.tensors().into_iter().map(|t| t.name).collect()
+    }
+
+    /// A tensor by its full name, as an f32 CPU tensor.
+    pub fn tensor(&self, name: &str) -> Tensor {
+        let (v, shape) = self.ckpt.read_f32(name).unwrap_or_else(|e| panic!("{e}"));
+        Tensor::from_vec(v, shape, &Device::Cpu).unwrap_or_else(|e| panic!("{e}"))
+    }
+
     /// The cases, in file order.
     pub fn cases(&self) -> impl Iterator<Item = Case<'_>> {
         self.cases.iter().map(|p| Case {

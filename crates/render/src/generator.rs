@@ -1,0 +1,162 @@
+//! `OcclusionAwareSPADEGenerator` and `SPADEDecoder` (`facerender/modules/generator.py`).
+
+use candle_core::Tensor;
+use sadtalker_nn::{Conv2d, ConvParams, Weights};
+use sadtalker_ops::{Resize, grid_sample, interpolate_nearest, leaky_relu, sigmoid};
+
+use crate::Result;
+use crate::blocks::{DownBlock2d, ResBlock3d, SameBlock2d, SpadeResnetBlock};
+use crate::config::{DecoderConfig, FaceRenderConfig};
+use crate::dense_motion::{DenseMotion, DenseMotionNetwork};
+use crate::keypoints::Keypoints;
+
+/// `SPADEDecoder`: six SPADE residual blocks at the feature resolution, then two
+/// upsampling blocks, a 3×3 conv to RGB and a sigmoid.
+pub struct SpadeDecoder {
+    fc: Conv2d,
+    g_middle: Vec<SpadeResnetBlock>,
+    up_0: SpadeResnetBlock,
+    up_1: SpadeResnetBlock,
+    conv_img: Conv2d,
+}
+
+impl SpadeDecoder {
+    pub fn load(w: &Weights, c: &DecoderConfig) -> Result<Self> {
+        let (ic, oc, label_nc) = (c.ic, c.oc, c.label_nc);
+        let p = ConvParams::padding(1);
+        Ok(Self {
+            fc: Conv2d::load(&w.pp("fc"), ic, 2 * ic, [3, 3], p, true)?,
+            g_middle: (0..6)
+                .map(|i| SpadeResnetBlock::load(&w.pp(format!("G_middle_{i}")), 2 * ic, 2 * ic, label_nc))
+                .collect::<Result<_>>()?,
+            up_0: SpadeResnetBlock::load(&w.pp("up_0"), 2 * ic, ic, label_nc)?,
+            up_1: SpadeResnetBlock::load(&w.pp("up_1"), ic, oc, label_nc)?,
+            conv_img: Conv2d::load(&w.pp("conv_img"), oc, 3, [3, 3], p, true)?,
+        })
+    }
+
+    pub fn forward(&self, feature: &Tensor) -> Result<Tensor> {
+        let seg = feature;
+        let up = |x: &Tensor| interpolate_nearest(x, &Resize::Scale(vec![2.0, 2.0]));
+        let mut x = self.fc.forward(feature)?;
+        for block in &self.g_middle {
+            x = block.forward(&x, seg)?;
+        }
+        x = self.up_0.forward(&up(&x)?, seg)?;
+        x = self.up_1.forward(&up(&x)?, seg)?;
+        x = self.conv_img.forward(&leaky_relu(&x, 0.2)?)?;
+        Ok(sigmoid(&x)?)
+    }
+}
+
+/// `OcclusionAwareSPADEGenerator`, split at the point where the driving keypoints enter:
+/// [`encode_source`](Self::encode_source) runs the source-only encoder once per portrait.
+pub struct OcclusionAwareSpadeGenerator {
+    pub(crate) dense_motion_network: DenseMotionNetwork,
+    first: SameBlock2d,
+    down_blocks: Vec<DownBlock2d>,
+    second: Conv2d,
+    resblocks_3d: Vec<ResBlock3d>,
+    third: SameBlock2d,
+    fourth: Conv2d,
+    decoder: SpadeDecoder,
+    reshape_channel: usize,
+    reshape_depth: usize,
+}
+
+/// What the generator produces for a batch of driving keypoints.
+pub struct GeneratorOutput {
+    /// `prediction`: `(B, 3, H, W)` in [0, 1].
+    pub prediction: Tensor,
+    /// The dense motion that warped the source features.
+    pub dense_motion: DenseMotion,
+}
+
+impl OcclusionAwareSpadeGenerator {
+    pub fn load(w: &Weights, cfg: &FaceRenderConfig) -> Result<Self> {
+        let g = &cfg.generator;
+        let be = g.block_expansion;
+        let mut out_features = be;
+        let down_blocks = (0..g.num_down_blocks)
+            .map(|i| {
+                let fin = g.max_features.min(be << i);
+                out_features = g.max_features.min(be << (i + 1));
+                DownBlock2d::load(&w.pp("down_blocks").pp(i), fin, out_features)
+            })
+            .collect::<Result<_>>()?;
+        let second = Conv2d::load(
+            &w.pp("second"),
+            out_features,
+            g.max_features,
+            [1, 1],
+            ConvParams::default(),
+            true,
+        )?;
+        let resblocks_3d = (0..g.num_resblocks)
+            .map(|i| ResBlock3d::load(&w.pp("resblocks_3d").pp(format!("3dr{i}")), g.reshape_channel))
+            .collect::<Result<_>>()?;
+        let out_features = be << g.num_down_blocks;
+        Ok(Self {
+            dense_motion_network: DenseMotionNetwork::load(&w.pp("dense_motion_network"), cfg)?,
+            first: SameBlock2d::load(&w.pp("first"), cfg.image_channel, be, 3, 1, false)?,
+            down_blocks,
+            second,
+            resblocks_3d,
+            third: SameBlock2d::load(&w.pp("third"), g.max_features, out_features, 3, 1, true)?,
+            fourth: Conv2d::load(
+                &w.pp("fourth"),
+                out_features,
+                out_features,
+                [1, 1],
+                ConvParams::default(),
+                true,
+            )?,
+            decoder: SpadeDecoder::load(&w.pp("decoder"), &cfg.decoder)?,
+            reshape_channel: g.reshape_channel,
+            reshape_depth: g.reshape_depth,
+        })
+    }
+
+    /// The encoder: `first`, `down_blocks`, `second`, the reshape to a 3-D volume and
+    /// `resblocks_3d` — everything that depends on the source image only.
+    pub fn encode_source(&self, source_image: &Tensor) -> Result<Tensor> {
+        let mut out = self.first.forward(source_image)?;
+        for b in &self.down_blocks {
+            out = b.forward(&out)?;
+        }
+        out = self.second.forward(&out)?;
+        let (bs, _, h, w) = out.dims4()?;
+        let mut feature_3d = out.reshape((bs, self.reshape_channel, self.reshape_depth, h, w))?;
+        for b in &self.resblocks_3d {
+            feature_3d = b.forward(&feature_3d)?;
+        }
+        Ok(feature_3d)
+    }
+
+    /// The rest of `forward` for a batch of driving keypoints, given the encoded source
+    /// volume `(1, c, D, H, W)` and its compressed copy for the dense motion network.
+    pub fn decode(
+        &self,
+        feature_3d: &Tensor,
+        compressed: &Tensor,
+        kp_driving: &Keypoints,
+        kp_source: &Keypoints,
+    ) -> Result<GeneratorOutput> {
+        let bs = kp_driving.value.len();
+        let dense_motion = self.dense_motion_network.forward(compressed, kp_driving, kp_source)?;
+        // deform_input: the deformation is computed at the feature's size, so the
+        // reference's trilinear resize never runs.
+        let feature = feature_3d.repeat((bs, 1, 1, 1, 1))?;
+        let out = grid_sample(&feature, &dense_motion.deformation, false)?;
+        let (bs, c, d, h, w) = out.dims5()?;
+        let out = out.reshape((bs, c * d, h, w))?;
+        let out = self.fourth.forward(&self.third.forward(&out)?)?;
+        // The occlusion map has the feature's size too (no bilinear resize needed).
+        let out = out.broadcast_mul(&dense_motion.occlusion_map)?;
+        let prediction = self.decoder.forward(&out)?;
+        Ok(GeneratorOutput {
+            prediction,
+            dense_motion,
+        })
+    }
+}

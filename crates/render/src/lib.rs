@@ -1,0 +1,49 @@
+//! The face renderer: SadTalker's `facerender` (face-vid2vid with a SPADE decoder) driven by
+//! 3DMM coefficients through `MappingNet`.
+//!
+//! Modules mirror `sadtalker/facerender/modules/*.py` one to one, with the same parameter
+//! names, so the official checkpoints load unchanged (`kp_extractor.*` and `generator.*` from
+//! `SadTalker_V0.0.2_{256,512}.safetensors`, `mapping.*` from `mapping_00{229,109}-model.pth.tar`).
+//!
+//! Per frame the reference recomputes everything from the source image; here the work that
+//! depends on the portrait alone (canonical keypoints, the generator's 3-D feature volume and
+//! its compressed copy for dense motion) is computed once by [`FaceRenderer::prepare`], and
+//! [`FaceRenderer::render`] only runs what the driving coefficients change.
+
+mod blocks;
+mod config;
+mod dense_motion;
+mod generator;
+mod keypoint_detector;
+mod keypoints;
+mod mapping;
+mod renderer;
+
+pub use config::{FaceRenderConfig, MappingConfig};
+pub use dense_motion::DenseMotion;
+pub use generator::GeneratorOutput;
+pub use keypoints::{HeadPose, Keypoints, get_rotation_matrix, headpose_pred_to_degree, keypoint_transformation};
+pub use renderer::{DrivingFrame, FaceRenderer, PreparedSource, RenderDetails};
+
+/// Why rendering failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    /// A network could not be built or run.
+    #[error(transparent)]
+    Nn(#[from] sadtalker_nn::NnError),
+    /// A weight could not be loaded.
+    #[error(transparent)]
+    Weights(#[from] sadtalker_checkpoint::CheckpointError),
+    /// An operation rejected its inputs.
+    #[error(transparent)]
+    Op(#[from] sadtalker_ops::OpError),
+    /// candle failed.
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+    /// The inputs do not fit the renderer (wrong coefficient width, image size, ...).
+    #[error("{0}")]
+    Input(String),
+}
+
+/// Result of rendering operations.
+pub type Result<T> = std::result::Result<T, RenderError>;

@@ -1,0 +1,116 @@
+//! The animation loop of `make_animation.py`, with source-only work hoisted out of it.
+
+use candle_core::Tensor;
+use sadtalker_checkpoint::Weights;
+
+use crate::config::FaceRenderConfig;
+use crate::generator::{GeneratorOutput, OcclusionAwareSpadeGenerator};
+use crate::keypoint_detector::KpDetector;
+use crate::keypoints::{Keypoints, keypoint_transformation};
+use crate::mapping::MappingNet;
+use crate::{RenderError, Result};
+
+/// The face renderer: keypoint detector, generator and mapping network.
+pub struct FaceRenderer {
+    kp_extractor: KpDetector,
+    generator: OcclusionAwareSpadeGenerator,
+    mapping: MappingNet,
+    cfg: FaceRenderConfig,
+}
+
+/// Everything about the portrait that stays fixed across frames.
+pub struct PreparedSource {
+    /// `kp_canonical`: the detector's keypoints of the source image.
+    pub kp_canonical: Keypoints,
+    /// `kp_source`: the canonical keypoints posed by the source's own coefficients.
+    pub kp_source: Keypoints,
+    /// The generator's encoded source volume `(1, c, D, H, W)`.
+    pub feature_3d: Tensor,
+    /// The dense motion network's compressed copy of it.
+    pub compressed: Tensor,
+}
+
+/// A rendered batch with its intermediate results.
+pub struct RenderDetails {
+    /// The driving keypoints.
+    pub kp_driving: Keypoints,
+    /// The frames and the dense motion.
+    pub output: GeneratorOutput,
+}
+
+/// The driving input of one output frame.
+#[derive(Clone, Debug)]
+pub struct DrivingFrame {
+    /// `(coeff_nc, 27)`: the coefficient window centred on this frame.
+    pub semantics: Tensor,
+    /// `--input-yaw` etc.: degrees that replace the predicted pose for this frame.
+    pub yaw: Option<f32>,
+    /// Pitch override in degrees.
+    pub pitch: Option<f32>,
+    /// Roll override in degrees.
+    pub roll: Option<f32>,
+}
+
+impl FaceRenderer {
+    /// Builds the networks. `facevid` is the root of `SadTalker_V0.0.2_*.safetensors` (it
+    /// reads `kp_extractor.*` and `generator.*`); `mapping` is the root of a
+    /// `mapping_00*-model.pth.tar` (it reads `mapping.*`).
+    pub fn load(facevid: &Weights, mapping: &Weights, cfg: &FaceRenderConfig) -> Result<Self> {
+        Ok(Self {
+            kp_extractor: KpDetector::load(&facevid.pp("kp_extractor"), cfg)?,
+            generator: OcclusionAwareSpadeGenerator::load(&facevid.pp("generator"), cfg)?,
+            mapping: MappingNet::load(&mapping.pp("mapping"), &cfg.mapping)?,
+            cfg: cfg.clone(),
+        })
+    }
+
+    /// The configuration the renderer was built with.
+    pub fn config(&self) -> &FaceRenderConfig {
+        &self.cfg
+    }
+
+    /// Source-only work: keypoints, the posed source keypoints and the encoded volume.
+    /// `source_image` is `(1, 3, H, W)` in [0, 1]; `source_semantics` `(coeff_nc, 27)`.
+    pub fn prepare(&self, source_image: &Tensor, source_semantics: &Tensor) -> Result<PreparedSource> {
+        let (n, c, h, w) = source_image.dims4()?;
+        if n != 1 || c != self.cfg.image_channel || h != w {
+            return Err(RenderError::Input(format!(
+                "the source image must be one square RGB image (1, 3, S, S), got {:?}",
+                source_image.dims()
+            )));
+        }
+        let kp_canonical = self.kp_extractor.forward(source_image)?;
+        let he_source = self.mapping.forward(&source_semantics.unsqueeze(0)?)?;
+        let kp_source = keypoint_transformation(&kp_canonical, &he_source)?;
+        let feature_3d = self.generator.encode_source(source_image)?;
+        let compressed = self.generator.dense_motion_network.compress_feature(&feature_3d)?;
+        Ok(PreparedSource {
+            kp_canonical,
+            kp_source,
+            feature_3d,
+            compressed,
+        })
+    }
+
+    /// Renders a batch of frames: `(B, 3, H, W)` in [0, 1].
+    pub fn render(&self, src: &PreparedSource, frames: &[DrivingFrame]) -> Result<Tensor> {
+        Ok(self.render_detailed(src, frames)?.output.prediction)
+    }
+
+    /// [`render`](Self::render), also returning the intermediate results (for parity checks).
+    pub fn render_detailed(&self, src: &PreparedSource, frames: &[DrivingFrame]) -> Result<RenderDetails> {
+        if frames.is_empty() {
+            return Err(RenderError::Input("no frames to render".into()));
+        }
+        let sem: Vec<Tensor> = frames.iter().map(|f| f.semantics.clone()).collect();
+        let mut he = self.mapping.forward(&Tensor::stack(&sem, 0)?)?;
+        for (h, f) in he.iter_mut().zip(frames) {
+            (h.yaw_in, h.pitch_in, h.roll_in) = (f.yaw, f.pitch, f.roll);
+        }
+        let kp_driving = keypoint_transformation(&src.kp_canonical, &he)?;
+        let output = self
+            .generator
+            .decode(&src.feature_3d, &src.compressed, &kp_driving, &src.kp_source)?;
+        Ok(RenderDetails { kp_driving, output })
+    }
+}

@@ -1,0 +1,119 @@
+//! The renderer against the reference (tools/reference/gen_render_goldens.py): reduced-size
+//! networks (2 frames, both mapping widths, a yaw override) and one full-size 256 frame, on
+//! recipe weights with the tensors the recipe cannot give taken from the golden.
+
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use candle_core::{Device, Tensor};
+use sadtalker_checkpoint::{InMemory, Layered, Recipe, Weights};
+use sadtalker_parity::{Case, Golden, assert_close};
+use sadtalker_render::{DrivingFrame, FaceRenderConfig, FaceRenderer, Keypoints};
+
+/// The frame: f32 through ~60 layers; the bar is 1e-4 relative.
+const FRAME_TOL: f32 = 1e-4;
+
+fn kp_tensor(k: &Keypoints) -> Tensor {
+    let flat: Vec<f32> = k.value.iter().flatten().flatten().copied().collect();
+    Tensor::from_vec(flat, (k.value.len(), k.value[0].len(), 3), &Device::Cpu).unwrap()
+}
+
+/// Recipe weights (gain √3, as the golden) under the golden's exact extra tensors.
+fn weights(golden: &Golden, case: &Case) -> Weights {
+    let prefix = format!("{}.weights.", case.name());
+    let mut extra = HashMap::new();
+    for name in golden.tensor_names() {
+        if let Some(key) = name.strip_prefix(&prefix) {
+            let t = golden.tensor(&name);
+            extra.insert(
+                key.to_owned(),
+                (t.flatten_all().unwrap().to_vec1::<f32>().unwrap(), t.dims().to_vec()),
+            );
+        }
+    }
+    let recipe = Recipe::default().with_gain(3f64.sqrt());
+    let layered = Layered::new(vec![Arc::new(InMemory::new("golden extras", extra)), Arc::new(recipe)]);
+    Weights::new(Arc::new(layered), &Device::Cpu)
+}
+
+fn check(file: &str) {
+    let golden = Golden::open(file);
+    for case in golden.cases() {
+        let name = case.name().to_owned();
+        let coeff_nc = case.f64("coeff_nc") as usize;
+        let cfg = if case.params["kind"] == "reduced" {
+            FaceRenderConfig::reduced(coeff_nc)
+        } else {
+            FaceRenderConfig::official(coeff_nc == 73)
+        };
+        let w = weights(&golden, &case);
+        let renderer = FaceRenderer::load(&w, &w, &cfg).unwrap();
+        let src = renderer
+            .prepare(&case.tensor("source_image"), &case.tensor("source_semantics"))
+            .unwrap();
+        assert_close(
+            &format!("{name}/kp_canonical"),
+            &kp_tensor(&src.kp_canonical),
+            &case.tensor("kp_canonical"),
+            1e-5,
+        );
+        assert_close(
+            &format!("{name}/kp_source"),
+            &kp_tensor(&src.kp_source),
+            &case.tensor("kp_source"),
+            1e-5,
+        );
+        let driving = case.tensor("driving_semantics");
+        let over = |key: &str, i: usize| case.params.get(key).map(|v| v[i].as_f64().unwrap() as f32);
+        let frames: Vec<DrivingFrame> = (0..driving.dim(0).unwrap())
+            .map(|i| DrivingFrame {
+                semantics: driving.get(i).unwrap(),
+                yaw: over("yaw", i),
+                pitch: over("pitch", i),
+                roll: over("roll", i),
+            })
+            .collect();
+        let out = renderer.render_detailed(&src, &frames).unwrap();
+        assert_close(
+            &format!("{name}/kp_driving"),
+            &kp_tensor(&out.kp_driving),
+            &case.tensor("kp_driving"),
+            1e-5,
+        );
+        let dm = &out.output.dense_motion;
+        if let Some(mask) = case.try_tensor("mask") {
+            assert_close(&format!("{name}/mask"), &dm.mask, &mask, 1e-4);
+            assert_close(
+                &format!("{name}/deformation"),
+                &dm.deformation,
+                &case.tensor("deformation"),
+                1e-4,
+            );
+        }
+        assert_close(
+            &format!("{name}/occlusion_map"),
+            &dm.occlusion_map,
+            &case.tensor("occlusion_map"),
+            1e-4,
+        );
+        assert_close(
+            &format!("{name}/prediction"),
+            &out.output.prediction,
+            &case.tensor("prediction"),
+            FRAME_TOL,
+        );
+        assert!(w.unused().is_empty(), "{name}: unused weights {:?}", w.unused());
+    }
+}
+
+#[test]
+fn reduced_networks_match_the_reference() {
+    check("goldens/render/reduced.safetensors");
+}
+
+#[test]
+fn full_size_256_frame_matches_the_reference() {
+    check("goldens/render/full_256.safetensors");
+}
