@@ -5,7 +5,8 @@
 //! Integer PCM becomes `f32` as libsndfile does it (`s / 2^(bits-1)`), so a 16 kHz mono WAV comes
 //! out bit-identical to librosa's. MP3 encoder delay/padding is removed from the LAME tag
 //! (symphonia's gapless mode), Vorbis from the granule positions, and AAC priming from the MP4
-//! edit list (see [`crate::mp4`]).
+//! edit list (see [`crate::mp4`]). AAC is then rounded to 16 bits, as the reference's audioread
+//! fallback delivers it (see `quantize_like_audioread`).
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -195,6 +196,9 @@ pub fn decode_file(path: &Path, max_seconds: f64) -> Result<Decoded, AudioError>
             apply_trim(&mut decoded, &trim);
         }
     }
+    if decoded.info.codec == "aac" {
+        quantize_like_audioread(&mut decoded.channels);
+    }
     Ok(decoded)
 }
 
@@ -225,6 +229,17 @@ fn read_head(file: &mut File, head: &mut [u8]) -> std::io::Result<usize> {
     }
     file.seek(SeekFrom::Start(0))?;
     Ok(n)
+}
+
+/// The reference cannot read AAC with libsndfile, so `librosa.load` falls back to audioread, which
+/// pipes ffmpeg's output as 16-bit PCM (`-f s16le`, converted with `lrintf(x · 32768)` and
+/// clipping). Rounding our float decode the same way reproduces that quantisation, which matters
+/// in quiet passages: without it the mel of the M4A fixture differed ~10× more from the
+/// reference's (mean 6e-4 vs 5e-5), the error coming from the reference's 16-bit rounding.
+fn quantize_like_audioread(channels: &mut [Vec<f32>]) {
+    for v in channels.iter_mut().flat_map(|c| c.iter_mut()) {
+        *v = (*v * 32768.0).round_ties_even().clamp(-32768.0, 32767.0) / 32768.0;
+    }
 }
 
 fn apply_trim(decoded: &mut Decoded, trim: &mp4::Mp4Trim) {

@@ -10,6 +10,7 @@
 
 use std::sync::Arc;
 
+use rayon::prelude::*;
 use realfft::{RealFftPlanner, RealToComplex};
 
 /// The hyper-parameters `melspectrogram` reads from `hparams.py`.
@@ -73,6 +74,9 @@ impl Mel {
     }
 }
 
+/// STFT frames per parallel task.
+const FRAMES_PER_TASK: usize = 128;
+
 /// One mel filter: its non-zero weights and the first FFT bin they apply to.
 #[derive(Clone, Debug)]
 struct Filter {
@@ -129,31 +133,39 @@ impl MelSpectrogram {
         let min_level = (hp.min_level_db / 20.0 * 10f64.ln()).exp();
         let bins = n_fft / 2 + 1;
 
-        let mut input = self.fft.make_input_vec();
-        let mut spectrum = self.fft.make_output_vec();
-        let mut scratch = self.fft.make_scratch_vec();
-        let mut magnitude = vec![0f64; bins];
-        let mut data = Vec::with_capacity(frames * hp.num_mels);
-        for t in 0..frames {
-            let frame = &y[t * hop..t * hop + n_fft];
-            input.iter_mut().for_each(|v| *v = 0.0);
-            for (k, w) in self.window.iter().enumerate() {
-                input[win_offset + k] = frame[win_offset + k] * w;
-            }
-            // Lengths always match the plan: a failure here is a bug, not an input error.
-            #[allow(clippy::expect_used)]
-            self.fft
-                .process_with_scratch(&mut input, &mut spectrum, &mut scratch)
-                .expect("FFT buffers sized by the plan");
-            for (m, c) in magnitude.iter_mut().zip(&spectrum) {
-                *m = c.re.hypot(c.im);
-            }
-            for f in &self.filters {
-                let s: f64 = f.weights.iter().zip(&magnitude[f.start..]).map(|(w, m)| w * m).sum();
-                let db = 20.0 * s.max(min_level).log10() - hp.ref_level_db;
-                data.push(normalize(db, hp) as f32);
-            }
-        }
+        // Frames are independent: blocks of them go to the rayon pool, each with its own buffers.
+        let bands = hp.num_mels;
+        let mut data = vec![0f32; frames * bands];
+        data.par_chunks_mut(FRAMES_PER_TASK * bands)
+            .enumerate()
+            .for_each(|(block, out)| {
+                let mut input = self.fft.make_input_vec();
+                let mut spectrum = self.fft.make_output_vec();
+                let mut scratch = self.fft.make_scratch_vec();
+                let mut magnitude = vec![0f64; bins];
+                for (k, out) in out.chunks_exact_mut(bands).enumerate() {
+                    let t = block * FRAMES_PER_TASK + k;
+                    let frame = &y[t * hop..t * hop + n_fft];
+                    input.iter_mut().for_each(|v| *v = 0.0);
+                    for (i, w) in self.window.iter().enumerate() {
+                        input[win_offset + i] = frame[win_offset + i] * w;
+                    }
+                    // Lengths always match the plan: a failure here is a bug, not an input error.
+                    #[allow(clippy::expect_used)]
+                    self.fft
+                        .process_with_scratch(&mut input, &mut spectrum, &mut scratch)
+                        .expect("FFT buffers sized by the plan");
+                    for (m, c) in magnitude.iter_mut().zip(&spectrum) {
+                        // sqrt(re² + im²) rather than numpy's hypot: ~10× cheaper, equal to the last bit or two.
+                        *m = (c.re * c.re + c.im * c.im).sqrt();
+                    }
+                    for (o, f) in out.iter_mut().zip(&self.filters) {
+                        let s: f64 = f.weights.iter().zip(&magnitude[f.start..]).map(|(w, m)| w * m).sum();
+                        let db = 20.0 * s.max(min_level).log10() - hp.ref_level_db;
+                        *o = normalize(db, hp) as f32;
+                    }
+                }
+            });
         Mel {
             frames,
             bands: hp.num_mels,

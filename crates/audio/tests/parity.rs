@@ -55,9 +55,8 @@ fn formats_decode_like_librosa() {
             .sum();
         let sig: f64 = r.iter().map(|b| f64::from(*b).powi(2)).sum();
         println!(
-            "{file}: {} codec {}, {} Hz × {} ch, priming removed {}, padding removed {}; len {} (reference {ref_len}); \
+            "{file}: codec {}, {} Hz × {} ch, priming removed {}, padding removed {}; len {} (reference {ref_len}); \
              waveform vs librosa: max_abs {:.2e}, SNR {:.1} dB",
-            file,
             speech.source.codec,
             speech.source.sample_rate,
             speech.source.channels,
@@ -92,24 +91,21 @@ fn formats_decode_like_librosa() {
             }
             // Our resampler vs soxr (~65 dB SNR), plus the decoder's difference for lossy codecs.
             assert!(d.max_abs < 2e-3, "{file}: waveform max_abs {}", d.max_abs);
-            let md = diff(&mel_ours, &mel_ref).unwrap();
-            let (a, _) = flat(&mel_ours);
-            let (b, _) = flat(&mel_ref);
-            let mean_abs = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).sum::<f32>() / a.len() as f32;
-            println!(
-                "{file}: mel vs reference: max_abs {:.2e}, mean_abs {:.2e}",
-                md.max_abs, mean_abs
-            );
-            // AAC decodes differ more (ffmpeg's and symphonia's decoders, e.g. noise substitution).
-            let (max_tol, mean_tol) = if file.ends_with(".m4a") {
-                (0.1, 1e-3)
+            // M4A: the reference keeps the AAC end padding (342 samples here), which changes the
+            // resampled signal at the very end, so its last two mel frames are not compared.
+            let frames = if file.ends_with(".m4a") {
+                mel.frames - 2
             } else {
-                (2e-2, 2e-4)
+                mel.frames
             };
+            let (a, _) = flat(&mel_ours.narrow(0, 0, frames).unwrap());
+            let (b, _) = flat(&mel_ref.narrow(0, 0, frames).unwrap());
+            let max_abs = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+            let mean_abs = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).sum::<f32>() / a.len() as f32;
+            println!("{file}: mel vs reference ({frames} frames): max_abs {max_abs:.2e}, mean_abs {mean_abs:.2e}");
             assert!(
-                md.max_abs < max_tol && mean_abs < mean_tol,
-                "{file}: mel max_abs {} mean_abs {mean_abs}",
-                md.max_abs
+                max_abs < 1e-2 && mean_abs < 2e-4,
+                "{file}: mel max_abs {max_abs} mean_abs {mean_abs}"
             );
         }
         seen += 1;
