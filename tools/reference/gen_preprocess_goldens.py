@@ -432,8 +432,37 @@ def fan():
     g.write()
 
 
+# ---------------------------------------------------------------------------------------------------------
+# paste: paste_pic's seamlessClone(NORMAL_CLONE) of the rendered face into the full frame
+
+
+def paste():
+    astro = load_png(ASTRONAUT)
+    g = Golden("goldens/preprocess/paste.safetensors")
+    face = load_png(os.path.join(MEDIA, "e2e_crop_crop.png"))
+    # A stand-in for a rendered frame: the cut picture with another tint, blurred, so that the
+    # blending has colour and detail to reconcile.
+    rendered = cv2.GaussianBlur(np.clip(face.astype(np.int16) + np.array([25, -10, 5]), 0, 255).astype(np.uint8),
+                                (5, 5), 1.5)
+    for name, (ox1, oy1, ox2, oy2) in [("crop_box", (72, 16, 145, 89)), ("extcrop_box", (64, 9, 153, 97)),
+                                        ("wide_box", (20, 40, 230, 120))]:
+        # paste_pic: resize the rendered frame to the box, an all-255 mask, the box centre.
+        p = cv2.resize(rendered, (ox2 - ox1, oy2 - oy1))
+        mask = 255 * np.ones(p.shape, p.dtype)
+        location = ((ox1 + ox2) // 2, (oy1 + oy2) // 2)
+        out = cv2.seamlessClone(p, astro, mask, location, cv2.NORMAL_CLONE)
+        changed = np.nonzero(np.any(out != astro, axis=2))
+        bbox = [int(changed[1].min()), int(changed[0].min()), int(changed[1].max()) + 1, int(changed[0].max()) + 1]
+        x0, y0 = ox1 - 2, oy1 - 2
+        window = out[max(y0, 0):oy2 + 2, max(x0, 0):ox2 + 2]
+        g.case(name, {"op": "seamless_clone", "box": [ox1, oy1, ox2, oy2], "center": list(location),
+                      "changed_bbox": bbox, "window": [max(x0, 0), max(y0, 0)]},
+               patch=p, output_window=window)
+    g.write()
+
+
 SECTIONS = {"media": media, "resize": resize, "crop": crop, "align": align, "recon": recon, "e2e": e2e,
-            "detect": detect, "fan": fan}
+            "detect": detect, "fan": fan, "paste": paste}
 
 
 def main(argv):

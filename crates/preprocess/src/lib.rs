@@ -22,14 +22,16 @@ pub mod extract;
 pub mod imgproc;
 pub mod io;
 pub mod landmarks;
-
+pub mod paste;
 pub mod recon;
 pub mod resnet;
 
 use std::path::PathBuf;
 
+pub use candle_core::Device;
 pub use crop::{CropInfo, PreprocessMode};
 pub use extract::{ExtractOptions, Extracted, Extractor, LandmarkSource};
+pub use image::RgbImage;
 pub use landmarks::Landmarks68;
 
 /// Why preprocessing failed.
