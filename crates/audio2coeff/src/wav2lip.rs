@@ -23,6 +23,12 @@ pub const AUDIO_EMB: usize = 512;
 #[derive(Clone, Debug)]
 pub struct Conv2d {
     conv: sadtalker_nn::Conv2d,
+    /// For an unpadded convolution: the weight as a `(cin·k·k, cout)` matrix and the bias, used
+    /// when the kernel covers the whole input (`audio_encoder.11`, 3×3 → 1×1). That convolution is
+    /// one matrix product over the batch; run image by image it reloads a 4.5 MiB weight for a
+    /// single output position each time, which made it the slowest layer of the encoder.
+    whole_input: Option<(Tensor, Tensor)>,
+    kernel: usize,
     norm: BatchNorm,
     residual: bool,
     use_act: bool,
@@ -47,8 +53,17 @@ impl Conv2d {
             ..ConvParams::padding(padding)
         };
         let block = w.pp("conv_block");
+        let conv = sadtalker_nn::Conv2d::load(&block.pp(0), cin, cout, [kernel, kernel], params, true)?;
+        let whole_input = if padding == 0 && stride == [1, 1] && kernel > 1 {
+            let matrix = conv.weight().reshape((cout, ()))?.t()?.contiguous()?;
+            Some((matrix, block.pp(0).get(&[cout], "bias")?))
+        } else {
+            None
+        };
         Ok(Self {
-            conv: sadtalker_nn::Conv2d::load(&block.pp(0), cin, cout, [kernel, kernel], params, true)?,
+            conv,
+            whole_input,
+            kernel,
             norm: BatchNorm::load(&block.pp(1), cout, BatchNorm::EPS)?,
             residual,
             use_act,
@@ -57,7 +72,16 @@ impl Conv2d {
 
     /// The block's forward pass.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let mut out = self.norm.forward(&self.conv.forward(x)?)?;
+        let (n, _, h, w) = x.dims4()?;
+        let conv = match &self.whole_input {
+            Some((matrix, bias)) if h == self.kernel && w == self.kernel => x
+                .reshape((n, ()))?
+                .matmul(matrix)?
+                .broadcast_add(bias)?
+                .reshape((n, (), 1, 1))?,
+            _ => self.conv.forward(x)?,
+        };
+        let mut out = self.norm.forward(&conv)?;
         if self.residual {
             out = (out + x)?;
         }
