@@ -69,6 +69,10 @@ pub fn pos(xp: &[[f32; 2]; 5], x: &[[f32; 3]; 5]) -> ([f64; 2], f64) {
 }
 
 /// Minimises `|A k - b|` for a full-rank 5 × 4 `A` by Householder QR.
+#[allow(
+    clippy::needless_range_loop,
+    reason = "row/column index arithmetic reads as the textbook algorithm"
+)]
 fn least_squares(mut a: [[f64; 4]; 5], mut b: [f64; 5]) -> [f64; 4] {
     for j in 0..4 {
         let norm = (j..5).map(|i| a[i][j] * a[i][j]).sum::<f64>().sqrt();

@@ -107,8 +107,9 @@ fn hypot32(v: [f32; 2]) -> f32 {
 
 /// `Preprocesser.align_face(img, lm, output_size)` for an image of `width × height`: the FFHQ-style
 /// oriented crop rectangle from the eyes and mouth, its bounding box plus a border, and the quad's
-/// bounds inside that box.
-pub fn align_face(width: u32, height: u32, lm: &Landmarks68, output_size: u32) -> FaceBox {
+/// bounds inside that box. Landmarks without an eye-to-eye or eye-to-mouth extent, or placing the
+/// face absurdly far away, are an error.
+pub fn align_face(width: u32, height: u32, lm: &Landmarks68, output_size: u32) -> Result<FaceBox> {
     let p = &lm.0;
     let eye_left = mean_f32(lm, 36..42);
     let eye_right = mean_f32(lm, 42..48);
@@ -143,6 +144,16 @@ pub fn align_face(width: u32, height: u32, lm: &Landmarks68, output_size: u32) -
         [c[0] + x[0] - y[0], c[1] + x[1] - y[1]],
     ];
     let mut qsize = x[0].hypot(x[1]) * 2.0;
+    // Integer conversions below need sane magnitudes (the reference would crash or cut nothing).
+    const FAR: f64 = 1e7;
+    if !(qsize.is_finite() && qsize > 0.0) || quad.iter().flatten().any(|v| !v.is_finite() || v.abs() > FAR) {
+        return Err(PreprocessError::Landmarks(format!(
+            "the landmarks do not describe a face (eye distance {:.3} px, eye-to-mouth {:.3} px, face size \
+             {qsize:.3} px); check their order (68-point iBUG layout) and units (pixels)",
+            hypot32(eye_to_eye),
+            hypot32(eye_to_mouth)
+        )));
+    }
 
     // Shrink: only the size matters (the reference resizes a PIL copy it then discards).
     let shrink = (qsize / f64::from(output_size) * 0.5).floor() as i64;
@@ -182,11 +193,11 @@ pub fn align_face(width: u32, height: u32, lm: &Landmarks68, output_size: u32) -
     let ly = q[1].min(q[7]).max(0.0);
     let rx = q[4].max(q[6]).min(sw as f64);
     let ry = q[3].max(q[5]).min(sw as f64);
-    FaceBox {
+    Ok(FaceBox {
         rsize: [sw as u32, sh as u32],
         crop,
         quad: [lx, ly, rx, ry],
-    }
+    })
 }
 
 /// Python's `int(v)` on a float: truncation toward zero.
@@ -281,7 +292,7 @@ pub fn crop_and_resize(
     let (cut, info) = if mode.crops() {
         let lm = lm
             .ok_or_else(|| PreprocessError::Geometry(format!("--preprocess {} needs face landmarks", mode.as_str())))?;
-        let fb = align_face(w, h, lm, 512);
+        let fb = align_face(w, h, lm, 512)?;
         if fb.rsize[0] == 0 || fb.rsize[1] == 0 {
             return Err(PreprocessError::Geometry(
                 "the face is too large for the image (empty working frame)".into(),

@@ -381,7 +381,8 @@ pub fn postprocess(
     for ((loc, conf), (landm, prior)) in raw.loc.iter().zip(&raw.conf).zip(raw.landms.iter().zip(priors)) {
         let score = conf[1];
         best_score = best_score.max(score);
-        if !(score > conf_threshold) {
+        // `scores > conf_threshold`: a NaN score is not above it.
+        if score <= conf_threshold || score.is_nan() {
             continue;
         }
         let b = decode(loc, prior);

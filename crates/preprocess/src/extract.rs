@@ -27,7 +27,7 @@ pub enum LandmarkSource {
     },
     /// 68 landmarks given in the first source frame's pixels. They place the crop, and are mapped
     /// through the crop into the picture for the alignment, instead of detecting twice.
-    Given(Landmarks68),
+    Given(Box<Landmarks68>),
 }
 
 impl Default for LandmarkSource {
@@ -114,6 +114,14 @@ pub struct Extracted {
     pub coeffs: Vec<FirstFrameCoeff>,
 }
 
+/// Face `index` of `ranked` (see [`rank_faces`]), or an error saying how many there are.
+pub fn select_face(ranked: &[Detection], index: usize) -> Result<Detection> {
+    ranked.get(index).copied().ok_or(PreprocessError::FaceIndex {
+        index,
+        found: ranked.len(),
+    })
+}
+
 /// The preprocessing networks.
 pub struct Extractor {
     recon: ReconNet,
@@ -169,10 +177,7 @@ impl Extractor {
             });
         }
         let faces = rank_faces(&outcome.faces);
-        let face = *faces.get(face_index).ok_or(PreprocessError::FaceIndex {
-            index: face_index,
-            found: faces.len(),
-        })?;
+        let face = select_face(&faces, face_index)?;
         // `img[int(y1):int(y2), int(x1):int(x2)]`. The reference slices with Python's negative-index
         // rule, which for a box poking out of the top/left makes an empty crop and then fails; the
         // box is clamped to the image here instead.
@@ -211,7 +216,7 @@ impl Extractor {
         }
         // 1. The source landmarks (not needed by `resize` unless given).
         let (source_landmarks, face) = match (&opts.landmarks, opts.mode.crops()) {
-            (LandmarkSource::Given(lm), _) => (Some(lm.clone()), None),
+            (LandmarkSource::Given(lm), _) => (Some(lm.as_ref().clone()), None),
             (LandmarkSource::Detect { face_index, threshold }, true) => {
                 let (lm, choice) = self.detect_landmarks(first, false, *face_index, *threshold, "the source image")?;
                 (Some(lm), Some(choice))

@@ -20,15 +20,28 @@ pub fn load_rgb(path: &Path) -> Result<RgbImage> {
         path: path.to_path_buf(),
         reason,
     };
-    let reader = ImageReader::open(path)
-        .map_err(|e| bad(format!("cannot open it ({e})")))?
-        .with_guessed_format()
-        .map_err(|e| bad(format!("cannot read it ({e})")))?;
-    if reader.format().is_none() {
-        return Err(bad(
-            "not a PNG or JPEG image (unrecognised content); convert it, e.g. `ffmpeg -i IN out.png`".into(),
-        ));
-    }
+    // The format comes from the content (as OpenCV does), never from the extension.
+    let mut head = [0u8; 16];
+    let n = {
+        use std::io::Read;
+        let mut f = std::fs::File::open(path).map_err(|e| bad(format!("cannot open it ({e})")))?;
+        f.read(&mut head).map_err(|e| bad(format!("cannot read it ({e})")))?
+    };
+    let format = match image::guess_format(&head[..n]) {
+        Ok(f @ (image::ImageFormat::Png | image::ImageFormat::Jpeg)) => f,
+        Ok(other) => {
+            return Err(bad(format!(
+                "a {other:?} image; only PNG and JPEG are read: convert it, e.g. `ffmpeg -i IN out.png`"
+            )));
+        }
+        Err(_) => {
+            return Err(bad(
+                "not a PNG or JPEG image (unrecognised content); convert it, e.g. `ffmpeg -i IN out.png`".into(),
+            ));
+        }
+    };
+    let mut reader = ImageReader::open(path).map_err(|e| bad(format!("cannot open it ({e})")))?;
+    reader.set_format(format);
     let mut decoder = reader.into_decoder().map_err(|e| bad(decode_reason(&e)))?;
     let (w, h) = decoder.dimensions();
     if w == 0 || h == 0 {

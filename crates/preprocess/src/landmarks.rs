@@ -173,6 +173,7 @@ struct CoordConv {
 }
 
 impl CoordConv {
+    #[allow(clippy::too_many_arguments, reason = "mirrors CoordConvTh's constructor arguments")]
     fn load(
         w: &Weights,
         dim: usize,

@@ -22,7 +22,8 @@ fn crop_boxes_match_align_face_exactly() {
             p["height"].as_u64().expect("h") as u32,
             &lm,
             p["xsize"].as_u64().expect("xsize") as u32,
-        );
+        )
+        .expect("a face box");
         let name = case.name();
         println!("{name}: rsize {:?} crop {:?} quad {:?}", fb.rsize, fb.crop, fb.quad);
         assert_eq!(fb.rsize.map(i64::from).to_vec(), i64s(p, "rsize"), "{name}: rsize");

@@ -44,7 +44,7 @@ fn extract_matches_crop_and_extract_for_every_mode() {
         let opts = ExtractOptions {
             mode,
             pic_size: 256,
-            landmarks: LandmarkSource::Given(lm),
+            landmarks: LandmarkSource::Given(Box::new(lm)),
         };
         let out = extractor.extract(std::slice::from_ref(&astro), &opts).expect("extract");
         let name = case.name();
