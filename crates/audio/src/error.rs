@@ -123,14 +123,12 @@ pub enum AudioWarning {
 impl std::fmt::Display for AudioWarning {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            AudioWarning::Silent { peak } => {
-                let db = if *peak > 0.0 {
-                    format!("{:.0} dBFS", 20.0 * peak.log10())
-                } else {
-                    "digital silence".into()
-                };
-                write!(f, "the audio is silent (peak {db}): the face will barely move")
-            }
+            AudioWarning::Silent { peak } if *peak > 0.0 => write!(
+                f,
+                "the audio is silent (peak {:.0} dBFS): the face will barely move",
+                20.0 * peak.log10()
+            ),
+            AudioWarning::Silent { .. } => write!(f, "the audio is digital silence: the face will barely move"),
             AudioWarning::Truncated {
                 decoded_seconds,
                 declared_seconds,

@@ -33,6 +33,12 @@ enum Command {
     /// List, download, verify and import model files (`sadtalker models list` shows what is installed).
     #[command(subcommand)]
     Models(commands::models::ModelsCmd),
+    /// Inspect 3DMM coefficient .mat files and convert them between 70/73/257 columns.
+    #[command(subcommand)]
+    Coeffs(commands::coeffs::CoeffsCmd),
+    /// The speech front end alone: decode a speech file and write its mel spectrogram.
+    #[command(subcommand)]
+    Audio(commands::audio::AudioCmd),
 }
 
 fn main() -> std::process::ExitCode {
@@ -41,6 +47,8 @@ fn main() -> std::process::ExitCode {
         Command::Checkpoint(cmd) => commands::checkpoint::run(cmd),
         Command::Video(cmd) => commands::video::run(cmd),
         Command::Models(cmd) => commands::models::run(cmd),
+        Command::Coeffs(cmd) => commands::coeffs::run(cmd),
+        Command::Audio(cmd) => commands::audio::run(cmd),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

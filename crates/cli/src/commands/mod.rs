@@ -1,5 +1,7 @@
 //! One module per subcommand.
 
+pub mod audio;
 pub mod checkpoint;
+pub mod coeffs;
 pub mod models;
 pub mod video;
