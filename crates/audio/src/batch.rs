@@ -167,3 +167,34 @@ fn assemble(
         warnings: Vec::new(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::blink::PyRandom;
+
+    fn first(width: usize) -> CoeffTable {
+        CoeffTable::new(1, width, (0..width).map(|v| v as f32 * 0.1).collect())
+    }
+
+    #[test]
+    fn idle_mode_and_blink_switch() {
+        let mut rng = PyRandom::seed(3);
+        let b = get_data_idle(&first(73), 2.0, None, &BatchOptions::default(), &mut rng).unwrap();
+        assert_eq!((b.num_frames, b.indiv_mels.shape()), (50, [1, 50, 1, 80, 16]));
+        assert!(b.indiv_mels.data.iter().all(|&v| v == 0.0));
+        assert!(b.ratio_gt.iter().any(|&v| v > 0.0), "50 frames get random blinks");
+        assert_eq!(b.ref_coeff[49].0[..], first(73).row(0)[..70]);
+        let off = BatchOptions { use_blink: false };
+        let b = get_data_idle(&first(70), 2.0, None, &off, &mut rng).unwrap();
+        assert!(b.ratio_gt.iter().all(|&v| v == 0.0));
+        assert!(matches!(
+            get_data_idle(&first(70), 0.01, None, &off, &mut rng),
+            Err(BatchError::IdleLength(_))
+        ));
+        assert!(matches!(
+            get_data_idle(&first(64), 1.0, None, &off, &mut rng),
+            Err(BatchError::NarrowSource(64))
+        ));
+    }
+}
