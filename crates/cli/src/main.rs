@@ -33,6 +33,8 @@ enum Command {
     /// List, download, verify and import model files (`sadtalker models list` shows what is installed).
     #[command(subcommand)]
     Models(commands::models::ModelsCmd),
+    /// Preprocess a portrait: find the face, cut it (--preprocess) and extract its 3DMM coefficients.
+    Extract(commands::extract::ExtractArgs),
     /// Inspect 3DMM coefficient .mat files and convert them between 70/73/257 columns.
     #[command(subcommand)]
     Coeffs(commands::coeffs::CoeffsCmd),
@@ -47,6 +49,7 @@ fn main() -> std::process::ExitCode {
         Command::Checkpoint(cmd) => commands::checkpoint::run(cmd),
         Command::Video(cmd) => commands::video::run(cmd),
         Command::Models(cmd) => commands::models::run(cmd),
+        Command::Extract(args) => commands::extract::run(args),
         Command::Coeffs(cmd) => commands::coeffs::run(cmd),
         Command::Audio(cmd) => commands::audio::run(cmd),
     };

@@ -3,5 +3,6 @@
 pub mod audio;
 pub mod checkpoint;
 pub mod coeffs;
+pub mod extract;
 pub mod models;
 pub mod video;
