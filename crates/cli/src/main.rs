@@ -41,6 +41,8 @@ enum Command {
     /// The speech front end alone: decode a speech file and write its mel spectrogram.
     #[command(subcommand)]
     Audio(commands::audio::AudioCmd),
+    /// Speech + the source image's coefficients → per-frame motion coefficients (expression, head pose).
+    Audio2coeff(Box<commands::audio2coeff::Audio2CoeffArgs>),
 }
 
 fn main() -> std::process::ExitCode {
@@ -52,6 +54,7 @@ fn main() -> std::process::ExitCode {
         Command::Extract(args) => commands::extract::run(args),
         Command::Coeffs(cmd) => commands::coeffs::run(cmd),
         Command::Audio(cmd) => commands::audio::run(cmd),
+        Command::Audio2coeff(args) => commands::audio2coeff::run(*args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -18,11 +18,12 @@ fn fixtures() -> PathBuf {
 /// Writes a safetensors file of recipe values for every `face_3drecon.*` float tensor of the official
 /// 256 file, named and shaped as there.
 fn write_recon_checkpoint(path: &Path) {
-    let keys: Value = serde_json::from_str(
-        &std::fs::read_to_string(fixtures().join("official/keys.json")).expect("keys.json"),
-    )
-    .expect("keys.json is JSON");
-    let table = keys["SadTalker_V0.0.2_256.safetensors"].as_object().expect("the 256 file's keys");
+    let keys: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixtures().join("official/keys.json")).expect("keys.json"))
+            .expect("keys.json is JSON");
+    let table = keys["SadTalker_V0.0.2_256.safetensors"]
+        .as_object()
+        .expect("the 256 file's keys");
     let recipe = Recipe::default();
     let mut header = serde_json::Map::new();
     let mut data: Vec<u8> = Vec::new();
@@ -30,7 +31,12 @@ fn write_recon_checkpoint(path: &Path) {
         if !name.starts_with("face_3drecon.") || spec[0] != "float32" {
             continue;
         }
-        let shape: Vec<usize> = spec[1].as_array().expect("shape").iter().map(|d| d.as_u64().expect("dim") as usize).collect();
+        let shape: Vec<usize> = spec[1]
+            .as_array()
+            .expect("shape")
+            .iter()
+            .map(|d| d.as_u64().expect("dim") as usize)
+            .collect();
         let start = data.len();
         for v in recipe.values(name, &shape) {
             data.extend_from_slice(&v.to_le_bytes());
@@ -41,7 +47,7 @@ fn write_recon_checkpoint(path: &Path) {
         );
     }
     let mut h = serde_json::to_vec(&Value::Object(header)).expect("header");
-    while h.len() % 8 != 0 {
+    while !h.len().is_multiple_of(8) {
         h.push(b' ');
     }
     let mut out = (h.len() as u64).to_le_bytes().to_vec();
@@ -84,7 +90,11 @@ fn run(args: &[&str], checkpoints: &Path) -> Output {
 }
 
 fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 #[test]
@@ -116,11 +126,21 @@ fn extract_with_given_landmarks_matches_the_reference() {
         let mat = sadtalker_coeffs::file::FirstFrameFile::read(dir.join("astronaut.mat")).expect("the .mat");
         let g = Checkpoint::open(fixtures().join("goldens/preprocess/e2e.safetensors")).expect("golden");
         let (reference, _) = g.read_f32(&format!("{mode}.coeff_3dmm")).expect("golden coefficients");
-        let worst = mat.coeff[0].0.iter().zip(&reference).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        let worst = mat.coeff[0]
+            .0
+            .iter()
+            .zip(&reference)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
         assert!(worst < 1e-5, "{mode}: coeff_3dmm differs by {worst}");
         let (full, _) = g.read_f32(&format!("{mode}.full_3dmm")).expect("golden full");
         let full_ours = mat.full.expect("full_3dmm");
-        let worst = full_ours.0.iter().zip(&full).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        let worst = full_ours
+            .0
+            .iter()
+            .zip(&full)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
         assert!(worst < 1e-5, "{mode}: full_3dmm differs by {worst}");
         // The picture and the crop record.
         let png = image::open(dir.join("astronaut_crop.png")).expect("picture").to_rgb8();
@@ -129,7 +149,11 @@ fn extract_with_given_landmarks_matches_the_reference() {
             serde_json::from_str(&std::fs::read_to_string(dir.join("astronaut_crop.json")).expect("record"))
                 .expect("JSON record");
         assert_eq!(record["crop_info"][1], serde_json::json!([64, 9, 153, 97]));
-        let expected_box = if mode == "extfull" { [64, 9, 153, 97] } else { [72, 16, 145, 89] };
+        let expected_box = if mode == "extfull" {
+            [64, 9, 153, 97]
+        } else {
+            [72, 16, 145, 89]
+        };
         assert_eq!(record["paste_box"], serde_json::json!(expected_box));
         assert_eq!(record["record"]["mode"], mode);
     }
@@ -147,15 +171,31 @@ fn failures_exit_with_their_codes_and_write_nothing() {
     // A corrupt image: bad input (3).
     let bad = out.path().join("bad.png");
     std::fs::write(&bad, b"\x89PNG\r\n\x1a\n garbage").expect("write");
-    let o = run(&["--source-image", &s(&bad), "-o", &s(&o_dir), "--landmarks", &s(&lm)], &ck);
+    let o = run(
+        &["--source-image", &s(&bad), "-o", &s(&o_dir), "--landmarks", &s(&lm)],
+        &ck,
+    );
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
     assert!(text(&o).contains("bad.png"), "{}", text(&o));
-    assert!(!o_dir.exists() || std::fs::read_dir(&o_dir).expect("dir").next().is_none(), "partial output");
+    assert!(
+        !o_dir.exists() || std::fs::read_dir(&o_dir).expect("dir").next().is_none(),
+        "partial output"
+    );
 
     // Bad landmarks file: bad input (3).
     let short = out.path().join("short.txt");
     std::fs::write(&short, "1 2 3 4").expect("write");
-    let o = run(&["--source-image", &s(&astro), "-o", &s(&o_dir), "--landmarks", &s(&short)], &ck);
+    let o = run(
+        &[
+            "--source-image",
+            &s(&astro),
+            "-o",
+            &s(&o_dir),
+            "--landmarks",
+            &s(&short),
+        ],
+        &ck,
+    );
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
     assert!(text(&o).contains("136 numbers"), "{}", text(&o));
 
@@ -167,12 +207,52 @@ fn failures_exit_with_their_codes_and_write_nothing() {
     // No reconstruction weights at all: model missing (4).
     let empty = out.path().join("empty");
     std::fs::create_dir_all(&empty).expect("mkdir");
-    let o = run(&["--source-image", &s(&astro), "-o", &s(&o_dir), "--landmarks", &s(&lm)], &empty);
+    let o = run(
+        &["--source-image", &s(&astro), "-o", &s(&o_dir), "--landmarks", &s(&lm)],
+        &empty,
+    );
     assert_eq!(o.status.code(), Some(4), "{}", text(&o));
     assert!(text(&o).contains("SadTalker_V0.0.2_256.safetensors"), "{}", text(&o));
 
     // An unsupported size: usage (2).
     let o = run(&["--source-image", &s(&astro), "-o", &s(&o_dir), "--size", "300"], &ck);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(!o_dir.exists() || std::fs::read_dir(&o_dir).expect("dir").next().is_none(), "partial output");
+    assert!(
+        !o_dir.exists() || std::fs::read_dir(&o_dir).expect("dir").next().is_none(),
+        "partial output"
+    );
+}
+
+#[test]
+fn extract_from_a_folder_of_frames_gives_one_row_per_frame() {
+    let out = TempDir::new().expect("tempdir");
+    let frames = out.path().join("clip");
+    std::fs::create_dir_all(&frames).expect("mkdir");
+    let astro = fixtures().join("preprocess/astronaut.png");
+    for name in ["000.png", "001.png"] {
+        std::fs::copy(&astro, frames.join(name)).expect("copy frame");
+    }
+    std::fs::write(frames.join("notes.txt"), "not a frame").expect("write");
+    let dir = out.path().join("o");
+    let lm = env().path().join("lm.txt");
+    let s = |p: &Path| p.to_str().expect("utf-8").to_string();
+    let o = run(
+        &["--video", &s(&frames), "-o", &s(&dir), "--landmarks", &s(&lm), "--json"],
+        &env().path().join("checkpoints"),
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let summary: Value = serde_json::from_slice(&o.stdout).expect("JSON summary");
+    assert_eq!(summary["frames"], 2);
+    let mat = sadtalker_coeffs::file::FirstFrameFile::read(dir.join("clip.mat")).expect("the .mat");
+    assert_eq!(mat.coeff.len(), 2);
+    assert_eq!(mat.coeff[0], mat.coeff[1], "identical frames, identical rows");
+    let g = Checkpoint::open(fixtures().join("goldens/preprocess/e2e.safetensors")).expect("golden");
+    let (reference, _) = g.read_f32("crop.coeff_3dmm").expect("golden coefficients");
+    let worst = mat.coeff[1]
+        .0
+        .iter()
+        .zip(&reference)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    assert!(worst < 1e-5, "coeff_3dmm differs by {worst}");
 }

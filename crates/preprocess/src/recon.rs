@@ -30,16 +30,15 @@ pub struct ReconNet {
 impl ReconNet {
     /// Loads the network from `w`, scoped at the wrapper (holding `backbone.*` and `final_layers.*`).
     pub fn load(w: &Weights) -> Result<Self> {
+        // In the module's order: the backbone first.
+        let backbone = ResNet50::load(&w.pp("backbone"))?;
         let fl = w.pp("final_layers");
         let final_layers = FINAL_DIMS
             .iter()
             .enumerate()
             .map(|(i, &n)| Ok(Conv2d::load(&fl.pp(i), 2048, n, [1, 1], ConvParams::default(), true)?))
             .collect::<Result<Vec<_>>>()?;
-        Ok(Self {
-            backbone: ResNet50::load(&w.pp("backbone"))?,
-            final_layers,
-        })
+        Ok(Self { backbone, final_layers })
     }
 
     /// Loads the network from a whole checkpoint file's weights: `face_3drecon.*` (the v0.0.2

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod audio;
+pub mod audio2coeff;
 pub mod checkpoint;
 pub mod coeffs;
 pub mod extract;
