@@ -256,3 +256,48 @@ fn extract_from_a_folder_of_frames_gives_one_row_per_frame() {
         .fold(0f32, f32::max);
     assert!(worst < 1e-5, "coeff_3dmm differs by {worst}");
 }
+
+#[test]
+fn extract_from_an_mp4_gives_one_row_per_decoded_frame() {
+    let out = TempDir::new().expect("tempdir");
+    let mp4 = out.path().join("still.mp4");
+    let astro = fixtures().join("preprocess/astronaut.png");
+    let wav = fixtures().join("audio/tiny_16k.wav");
+    let s = |p: &Path| p.to_str().expect("utf-8").to_string();
+    // An H.264 MP4 of the portrait, made by our own writer.
+    let o = Command::new(env!("CARGO_BIN_EXE_sadtalker"))
+        .args([
+            "video",
+            "still",
+            "--source-image",
+            &s(&astro),
+            "--driven-audio",
+            &s(&wav),
+            "-o",
+            &s(&mp4),
+        ])
+        .output()
+        .expect("run sadtalker video still");
+    assert!(o.status.success(), "{}", text(&o));
+    let dir = out.path().join("o");
+    let lm = env().path().join("lm.txt");
+    let o = run(
+        &["--video", &s(&mp4), "-o", &s(&dir), "--landmarks", &s(&lm), "--json"],
+        &env().path().join("checkpoints"),
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let summary: Value = serde_json::from_slice(&o.stdout).expect("JSON summary");
+    let frames = summary["frames"].as_u64().expect("frame count") as usize;
+    assert!(frames >= 1);
+    let mat = sadtalker_coeffs::file::FirstFrameFile::read(dir.join("still.mat")).expect("the .mat");
+    assert_eq!(mat.coeff.len(), frames);
+    // Lossy frames of the same portrait: close to the PNG's coefficients, not equal.
+    let g = Checkpoint::open(fixtures().join("goldens/preprocess/e2e.safetensors")).expect("golden");
+    let (reference, _) = g.read_f32("crop.coeff_3dmm").expect("golden coefficients");
+    let worst = mat.coeff[0].0[..70]
+        .iter()
+        .zip(&reference)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    assert!(worst < 0.05, "coeff_3dmm of the decoded frame differs by {worst}");
+}
