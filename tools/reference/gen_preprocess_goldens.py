@@ -429,6 +429,20 @@ def fan():
         g.case("points_" + name, {"op": "calculate_points"}, heatmaps=hm[0], points=calculate_points(hm).reshape(-1, 2))
     lm98 = r.uniform(0, 200, (98, 2))
     g.case("map_98_to_68", {"op": "landmark_98_to_68"}, lm98=lm98, lm68=landmark_98_to_68(lm98))
+    # Preprocesser.get_landmark's glue around the networks: the detector's first box (injected here:
+    # random weights find none) cut from the RGB frame, FAN on it, 98 -> 68, shifted by int(x1), int(y1).
+    pre = Preprocesser.__new__(Preprocesser)
+
+    class Predictor:
+        pass
+
+    pre.predictor = Predictor()
+    pre.predictor.detector = net
+    box = [58.7, 20.2, 150.9, 118.6]
+    pre.predictor.det_net = type("Det", (), {"detect_faces": staticmethod(
+        lambda img, thr: np.array([box + [0.99] + [0.0] * 10], dtype=np.float32))})
+    lm = pre.get_landmark(astro)
+    g.case("get_landmark", {"op": "get_landmark", "box": box, "seed": seed}, landmarks68=lm)
     g.write()
 
 

@@ -114,6 +114,36 @@ pub struct Extracted {
     pub coeffs: Vec<FirstFrameCoeff>,
 }
 
+/// `get_landmark`'s second half: the face box cut out of `img`, FAN's 98 points on it, mapped to
+/// 68 and moved back into `img`'s pixels by the box's integer corner.
+///
+/// The reference slices `img[int(y1):int(y2), int(x1):int(x2)]` with Python's negative-index rule,
+/// which for a box poking out of the top or left makes an empty crop and then fails; the box is
+/// clamped to the image here instead (same result for every box inside the image).
+pub fn landmarks_in_box(
+    fan: &Fan,
+    img: &RgbImage,
+    bbox: &[f32; 4],
+    device: &Device,
+    what: &str,
+) -> Result<Landmarks68> {
+    let b = bbox.map(|v| f64::from(v).trunc() as i64);
+    let (x0, y0) = (b[0].max(0), b[1].max(0));
+    let crop = slice(img, x0, y0, b[2], b[3]);
+    if crop.width() == 0 || crop.height() == 0 {
+        return Err(PreprocessError::Geometry(format!(
+            "the face box {bbox:?} found in {what} lies outside the image"
+        )));
+    }
+    let (lm98, _) = fan.get_landmarks(&crop, device)?;
+    let mut lm = landmark_98_to_68(&lm98);
+    for p in &mut lm.0 {
+        p[0] += x0 as f32;
+        p[1] += y0 as f32;
+    }
+    Ok(lm)
+}
+
 /// Face `index` of `ranked` (see [`rank_faces`]), or an error saying how many there are.
 pub fn select_face(ranked: &[Detection], index: usize) -> Result<Detection> {
     ranked.get(index).copied().ok_or(PreprocessError::FaceIndex {
@@ -178,24 +208,7 @@ impl Extractor {
         }
         let faces = rank_faces(&outcome.faces);
         let face = select_face(&faces, face_index)?;
-        // `img[int(y1):int(y2), int(x1):int(x2)]`. The reference slices with Python's negative-index
-        // rule, which for a box poking out of the top/left makes an empty crop and then fails; the
-        // box is clamped to the image here instead.
-        let b = face.bbox.map(|v| f64::from(v).trunc() as i64);
-        let (x0, y0) = (b[0].max(0), b[1].max(0));
-        let crop = slice(img, x0, y0, b[2], b[3]);
-        if crop.width() == 0 || crop.height() == 0 {
-            return Err(PreprocessError::Geometry(format!(
-                "the face box {:?} found in {what} lies outside the image",
-                face.bbox
-            )));
-        }
-        let (lm98, _) = fan.get_landmarks(&crop, &self.device)?;
-        let mut lm = landmark_98_to_68(&lm98);
-        for p in &mut lm.0 {
-            p[0] += x0 as f32;
-            p[1] += y0 as f32;
-        }
+        let lm = landmarks_in_box(fan, img, &face.bbox, &self.device, what)?;
         Ok((
             lm,
             FaceChoice {

@@ -113,3 +113,25 @@ fn landmark_98_to_68_matches_facexlib() {
         assert!((a - b).abs() <= 1e-4, "value {i}: {a} vs {b}");
     }
 }
+
+#[test]
+fn get_landmark_glue_matches_reference() {
+    // The detector's box cut from the frame, FAN, 98 → 68, shifted back (the box is injected: random
+    // detector weights find no face).
+    let g = Golden::open("goldens/preprocess/fan.safetensors");
+    let case = g.cases().find(|c| c.op() == "get_landmark").expect("get_landmark case");
+    let seed = case.params["seed"].as_u64().expect("seed");
+    let fan = Fan::load_from_checkpoint(&Weights::from_recipe(Recipe::new(seed), &Device::Cpu)).expect("FAN");
+    let b: Vec<f32> = case.params["box"]
+        .as_array()
+        .expect("box")
+        .iter()
+        .map(|v| v.as_f64().expect("number") as f32)
+        .collect();
+    let astro = common::png("preprocess/astronaut.png");
+    let lm =
+        sadtalker_preprocess::extract::landmarks_in_box(&fan, &astro, &[b[0], b[1], b[2], b[3]], &Device::Cpu, "test")
+            .expect("landmarks");
+    let ours: Vec<f32> = lm.0.iter().flatten().copied().collect();
+    assert_eq!(ours, values(&case.tensor("landmarks68")), "68 landmarks in the frame");
+}
