@@ -74,3 +74,35 @@ fn seamless_clone_matches_opencv() {
     }
     assert_eq!(n, 3);
 }
+
+#[test]
+fn paste_back_uses_paste_pics_box_and_centre() {
+    // The crop record of the astronaut (given landmarks) in `full` and `extfull` modes: its paste box is
+    // the box the golden's cases were cut for, so pasting their (box-sized) patch reproduces OpenCV.
+    let g = Golden::open("goldens/preprocess/paste.safetensors");
+    let e2e = Golden::open("goldens/preprocess/e2e.safetensors");
+    let full = png("preprocess/astronaut.png");
+    let lm = sadtalker_preprocess::Landmarks68::from_points(&common::points(
+        &e2e.cases().next().expect("a case").params,
+        "lm",
+    ))
+    .expect("68");
+    for (mode, case_name) in [("full", "crop_box"), ("extfull", "extcrop_box")] {
+        let mode: sadtalker_preprocess::PreprocessMode = mode.parse().expect("mode");
+        let (_, info) = sadtalker_preprocess::crop::crop_and_resize(&full, Some(&lm), mode, 256).expect("crop record");
+        let case = g.cases().find(|c| c.name() == case_name).expect("case");
+        assert_eq!(
+            info.paste_box().to_vec(),
+            i64s(&case.params, "box"),
+            "{case_name}: paste box"
+        );
+        let patch = tensor_image(&case.tensor("patch"));
+        let pasted = sadtalker_preprocess::paste::paste_back(&full, &patch, &info).expect("paste");
+        let c = i64s(&case.params, "center");
+        assert_eq!(
+            pasted,
+            seamless_clone(&patch, &full, [c[0], c[1]]).expect("clone"),
+            "{case_name}"
+        );
+    }
+}
