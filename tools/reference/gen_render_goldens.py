@@ -172,7 +172,23 @@ def run_case(g, prefix, size_kind, coeff_nc, image_size, frames, overrides, seed
         g.tensors[f"{prefix}.weights.{k}"] = v.detach().numpy().astype(np.float32)
 
 
+def resize_goldens():
+    """skimage.transform.resize as get_facerender_data calls it, on odd sizes both ways."""
+    from skimage import img_as_float32, transform
+
+    g = GoldenFile("goldens/render/resize.safetensors")
+    rng = np.random.default_rng(5)
+    for name, (h, w), size in [("down_37x53", (37, 53), 16), ("up_10x12", (10, 12), 16), ("down_rect_64x40", (64, 40), 24)]:
+        img = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        out = transform.resize(img_as_float32(img), (size, size, 3))
+        g.case(name, {"op": "resize", "size": size}, input=img.astype(np.float32), output=out)
+    g.write()
+
+
 def main():
+    if len(sys.argv) > 1 and sys.argv[1] == "--resize":
+        resize_goldens()
+        return
     if len(sys.argv) > 2 and sys.argv[1] == "--local":
         out = sys.argv[2]
         os.makedirs(out, exist_ok=True)
@@ -190,6 +206,7 @@ def main():
     g = GoldenFile("goldens/render/full_256.safetensors")
     run_case(g, "full_256", "full", 70, 256, 1, {}, 3)
     g.write()
+    resize_goldens()
 
 
 if __name__ == "__main__":

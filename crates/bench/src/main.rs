@@ -8,6 +8,7 @@
 //! Speed targets live here, never as timed assertions in tests.
 
 mod ops;
+mod render;
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -25,6 +26,8 @@ struct Cli {
 enum Cmd {
     /// Single tensor operations (conv2d/conv3d, grid_sample, interpolate, norms, pooling).
     Ops(Common),
+    /// The face renderer per frame (256 or 512), with a per-op breakdown of our time.
+    Render(render::RenderArgs),
 }
 
 /// Options shared by every benchmark.
@@ -47,6 +50,39 @@ pub struct Common {
     /// Statistic reported: the median, or the minimum (steadier on a busy machine).
     #[arg(long, value_enum, default_value_t = Stat::Median)]
     stat: Stat,
+    /// What is timed: wall-clock time, or the process's CPU time (steadier when other
+    /// processes share the machine; compare with `--threads 1`, since idle threads that
+    /// spin count as busy).
+    #[arg(long, value_enum, default_value_t = Clock::Wall)]
+    clock: Clock,
+}
+
+/// The clock timings are read from.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Clock {
+    /// Elapsed real time.
+    Wall,
+    /// CPU time of the whole process (all threads).
+    Cpu,
+}
+
+impl Clock {
+    /// Seconds on this clock (from an arbitrary origin).
+    pub fn now(self) -> f64 {
+        match self {
+            Clock::Wall => {
+                static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+                START.get_or_init(Instant::now).elapsed().as_secs_f64()
+            }
+            Clock::Cpu => {
+                let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+                // SAFETY: clock_gettime writes into the timespec we pass.
+                unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+                ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+            }
+        }
+    }
 }
 
 /// Which statistic of the timed runs is reported.
@@ -77,15 +113,26 @@ impl Common {
     }
 }
 
-/// Seconds of `repeat` runs of `f` (median or minimum), after two warm-ups.
-pub fn time_runs(repeat: usize, stat: Stat, mut f: impl FnMut()) -> f64 {
+/// A file of the repository: relative to the working directory when run from the repository
+/// root (also on another machine), else where the crate was built.
+pub fn repo_path(rel: &str) -> PathBuf {
+    let here = PathBuf::from(rel);
+    if here.exists() {
+        here
+    } else {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").join(rel)
+    }
+}
+
+/// Seconds of `repeat` runs of `f` (median or minimum) on `clock`, after two warm-ups.
+pub fn time_runs(repeat: usize, stat: Stat, clock: Clock, mut f: impl FnMut()) -> f64 {
     f();
     f();
     let mut t: Vec<f64> = (0..repeat.max(1))
         .map(|_| {
-            let s = Instant::now();
+            let s = clock.now();
             f();
-            s.elapsed().as_secs_f64()
+            clock.now() - s
         })
         .collect();
     t.sort_by(f64::total_cmp);
@@ -97,12 +144,15 @@ pub fn time_runs(repeat: usize, stat: Stat, mut f: impl FnMut()) -> f64 {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    let threads = match &cli.command {
+        Cmd::Ops(c) => c.threads,
+        Cmd::Render(r) => r.common.threads,
+    };
+    if let Some(n) = threads {
+        rayon::ThreadPoolBuilder::new().num_threads(n).build_global()?;
+    }
     match cli.command {
-        Cmd::Ops(c) => {
-            if let Some(n) = c.threads {
-                rayon::ThreadPoolBuilder::new().num_threads(n).build_global()?;
-            }
-            ops::run(&c)
-        }
+        Cmd::Ops(c) => ops::run(&c),
+        Cmd::Render(r) => render::run(&r),
     }
 }

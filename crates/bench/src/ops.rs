@@ -8,7 +8,7 @@ use candle_core::{Device, Tensor};
 use sadtalker_ops::*;
 use serde_json::{Value, json};
 
-use crate::{Common, Stat, time_runs};
+use crate::{Clock, Common, Stat, time_runs};
 
 /// One benchmark case: a spec both sides understand, and how we run it.
 struct Case {
@@ -50,6 +50,36 @@ fn cases() -> Vec<Case> {
             name: "conv3d_64_16x32",
             what: "conv3d 3x3x3 64->64 @1x64x16x32x32",
             spec: json!({"op": "conv3d", "input": [1, 64, 16, 32, 32], "weight": [64, 64, 3, 3, 3], "padding": 1}),
+        },
+        Case {
+            name: "conv3d_mask_k7",
+            what: "conv3d 7x7x7 112->16 @1x112x16x64x64",
+            spec: json!({"op": "conv3d", "input": [1, 112, 16, 64, 64], "weight": [16, 112, 7, 7, 7], "padding": 3}),
+        },
+        Case {
+            name: "conv3d_112",
+            what: "conv3d 3x3x3 112->112 @1x112x16x64x64",
+            spec: json!({"op": "conv3d", "input": [1, 112, 16, 64, 64], "weight": [112, 112, 3, 3, 3], "padding": 1}),
+        },
+        Case {
+            name: "conv3d_80_64",
+            what: "conv3d 3x3x3 80->64 @1x80x16x64x64",
+            spec: json!({"op": "conv3d", "input": [1, 80, 16, 64, 64], "weight": [64, 80, 3, 3, 3], "padding": 1}),
+        },
+        Case {
+            name: "conv3d_1024_256",
+            what: "conv3d 3x3x3 1024->256 @1x1024x16x8x8",
+            spec: json!({"op": "conv3d", "input": [1, 1024, 16, 8, 8], "weight": [256, 1024, 3, 3, 3], "padding": 1}),
+        },
+        Case {
+            name: "conv2d_spade_128_512",
+            what: "conv2d 3x3 128->512 @1x128x64x64 (SPADE)",
+            spec: json!({"op": "conv2d", "input": [1, 128, 64, 64], "weight": [512, 128, 3, 3], "padding": 1}),
+        },
+        Case {
+            name: "conv2d_spade_256_128",
+            what: "conv2d 3x3 256->128 @1x256x256x256 (SPADE)",
+            spec: json!({"op": "conv2d", "input": [1, 256, 256, 256], "weight": [128, 256, 3, 3], "padding": 1}),
         },
         Case {
             name: "grid_sample3d",
@@ -101,7 +131,7 @@ fn randn(shape: &[usize]) -> candle_core::Result<Tensor> {
 }
 
 /// Times our implementation of one case.
-fn time_ours(spec: &Value, repeat: usize, stat: Stat) -> anyhow::Result<f64> {
+fn time_ours(spec: &Value, repeat: usize, stat: Stat, clock: Clock) -> anyhow::Result<f64> {
     let x = randn(&dims(spec, "input"))?;
     let pad = spec["padding"].as_u64().unwrap_or(0) as usize;
     let stride = spec["stride"].as_u64().unwrap_or(1) as usize;
@@ -152,17 +182,17 @@ fn time_ours(spec: &Value, repeat: usize, stat: Stat) -> anyhow::Result<f64> {
         other => anyhow::bail!("unknown op {other}"),
     };
     run().with_context(|| format!("running {op}"))?;
-    Ok(time_runs(repeat, stat, || {
+    Ok(time_runs(repeat, stat, clock, || {
         let _ = run();
     }))
 }
 
 /// candle's own conv2d on the first case, for the backend decision in the README.
-fn time_candle_conv2d(spec: &Value, repeat: usize, stat: Stat) -> anyhow::Result<f64> {
+fn time_candle_conv2d(spec: &Value, repeat: usize, stat: Stat, clock: Clock) -> anyhow::Result<f64> {
     let x = randn(&dims(spec, "input"))?;
     let w = randn(&dims(spec, "weight"))?;
     let pad = spec["padding"].as_u64().unwrap_or(0) as usize;
-    Ok(time_runs(repeat, stat, || {
+    Ok(time_runs(repeat, stat, clock, || {
         let _ = x.conv2d(&w, pad, 1, 1, 1);
     }))
 }
@@ -171,11 +201,11 @@ fn time_candle_conv2d(spec: &Value, repeat: usize, stat: Stat) -> anyhow::Result
 /// cannot.
 fn time_reference(c: &Common, specs: &[(&str, Value)]) -> Option<serde_json::Map<String, Value>> {
     let py = c.python()?;
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tools/reference/bench_ops.py");
+    let script = crate::repo_path("tools/reference/bench_ops.py");
     let threads = c.threads.unwrap_or_else(rayon::current_num_threads);
-    let input = json!({"repeat": c.repeat, "threads": threads, "stat": c.stat, "cases": specs.iter().map(|(n, s)| json!({"name": n, "spec": s})).collect::<Vec<_>>()});
+    let input = json!({"repeat": c.repeat, "threads": threads, "stat": c.stat, "clock": c.clock, "cases": specs.iter().map(|(n, s)| json!({"name": n, "spec": s})).collect::<Vec<_>>()});
     let mut child = Command::new(&py)
-        .arg(script)
+        .arg(&script)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -185,7 +215,11 @@ fn time_reference(c: &Common, specs: &[(&str, Value)]) -> Option<serde_json::Map
     child.stdin.take()?.write_all(input.to_string().as_bytes()).ok()?;
     let out = child.wait_with_output().ok()?;
     if !out.status.success() {
-        eprintln!("note: {} {script} failed; PyTorch timings skipped", py.display());
+        eprintln!(
+            "note: {} {} failed; PyTorch timings skipped",
+            py.display(),
+            script.display()
+        );
         return None;
     }
     serde_json::from_slice::<Value>(&out.stdout).ok()?.as_object().cloned()
@@ -197,17 +231,18 @@ pub fn run(c: &Common) -> anyhow::Result<()> {
         .filter(|k| c.filter.as_deref().is_none_or(|f| k.name.contains(f)))
         .collect();
     println!(
-        "threads: {} (ours: rayon; torch: set_num_threads); {:?} of {} runs",
+        "threads: {} (ours: rayon; torch: set_num_threads); {:?} of {} runs; {:?} clock",
         c.threads.unwrap_or_else(rayon::current_num_threads),
         c.stat,
-        c.repeat
+        c.repeat,
+        c.clock
     );
     let mut ours = Vec::new();
     for k in &cases {
-        ours.push(time_ours(&k.spec, c.repeat, c.stat)?);
+        ours.push(time_ours(&k.spec, c.repeat, c.stat, c.clock)?);
     }
     let candle = match cases.iter().find(|k| k.name == "conv2d_64_256") {
-        Some(k) => Some(time_candle_conv2d(&k.spec, c.repeat, c.stat)?),
+        Some(k) => Some(time_candle_conv2d(&k.spec, c.repeat, c.stat, c.clock)?),
         None => None,
     };
     let specs: Vec<(&str, Value)> = cases.iter().map(|k| (k.name, k.spec.clone())).collect();

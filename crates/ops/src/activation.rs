@@ -10,6 +10,7 @@ use crate::{Result, shape_err};
 const MAP_CHUNK: usize = 1 << 15;
 
 fn map(op: &'static str, x: &Tensor, f: impl Fn(f32) -> f32 + Sync) -> Result<Tensor> {
+    let _t = crate::profile::scope(op);
     let x = Input::new(op, x)?;
     let data = x.with(|xs| {
         let mut out = vec![0f32; xs.len()];
@@ -38,6 +39,7 @@ pub fn leaky_relu(x: &Tensor, negative_slope: f32) -> Result<Tensor> {
 /// `F.softmax(x, dim=-1)`: used on flattened 3-D heatmaps (`(N, K, D*H*W)`).
 pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
     const OP: &str = "softmax";
+    let _t = crate::profile::scope(OP);
     let x = Input::new(OP, x)?;
     let Some(&len) = x.dims().last() else {
         return shape_err(OP, "expected at least one axis, got a scalar");

@@ -101,6 +101,11 @@ pub fn conv3d(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, p: ConvParams<
 /// The convolution with `N` (1, 2 or 3) spatial axes; what [`conv1d`], [`conv2d`] and
 /// [`conv3d`] call, for code generic over the rank (like `torch.nn.Conv{N}d`).
 pub fn conv<const N: usize>(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, p: ConvParams<N>) -> Result<Tensor> {
+    let _t = crate::profile::scope(match N {
+        1 => "conv1d",
+        2 => "conv2d",
+        _ => "conv3d",
+    });
     let op = match N {
         1 => "conv1d",
         2 => "conv2d",
@@ -206,6 +211,10 @@ enum Strategy {
 
 /// The convolution on contiguous `f32` buffers; returns the `(N, Cout, D', H', W')` output.
 pub(crate) fn conv_f32(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &Geometry) -> Vec<f32> {
+    #[cfg(target_arch = "x86_64")]
+    if crate::conv_direct::applicable(g) {
+        return crate::conv_direct::conv_direct(x, w, bias, g);
+    }
     let [od, oh, ow] = g.out_sp;
     let p = od * oh * ow;
     let cg = g.cin / g.groups;

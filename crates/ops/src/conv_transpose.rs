@@ -24,6 +24,7 @@ pub fn conv_transpose<const N: usize>(
     output_padding: [usize; N],
 ) -> Result<Tensor> {
     const OP: &str = "conv_transpose";
+    let _t = crate::profile::scope(OP);
     let x = Input::new(OP, x)?;
     let w = Input::new(OP, weight)?;
     let b = bias.map(|b| Input::new(OP, b)).transpose()?;

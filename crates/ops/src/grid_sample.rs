@@ -24,6 +24,7 @@ const CHUNK: usize = 2048;
 /// outside the input read zeros. PyTorch's default is `align_corners=False`.
 pub fn grid_sample(input: &Tensor, grid: &Tensor, align_corners: bool) -> Result<Tensor> {
     const OP: &str = "grid_sample";
+    let _t = crate::profile::scope(OP);
     let x = Input::new(OP, input)?;
     let gr = Input::new(OP, grid)?;
     let (xd, gd) = (x.dims().to_vec(), gr.dims().to_vec());

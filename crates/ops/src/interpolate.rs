@@ -73,6 +73,7 @@ fn nearest_index(out_idx: usize, input: usize, output: usize, scale: Option<f64>
 /// and `(N, C, D, H, W)` inputs.
 pub fn interpolate_nearest(x: &Tensor, resize: &Resize) -> Result<Tensor> {
     const OP: &str = "interpolate(nearest)";
+    let _t = crate::profile::scope(OP);
     let x = Input::new(OP, x)?;
     let xd = x.dims().to_vec();
     if !(3..=5).contains(&xd.len()) {
@@ -158,6 +159,7 @@ fn linear_map(input: usize, output: usize, scale: Option<f64>, align_corners: bo
 /// `(N, C, H, W)` inputs.
 pub fn interpolate_bilinear(x: &Tensor, resize: &Resize, align_corners: bool) -> Result<Tensor> {
     const OP: &str = "interpolate(bilinear)";
+    let _t = crate::profile::scope(OP);
     let x = Input::new(OP, x)?;
     let xd = x.dims().to_vec();
     if xd.len() != 4 {

@@ -15,11 +15,13 @@
 mod access;
 pub mod activation;
 pub mod conv;
+mod conv_direct;
 pub mod conv_transpose;
 pub mod grid_sample;
 pub mod interpolate;
 pub mod norm;
 pub mod pool;
+pub mod profile;
 
 pub use activation::{leaky_relu, sigmoid, softmax_last_dim};
 pub use conv::{ConvParams, conv, conv1d, conv2d, conv3d};

@@ -29,6 +29,7 @@ pub struct BatchNormStats {
 /// `y = x * alpha + beta`.
 pub fn batch_norm(x: &Tensor, stats: &BatchNormStats, eps: f64) -> Result<Tensor> {
     const OP: &str = "batch_norm";
+    let _t = crate::profile::scope(OP);
     let x = Input::new(OP, x)?;
     let xd = x.dims().to_vec();
     if xd.len() < 2 {
@@ -79,6 +80,7 @@ pub fn batch_norm(x: &Tensor, stats: &BatchNormStats, eps: f64) -> Result<Tensor
 /// (accumulated in `f64`, as ATen's CPU kernel does).
 pub fn instance_norm(x: &Tensor, weight: Option<&Tensor>, bias: Option<&Tensor>, eps: f64) -> Result<Tensor> {
     const OP: &str = "instance_norm";
+    let _t = crate::profile::scope(OP);
     let x = Input::new(OP, x)?;
     let xd = x.dims().to_vec();
     if xd.len() < 3 {

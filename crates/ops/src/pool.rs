@@ -71,6 +71,7 @@ pub fn max_pool2d(x: &Tensor, kernel: [usize; 2], stride: [usize; 2], padding: [
 }
 
 fn pool(op: &'static str, x: &Tensor, kind: Kind, k: [usize; 3], s: [usize; 3], p: [usize; 3]) -> Result<Tensor> {
+    let _t = crate::profile::scope(op);
     let x = Input::new(op, x)?;
     let xd = x.dims().to_vec();
     let sp_rank = if op.ends_with("3d") { 3 } else { 2 };
@@ -161,6 +162,7 @@ fn window(i: &[f32], isz: [usize; 3], o: [usize; 3], k: [usize; 3], s: [usize; 3
 /// spatial axes: output cell `i` averages input `floor(i·in/out) .. ceil((i+1)·in/out)`.
 pub fn adaptive_avg_pool(x: &Tensor, output_size: &[usize]) -> Result<Tensor> {
     const OP: &str = "adaptive_avg_pool";
+    let _t = crate::profile::scope(OP);
     let x = Input::new(OP, x)?;
     let xd = x.dims().to_vec();
     let nsp = xd.len().saturating_sub(2);

@@ -14,6 +14,7 @@ mod blocks;
 mod config;
 mod dense_motion;
 mod generator;
+pub mod image;
 mod keypoint_detector;
 mod keypoints;
 mod mapping;

@@ -117,3 +117,25 @@ fn reduced_networks_match_the_reference() {
 fn full_size_256_frame_matches_the_reference() {
     check("goldens/render/full_256.safetensors");
 }
+
+#[test]
+fn source_resize_matches_skimage() {
+    use sadtalker_render::image::RgbF32;
+    let golden = Golden::open("goldens/render/resize.safetensors");
+    for case in golden.cases() {
+        let input = case.tensor("input");
+        let (h, w, _) = input.dims3().unwrap();
+        let bytes: Vec<u8> = input
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap()
+            .iter()
+            .map(|&v| v as u8)
+            .collect();
+        let size = case.f64("size") as usize;
+        let out = RgbF32::from_rgb8(w, h, &bytes).unwrap().resize_like_skimage(size, size);
+        let ours = Tensor::from_vec(out.data, (size, size, 3), &Device::Cpu).unwrap();
+        assert_close(case.name(), &ours, &case.tensor("output"), 1e-6);
+    }
+}

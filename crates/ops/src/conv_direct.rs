@@ -1,0 +1,227 @@
+//! Direct convolution for stride-1 convolutions on AVX-512: no im2col, no GEMM packing.
+//!
+//! Why hand-written: with im2col + `gemm`, every tile is copied twice (our unfold, then
+//! gemm's own packing) and the weights are re-packed per tile; for the renderer's shapes —
+//! few output channels (the 112→16 7×7×7 mask conv), huge K (1024-channel 3-D convs) or
+//! narrow rows (8×8 planes) — that overhead halves throughput or worse. Here the input is
+//! zero-padded once, the weights are packed once per call into 16-channel vectors, and a
+//! register-blocked microkernel reads the input in place:
+//!
+//! * Output positions are taken along the padded plane: for output plane `z`, position
+//!   `q = y·Wp + x` reads input `z·Hp·Wp + q + tap(kz, ky, kx)` for every tap, so NP
+//!   consecutive positions are NP consecutive floats for every tap. The `x ≥ W'` positions
+//!   in between rows are computed and dropped (3 % extra work on a 64-wide plane).
+//! * The microkernel keeps NP positions × OCV·16 output channels in zmm registers and, per
+//!   tap, loads OCV weight vectors and broadcasts NP input values: NP·OCV FMAs per step.
+//!
+//! Used when the CPU has AVX-512F and every stride is 1; everything else takes the GEMM
+//! paths in `conv.rs`. Results equal the GEMM paths' up to summation order.
+
+#[cfg(target_arch = "x86_64")]
+use std::arch::x86_64::*;
+
+use rayon::prelude::*;
+
+use crate::access::SharedMut;
+use crate::conv::Geometry;
+
+/// Output channels per zmm register.
+const LANES: usize = 16;
+/// Taps per weight panel chunk: 256 taps × 32 channels × 4 B = 32 KiB, an L1's worth.
+const KC: usize = 256;
+/// Positions per task (a multiple of both microkernel widths).
+const NQ: usize = 224;
+
+/// Whether [`conv_direct`] can run this convolution on this CPU.
+pub(crate) fn applicable(g: &Geometry) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SADTALKER_NO_DIRECT_CONV=1 forces the GEMM paths (to compare them).
+        g.stride == [1, 1, 1]
+            && std::arch::is_x86_feature_detected!("avx512f")
+            && std::env::var_os("SADTALKER_NO_DIRECT_CONV").is_none()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = g;
+        false
+    }
+}
+
+/// The convolution (stride 1) into a fresh `(N, Cout, D', H', W')` buffer.
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn conv_direct(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &Geometry) -> Vec<f32> {
+    let [id, ih, iw] = g.in_sp;
+    let [pd, ph, pw] = g.pad;
+    let [od, oh, ow] = g.out_sp;
+    let [kd, kh, kw] = g.k;
+    let [dd, dh, dw] = g.dil;
+    let (dp, hp, wp) = (id + 2 * pd, ih + 2 * ph, iw + 2 * pw);
+    let cg = g.cin / g.groups;
+    let og = g.cout / g.groups;
+    let taps = kd * kh * kw;
+    let kk = cg * taps;
+    let vol = dp * hp * wp;
+    let p_out = od * oh * ow;
+    // Channels per register block: one zmm for up to 16 outputs, else two.
+    let ocv = if og <= LANES { 1 } else { 2 };
+    let ocb = ocv * LANES;
+    let blocks = og.div_ceil(ocb);
+    // Positions computed per output plane (junk columns between rows included).
+    let q_len = (oh - 1) * wp + ow;
+    let q_tasks = q_len.div_ceil(NQ);
+    let np = if ocv == 1 { 28 } else { 14 };
+    // Reads run past the last position by up to one microkernel width.
+    let slack = NQ + wp;
+
+    // Tap offsets into one image-group's padded input, in weight order (c, kz, ky, kx).
+    let offsets: Vec<usize> = (0..kk)
+        .map(|k| {
+            let (c, t) = (k / taps, k % taps);
+            let (z, y, xx) = (t / (kh * kw), (t / kw) % kh, t % kw);
+            c * vol + z * dd * hp * wp + y * dh * wp + xx * dw
+        })
+        .collect();
+
+    let mut out = vec![0f32; g.n * g.cout * p_out];
+    let out_ptr = SharedMut::new(&mut out);
+    for ni in 0..g.n {
+        for gi in 0..g.groups {
+            let padded = pad_input(
+                &x[(ni * g.cin + gi * cg) * id * ih * iw..][..cg * id * ih * iw],
+                cg,
+                g,
+                slack,
+            );
+            let packed = pack_weights(&w[gi * og * kk..][..og * kk], og, kk, ocb);
+            let b_g = bias.map(|b| &b[gi * og..(gi + 1) * og]);
+            (0..od * q_tasks)
+                .into_par_iter()
+                .for_each_init(Vec::new, |tmp: &mut Vec<f32>, task| {
+                    let (z, qt) = (task / q_tasks, task % q_tasks);
+                    let q0 = qt * NQ;
+                    let nq = NQ.min(q_len - q0);
+                    let segs = nq.div_ceil(np);
+                    tmp.clear();
+                    tmp.resize(segs * np * blocks * ocb, 0.0);
+                    let base = &padded[z * hp * wp + q0..];
+                    for k0 in (0..kk).step_by(KC) {
+                        let k1 = (k0 + KC).min(kk);
+                        for b in 0..blocks {
+                            let panel = &packed[(b * kk + k0) * ocb..(b * kk + k1) * ocb];
+                            for s in 0..segs {
+                                let acc = &mut tmp[((s * blocks + b) * np) * ocb..][..np * ocb];
+                                let src = &base[s * np..];
+                                // SAFETY: AVX-512F was detected in `applicable`; `src` extends
+                                // past every offset + np thanks to `slack`; `panel` holds
+                                // (k1 - k0) × ocb floats and `acc` np × ocb.
+                                unsafe {
+                                    if ocv == 1 {
+                                        micro::<28, 1>(src, &offsets[k0..k1], panel, acc);
+                                    } else {
+                                        micro::<14, 2>(src, &offsets[k0..k1], panel, acc);
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    // Scatter the valid positions into the output planes, adding the bias.
+                    for o in 0..og {
+                        let (b, lane) = (o / ocb, o % ocb);
+                        let bv = b_g.map_or(0.0, |bb| bb[o]);
+                        // SAFETY: this task owns plane z, positions q0..q0+nq of every output
+                        // channel of image ni, group gi.
+                        let plane = unsafe {
+                            std::slice::from_raw_parts_mut(
+                                out_ptr.ptr().add(((ni * g.cout + gi * og + o) * od + z) * oh * ow),
+                                oh * ow,
+                            )
+                        };
+                        for i in 0..nq {
+                            let q = q0 + i;
+                            let (y, xx) = (q / wp, q % wp);
+                            if xx < ow {
+                                let (s, j) = (i / np, i % np);
+                                plane[y * ow + xx] = tmp[((s * blocks + b) * np + j) * ocb + lane] + bv;
+                            }
+                        }
+                    }
+                });
+        }
+    }
+    out
+}
+
+/// The input of one image-group zero-padded to `(C, Dp, Hp, Wp)`, plus `slack` zeros.
+fn pad_input(x: &[f32], c: usize, g: &Geometry, slack: usize) -> Vec<f32> {
+    let [id, ih, iw] = g.in_sp;
+    let [pd, ph, pw] = g.pad;
+    let (dp, hp, wp) = (id + 2 * pd, ih + 2 * ph, iw + 2 * pw);
+    let mut out = vec![0f32; c * dp * hp * wp + slack];
+    out[..c * dp * hp * wp]
+        .par_chunks_mut(dp * hp * wp)
+        .enumerate()
+        .for_each(|(ci, plane)| {
+            for z in 0..id {
+                for y in 0..ih {
+                    let src = &x[((ci * id + z) * ih + y) * iw..][..iw];
+                    plane[((z + pd) * hp + y + ph) * wp + pw..][..iw].copy_from_slice(src);
+                }
+            }
+        });
+    out
+}
+
+/// Weights `(og, K)` packed as `[block][k][ocb]`, output channels innermost, zero-filled
+/// past `og`.
+fn pack_weights(w: &[f32], og: usize, kk: usize, ocb: usize) -> Vec<f32> {
+    let blocks = og.div_ceil(ocb);
+    let mut out = vec![0f32; blocks * kk * ocb];
+    for o in 0..og {
+        let (b, lane) = (o / ocb, o % ocb);
+        for k in 0..kk {
+            out[(b * kk + k) * ocb + lane] = w[o * kk + k];
+        }
+    }
+    out
+}
+
+/// `acc[j][·] += Σ_k panel[k][·] · src[offsets[k] + j]` for `j < NP`, OCV zmm per position.
+///
+/// # Safety
+/// AVX-512F must be available; `src[offsets[k] + j]` must be in bounds for all `k`, `j < NP`;
+/// `panel.len() >= offsets.len() * OCV * 16`; `acc.len() >= NP * OCV * 16`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn micro<const NP: usize, const OCV: usize>(src: &[f32], offsets: &[usize], panel: &[f32], acc: &mut [f32]) {
+    // SAFETY (whole body): bounds as documented above; loads and stores are unaligned.
+    unsafe {
+        let mut r = [[_mm512_setzero_ps(); OCV]; NP];
+        for (j, rj) in r.iter_mut().enumerate() {
+            for (v, rv) in rj.iter_mut().enumerate() {
+                *rv = _mm512_loadu_ps(acc.as_ptr().add((j * OCV + v) * LANES));
+            }
+        }
+        let sp = src.as_ptr();
+        let mut wptr = panel.as_ptr();
+        for &off in offsets {
+            let mut wv = [_mm512_setzero_ps(); OCV];
+            for (v, w) in wv.iter_mut().enumerate() {
+                *w = _mm512_loadu_ps(wptr.add(v * LANES));
+            }
+            let s = sp.add(off);
+            for (j, rj) in r.iter_mut().enumerate() {
+                let xv = _mm512_set1_ps(*s.add(j));
+                for (v, rv) in rj.iter_mut().enumerate() {
+                    *rv = _mm512_fmadd_ps(xv, wv[v], *rv);
+                }
+            }
+            wptr = wptr.add(OCV * LANES);
+        }
+        for (j, rj) in r.iter().enumerate() {
+            for (v, rv) in rj.iter().enumerate() {
+                _mm512_storeu_ps(acc.as_mut_ptr().add((j * OCV + v) * LANES), *rv);
+            }
+        }
+    }
+}

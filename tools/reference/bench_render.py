@@ -1,0 +1,56 @@
+"""Reference side of `sadtalker-bench render`: times the reference's make_animation loop (KPDetector +
+MappingNet once, then MappingNet + keypoint transformation + OcclusionAwareSPADEGenerator per batch of frames)
+on the same recipe weights and inputs as the Rust side (the full_256 render golden). Reads
+{"size", "frames", "batch_size", "threads"} on stdin; prints {"prepare_s", "per_frame_s"}."""
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file
+
+import gen_render_goldens as G
+
+
+def main():
+    req = json.load(sys.stdin)
+    torch.set_num_threads(int(req["threads"]))
+    from sadtalker.facerender.modules.make_animation import keypoint_transformation
+
+    golden = load_file(os.path.join(G.rm.ROOT, "fixtures", "goldens", "render", "full_256.safetensors"))
+    torch.manual_seed(3)
+    kp, gen, mapping = G.build("full", 70)
+    G.fill_weights(kp, gen, mapping)
+    size, bs, frames = int(req["size"]), int(req["batch_size"]), int(req["frames"])
+    src = golden["full_256.source_image"]
+    if size != 256:
+        src = F.interpolate(src, size=(size, size), mode="bilinear", align_corners=False)
+    src_sem = golden["full_256.source_semantics"][None]
+    drv = golden["full_256.driving_semantics"][0][None].repeat(bs, 1, 1)
+    src_b = src.repeat(bs, 1, 1, 1)
+    with torch.no_grad():
+        s = time.perf_counter()
+        kp_canonical = kp(src_b)
+        kp_source = keypoint_transformation(kp_canonical, mapping(src_sem.repeat(bs, 1, 1)))
+        prepare = time.perf_counter() - s
+
+        def step():
+            he = mapping(drv)
+            kp_driving = keypoint_transformation(kp_canonical, he)
+            gen(src_b, kp_source=kp_source, kp_driving=kp_driving)
+
+        step()  # warm-up
+        calls = -(-frames // bs)
+        s = time.perf_counter()
+        for _ in range(calls):
+            step()
+        per_frame = (time.perf_counter() - s) / (calls * bs)
+    json.dump({"prepare_s": prepare, "per_frame_s": per_frame}, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()
