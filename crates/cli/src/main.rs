@@ -33,6 +33,8 @@ enum Command {
     /// List, download, verify and import model files (`sadtalker models list` shows what is installed).
     #[command(subcommand)]
     Models(commands::models::ModelsCmd),
+    /// Render talking-head frames from coefficients and a cropped portrait (PNG folder or MP4).
+    Render(Box<commands::render::RenderArgs>),
     /// Preprocess a portrait: find the face, cut it (--preprocess) and extract its 3DMM coefficients.
     Extract(commands::extract::ExtractArgs),
     /// Inspect 3DMM coefficient .mat files and convert them between 70/73/257 columns.
@@ -52,6 +54,7 @@ fn main() -> std::process::ExitCode {
         Command::Video(cmd) => commands::video::run(cmd),
         Command::Models(cmd) => commands::models::run(cmd),
         Command::Extract(args) => commands::extract::run(args),
+        Command::Render(args) => commands::render::run(*args),
         Command::Coeffs(cmd) => commands::coeffs::run(cmd),
         Command::Audio(cmd) => commands::audio::run(cmd),
         Command::Audio2coeff(args) => commands::audio2coeff::run(*args),

@@ -6,4 +6,5 @@ pub mod checkpoint;
 pub mod coeffs;
 pub mod extract;
 pub mod models;
+pub mod render;
 pub mod video;
