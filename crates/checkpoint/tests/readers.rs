@@ -26,7 +26,10 @@ fn truncated_copy(name: &str, keep: f64, dir: &Path) -> PathBuf {
 fn recipe_is_bit_identical_to_python() {
     for (file, recipe) in [
         ("recipe_small.safetensors", Recipe::default()),
-        ("recipe_gain_small.safetensors", Recipe::default().with_gain(6f64.sqrt())),
+        (
+            "recipe_gain_small.safetensors",
+            Recipe::default().with_gain(6f64.sqrt()),
+        ),
     ] {
         let ck = Checkpoint::open(fixture(file)).unwrap();
         let tensors = ck.tensors();
