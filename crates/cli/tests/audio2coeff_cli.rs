@@ -49,7 +49,11 @@ fn write_checkpoint(dir: &Path) {
             if v[0] == "int64" {
                 (name, Dtype::I64, shape, vec![0u8; n * 8])
             } else {
-                let bytes = recipe.values(&name, &shape).iter().flat_map(|x| x.to_le_bytes()).collect();
+                let bytes = recipe
+                    .values(&name, &shape)
+                    .iter()
+                    .flat_map(|x| x.to_le_bytes())
+                    .collect();
                 (name, Dtype::F32, shape, bytes)
             }
         })
@@ -110,21 +114,33 @@ fn writes_the_reference_expression_reproducibly_and_fails_with_the_right_codes()
             scale = scale.max(theirs[k].abs());
         }
     }
-    assert!(max_abs <= 1e-5 * scale, "expression vs reference: max_abs {max_abs}, scale {scale}");
+    assert!(
+        max_abs <= 1e-5 * scale,
+        "expression vs reference: max_abs {max_abs}, scale {scale}"
+    );
 
     // Same seed, same bytes; another seed, other blinks and head motion.
     let again = dir.path().join("b.mat");
     assert!(run(&again, &["--seed", "3", "--quiet"]).status.success());
     assert_eq!(std::fs::read(&out).expect("a"), std::fs::read(&again).expect("b"));
     let other = dir.path().join("c.mat");
-    assert!(run(&other, &["--seed", "4", "--quiet", "--pose-style", "12"]).status.success());
+    assert!(
+        run(&other, &["--seed", "4", "--quiet", "--pose-style", "12"])
+            .status
+            .success()
+    );
     let other = CoeffTable::read(&other, COEFF_KEY).expect("read");
     assert!(other.data.iter().zip(&table.data).any(|(a, b)| (a - b).abs() > 1e-4));
 
     // Exit codes: bad input 3, model missing 4; nothing written on failure.
     let bad = dir.path().join("bad.mat");
     let o = run(&bad, &["--pose-style", "46"]);
-    assert_eq!(o.status.code(), Some(3), "stderr: {}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "stderr: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let o = sadtalker(
         &home,
         &[
@@ -139,7 +155,12 @@ fn writes_the_reference_expression_reproducibly_and_fails_with_the_right_codes()
             ckpt.to_str().expect("utf8"),
         ],
     );
-    assert_eq!(o.status.code(), Some(3), "stderr: {}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "stderr: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let empty = dir.path().join("empty");
     std::fs::create_dir_all(&empty).expect("mkdir");
     let o = sadtalker(
@@ -156,6 +177,11 @@ fn writes_the_reference_expression_reproducibly_and_fails_with_the_right_codes()
             empty.to_str().expect("utf8"),
         ],
     );
-    assert_eq!(o.status.code(), Some(4), "stderr: {}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(4),
+        "stderr: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     assert!(!bad.exists());
 }
