@@ -20,6 +20,7 @@ pub mod conv_transpose;
 pub mod grid_sample;
 pub mod interpolate;
 pub mod norm;
+pub mod pad;
 pub mod pool;
 pub mod profile;
 
@@ -29,6 +30,7 @@ pub use conv_transpose::conv_transpose;
 pub use grid_sample::grid_sample;
 pub use interpolate::{Resize, interpolate_bilinear, interpolate_nearest};
 pub use norm::{BatchNormStats, batch_norm, instance_norm};
+pub use pad::reflection_pad2d;
 pub use pool::{adaptive_avg_pool, avg_pool2d, avg_pool3d, max_pool2d};
 
 /// What went wrong in an operation.
