@@ -6,6 +6,7 @@ fixtures/checkpoints/
                                  weights are recipe values named 'mapping.<key>'
   mapping_small_legacy.pth.tar   the same, legacy (pre-1.6) torch.save format
   mapping_small_wrongshape.pth.tar  the same with mapping.fc_exp.weight one row short
+  auido2exp_00300-model.pth      a zip whose record name has 21 characters (76-byte first directory entry)
   views.pth                      strided / shared / offset storages and non-f32 dtypes
   views_expected.safetensors     the values views.pth must read as (contiguous float32)
   recipe_small.safetensors       recipe values for a few names/shapes, to pin Rust == Python bit for bit
@@ -47,6 +48,10 @@ def main():
     bad["mapping"] = dict(ck["mapping"])
     bad["mapping"]["fc_exp.weight"] = bad["mapping"]["fc_exp.weight"][:-1].clone()
     torch.save(bad, os.path.join(OUT, "mapping_small_wrongshape.pth.tar"))
+
+    # A 21-character record name inside the zip (what torch derives from this file name) makes the
+    # first central-directory entry exactly 76 bytes: the case the vendored pytorch-reader patch fixes.
+    torch.save({"model": {"w": torch.arange(6, dtype=torch.float32)}}, os.path.join(OUT, "auido2exp_00300-model.pth"))
 
     base = torch.arange(24, dtype=torch.float32).reshape(4, 6) / 7
     views = {

@@ -42,6 +42,12 @@ def conv_goldens():
         ("c1d_dil3", "conv1d", (2, 6, 20), (5, 6, 3), 1, 0, 3, 1, True),
         ("c1d_k7", "conv1d", (1, 7, 12), (4, 7, 7), 1, 0, 1, 1, True),
         ("c1d_s2_p2", "conv1d", (1, 3, 11), (2, 3, 4), 2, 2, 1, 1, False),
+        # Winograd-eligible (3x3, stride 1, >= 32 channels): odd sizes, partial tiles, no padding.
+        ("c2d_wino_32_48_13x17", "conv2d", (2, 32, 13, 17), (48, 32, 3, 3), 1, 1, 1, 1, True),
+        ("c2d_wino_64_32_pad0", "conv2d", (1, 64, 10, 9), (32, 64, 3, 3), 1, 0, 1, 1, True),
+        ("c2d_wino_96_64_24x24", "conv2d", (1, 96, 24, 24), (64, 96, 3, 3), 1, 1, 1, 1, False),
+        ("c3d_wino_32_40_5x7x9", "conv3d", (2, 32, 5, 7, 9), (40, 32, 3, 3, 3), 1, 1, 1, 1, True),
+        ("c3d_wino_48_32_pad0", "conv3d", (1, 48, 6, 6, 6), (32, 48, 3, 3, 3), 1, 0, 1, 1, True),
     ]
     fns = {"conv1d": F.conv1d, "conv2d": F.conv2d, "conv3d": F.conv3d}
     for name, op, xs, ws, s, p, d, gr, has_b in cases:

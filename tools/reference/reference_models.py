@@ -66,6 +66,8 @@ def safetensors_modules():
         "kp_extractor": kp,
         "generator": gen,
         "audio2pose": pose,
-        "audio2exp": exp,
+        # The reference loads `audio2exp.*` into Audio2Exp's inner SimpleWrapperV2 (netG), so the
+        # file's keys are `audio2exp.audio_encoder.*` / `audio2exp.mapping1.*`, not `audio2exp.netG.*`.
+        "audio2exp": exp.netG,
         "face_3drecon": face_3drecon(),
     }

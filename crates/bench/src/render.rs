@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::Instant;
 
 use anyhow::Context;
 use candle_core::{Device, Tensor};
@@ -74,9 +73,10 @@ fn time_ours(a: &RenderArgs) -> anyhow::Result<(f64, f64)> {
     let inp = inputs(a.size)?;
     let cfg = FaceRenderConfig::official(false);
     let renderer = FaceRenderer::load(&inp.weights, &inp.weights, &cfg)?;
-    let s = Instant::now();
+    let clock = a.common.clock;
+    let s = clock.now();
     let src = renderer.prepare(&inp.image, &inp.source)?;
-    let prepare = s.elapsed().as_secs_f64();
+    let prepare = clock.now() - s;
     let frame = DrivingFrame {
         semantics: inp.driving.clone(),
         yaw: None,
@@ -86,19 +86,19 @@ fn time_ours(a: &RenderArgs) -> anyhow::Result<(f64, f64)> {
     let batch = vec![frame; a.batch_size.max(1)];
     renderer.render(&src, &batch)?; // warm-up
     sadtalker_ops::profile::enable();
-    let s = Instant::now();
+    let s = clock.now();
     let calls = a.frames.div_ceil(batch.len());
     for _ in 0..calls {
         renderer.render(&src, &batch)?;
     }
-    Ok((prepare, s.elapsed().as_secs_f64() / (calls * batch.len()) as f64))
+    Ok((prepare, (clock.now() - s) / (calls * batch.len()) as f64))
 }
 
 fn time_reference(a: &RenderArgs) -> Option<Value> {
     let py = a.common.python()?;
     let script = repo_path("tools/reference/bench_render.py");
     let threads = a.common.threads.unwrap_or_else(rayon::current_num_threads);
-    let req = json!({"size": a.size, "frames": a.frames, "batch_size": a.batch_size, "threads": threads});
+    let req = json!({"size": a.size, "frames": a.frames, "batch_size": a.batch_size, "threads": threads, "clock": a.common.clock});
     let mut child = Command::new(&py)
         .arg(&script)
         .stdin(Stdio::piped())

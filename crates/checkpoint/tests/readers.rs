@@ -217,3 +217,13 @@ fn full_size_official_layout_when_available() {
         println!("{file}: {} tensors match the manifest", keys.len());
     }
 }
+
+/// `zip` mistakes an archive whose first directory entry is 76 bytes (a 21-character
+/// record name) for one with prepended data; the vendored pytorch-reader opens torch
+/// archives at offset 0 (vendor/pytorch-reader/PATCHED.md).
+#[test]
+fn zip_with_a_21_character_record_name_loads() {
+    let ck = Checkpoint::open(fixture("auido2exp_00300-model.pth")).unwrap();
+    assert_eq!(ck.format(), Format::TorchZip);
+    assert_eq!(ck.read_f32("model.w").unwrap().0, vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0]);
+}

@@ -11,6 +11,8 @@ pub struct Conv<const N: usize> {
     weight: Tensor,
     bias: Option<Tensor>,
     params: ConvParams<N>,
+    /// Packed / transformed weights, built on the first forward and kept.
+    cache: std::sync::Arc<sadtalker_ops::ConvCache>,
 }
 
 /// `torch.nn.Conv1d`.
@@ -38,7 +40,12 @@ impl<const N: usize> Conv<N> {
         } else {
             None
         };
-        Ok(Self { weight, bias, params })
+        Ok(Self {
+            weight,
+            bias,
+            params,
+            cache: Default::default(),
+        })
     }
 
     /// `torch.nn.utils.spectral_norm(nn.ConvNd(...))` in eval mode: parameters
@@ -74,17 +81,33 @@ impl<const N: usize> Conv<N> {
         } else {
             None
         };
-        Ok(Self { weight, bias, params })
+        Ok(Self {
+            weight,
+            bias,
+            params,
+            cache: Default::default(),
+        })
     }
 
     /// A layer from given tensors (e.g. a fixed kernel held as a buffer).
     pub fn from_tensors(weight: Tensor, bias: Option<Tensor>, params: ConvParams<N>) -> Self {
-        Self { weight, bias, params }
+        Self {
+            weight,
+            bias,
+            params,
+            cache: Default::default(),
+        }
     }
 
     /// The layer's forward pass.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(sadtalker_ops::conv(x, &self.weight, self.bias.as_ref(), self.params)?)
+        Ok(sadtalker_ops::conv_cached(
+            x,
+            &self.weight,
+            self.bias.as_ref(),
+            self.params,
+            &self.cache,
+        )?)
     }
 
     /// The weight tensor.

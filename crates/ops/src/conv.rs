@@ -101,6 +101,27 @@ pub fn conv3d(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, p: ConvParams<
 /// The convolution with `N` (1, 2 or 3) spatial axes; what [`conv1d`], [`conv2d`] and
 /// [`conv3d`] call, for code generic over the rank (like `torch.nn.Conv{N}d`).
 pub fn conv<const N: usize>(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, p: ConvParams<N>) -> Result<Tensor> {
+    conv_cached(x, weight, bias, p, &ConvCache::default())
+}
+
+/// Weight layouts the fast kernels derive from a layer's weights (packed 16-channel
+/// panels, Winograd transforms). A layer keeps one per weight tensor and passes it to
+/// [`conv_cached`], so they are computed on the first call only.
+#[derive(Debug, Default)]
+pub struct ConvCache {
+    pub(crate) direct: std::sync::OnceLock<Vec<f32>>,
+    pub(crate) winograd: std::sync::OnceLock<Vec<f32>>,
+}
+
+/// [`conv`] reusing the weight layouts in `cache` (which must only ever be used with this
+/// `weight` and these parameters).
+pub fn conv_cached<const N: usize>(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    p: ConvParams<N>,
+    cache: &ConvCache,
+) -> Result<Tensor> {
     let _t = crate::profile::scope(match N {
         1 => "conv1d",
         2 => "conv2d",
@@ -172,7 +193,7 @@ pub fn conv<const N: usize>(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, 
         dil: p3.dilation,
         out_sp,
     };
-    let data = x.with(|xs| w.with(|ws| with_opt(b.as_ref(), |bs| conv_f32(xs, ws, bs, &g))));
+    let data = x.with(|xs| w.with(|ws| with_opt(b.as_ref(), |bs| conv_f32(xs, ws, bs, &g, cache))));
     let mut shape = vec![n, cout];
     shape.extend_from_slice(&out_sp[3 - N..]);
     output(data, shape)
@@ -210,10 +231,17 @@ enum Strategy {
 }
 
 /// The convolution on contiguous `f32` buffers; returns the `(N, Cout, D', H', W')` output.
-pub(crate) fn conv_f32(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &Geometry) -> Vec<f32> {
+pub(crate) fn conv_f32(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &Geometry, cache: &ConvCache) -> Vec<f32> {
     #[cfg(target_arch = "x86_64")]
     if crate::conv_direct::applicable(g) {
-        return crate::conv_direct::conv_direct(x, w, bias, g);
+        if let Some(plan) = crate::winograd::choose(g) {
+            let u = cache
+                .winograd
+                .get_or_init(|| crate::winograd::transform_weights(w, g.cout, g.cin, plan));
+            return crate::winograd::conv_winograd(x, bias, g, plan, u);
+        }
+        let packed = cache.direct.get_or_init(|| crate::conv_direct::pack_all_groups(w, g));
+        return crate::conv_direct::conv_direct(x, bias, g, packed);
     }
     let [od, oh, ow] = g.out_sp;
     let p = od * oh * ow;

@@ -48,9 +48,26 @@ pub(crate) fn applicable(g: &Geometry) -> bool {
     }
 }
 
-/// The convolution (stride 1) into a fresh `(N, Cout, D', H', W')` buffer.
+/// Output channels per register block for `og` outputs: one zmm (16) for up to 16, else
+/// two (32).
+pub(crate) fn block_width(og: usize) -> usize {
+    if og <= LANES { LANES } else { 2 * LANES }
+}
+
+/// The weights of every group packed for [`conv_direct`]: group after group, each
+/// `[block][k][ocb]`.
+pub(crate) fn pack_all_groups(w: &[f32], g: &Geometry) -> Vec<f32> {
+    let og = g.cout / g.groups;
+    let kk = g.cin / g.groups * g.k.iter().product::<usize>();
+    (0..g.groups)
+        .flat_map(|gi| pack_weights(&w[gi * og * kk..][..og * kk], og, kk, block_width(og)))
+        .collect()
+}
+
+/// The convolution (stride 1) into a fresh `(N, Cout, D', H', W')` buffer; `packed` comes
+/// from [`pack_all_groups`].
 #[cfg(target_arch = "x86_64")]
-pub(crate) fn conv_direct(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &Geometry) -> Vec<f32> {
+pub(crate) fn conv_direct(x: &[f32], bias: Option<&[f32]>, g: &Geometry, packed_all: &[f32]) -> Vec<f32> {
     let [id, ih, iw] = g.in_sp;
     let [pd, ph, pw] = g.pad;
     let [od, oh, ow] = g.out_sp;
@@ -63,14 +80,13 @@ pub(crate) fn conv_direct(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &Geomet
     let kk = cg * taps;
     let vol = dp * hp * wp;
     let p_out = od * oh * ow;
-    // Channels per register block: one zmm for up to 16 outputs, else two.
-    let ocv = if og <= LANES { 1 } else { 2 };
-    let ocb = ocv * LANES;
+    let ocb = block_width(og);
+    let ocv = ocb / LANES;
     let blocks = og.div_ceil(ocb);
     // Positions computed per output plane (junk columns between rows included).
     let q_len = (oh - 1) * wp + ow;
     let q_tasks = q_len.div_ceil(NQ);
-    let np = if ocv == 1 { 28 } else { 14 };
+    let np = positions_per_call(ocv);
     // Reads run past the last position by up to one microkernel width.
     let slack = NQ + wp;
 
@@ -93,7 +109,8 @@ pub(crate) fn conv_direct(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &Geomet
                 g,
                 slack,
             );
-            let packed = pack_weights(&w[gi * og * kk..][..og * kk], og, kk, ocb);
+            let group_len = blocks * kk * ocb;
+            let packed = &packed_all[gi * group_len..][..group_len];
             let b_g = bias.map(|b| &b[gi * og..(gi + 1) * og]);
             (0..od * q_tasks)
                 .into_par_iter()
@@ -174,7 +191,7 @@ fn pad_input(x: &[f32], c: usize, g: &Geometry, slack: usize) -> Vec<f32> {
 
 /// Weights `(og, K)` packed as `[block][k][ocb]`, output channels innermost, zero-filled
 /// past `og`.
-fn pack_weights(w: &[f32], og: usize, kk: usize, ocb: usize) -> Vec<f32> {
+pub(crate) fn pack_weights(w: &[f32], og: usize, kk: usize, ocb: usize) -> Vec<f32> {
     let blocks = og.div_ceil(ocb);
     let mut out = vec![0f32; blocks * kk * ocb];
     for o in 0..og {
@@ -184,6 +201,28 @@ fn pack_weights(w: &[f32], og: usize, kk: usize, ocb: usize) -> Vec<f32> {
         }
     }
     out
+}
+
+/// Positions per microkernel call for a block of `ocv` zmm.
+pub(crate) fn positions_per_call(ocv: usize) -> usize {
+    if ocv == 1 { 28 } else { 14 }
+}
+
+/// [`micro`] for the block width: `ocv` 1 → 28 positions × 16 channels, 2 → 14 × 32.
+///
+/// # Safety
+/// As [`micro`], with `NP = positions_per_call(ocv)`.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+pub(crate) unsafe fn micro_dispatch(ocv: usize, src: &[f32], offsets: &[usize], panel: &[f32], acc: &mut [f32]) {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        if ocv == 1 {
+            micro::<28, 1>(src, offsets, panel, acc);
+        } else {
+            micro::<14, 2>(src, offsets, panel, acc);
+        }
+    }
 }
 
 /// `acc[j][·] += Σ_k panel[k][·] · src[offsets[k] + j]` for `j < NP`, OCV zmm per position.

@@ -1,0 +1,421 @@
+//! Winograd convolution for 3×3 (2-D) and 3×3×3 (3-D), stride-1, undilated, ungrouped
+//! convolutions: F(4×4, 3×3) in 2-D, F(2×2×2, 3×3×3) in 3-D.
+//!
+//! Why: the SPADE decoder spends ~80 % of a frame in 3×3 conv2d and the dense-motion network
+//! in 3×3×3 conv3d, and a faster GEMM cannot beat PyTorch by much (both run near the FMA
+//! peak). Winograd computes an output tile from an input tile with far fewer multiplies
+//! (Lavin & Gray, 2015): 36 instead of 144 per 4×4 tile in 2-D (4×), 64 instead of 216 per
+//! 2×2×2 tile in 3-D (3.4×). Results equal the direct convolution up to float rounding;
+//! F(4×4) rounds a little more (its transforms have entries up to 8), which the op and
+//! renderer parity tests measure (the renderer's frame stays within 5e-5 of PyTorch).
+//!
+//! The transforms are separable, one 1-D transform per axis ([`Axis`]); 2-D is 3-D with an
+//! identity depth axis. Layout: the transformed weights U_ξ (out × in, one per point ξ of
+//! the transformed tile) are built once per layer (cached in [`crate::ConvCache`]) and
+//! packed for the direct convolution's microkernel, which runs each ξ's product as a 1×1
+//! convolution over tiles. Tiles are processed in chunks per rayon task: input transform
+//! (vectorised over tiles), the products, output transform (vectorised over output
+//! channels), scatter into the output.
+//!
+//! `SADTALKER_WINOGRAD=0` turns it off; `=2` uses F(2×2) in 2-D.
+
+use rayon::prelude::*;
+
+use crate::access::SharedMut;
+use crate::conv::Geometry;
+use crate::conv_direct::{block_width, micro_dispatch, pack_weights, positions_per_call};
+
+/// One axis's 1-D transform F(m, r): m outputs from t = m + r - 1 inputs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Axis {
+    /// Kernel size 1 along this axis: no transform (the depth axis of a 2-D conv).
+    Identity,
+    /// F(2, 3): 4 inputs.
+    F2,
+    /// F(4, 3): 6 inputs.
+    F4,
+}
+
+impl Axis {
+    fn m(self) -> usize {
+        match self {
+            Axis::Identity => 1,
+            Axis::F2 => 2,
+            Axis::F4 => 4,
+        }
+    }
+
+    fn r(self) -> usize {
+        match self {
+            Axis::Identity => 1,
+            _ => 3,
+        }
+    }
+
+    fn t(self) -> usize {
+        self.m() + self.r() - 1
+    }
+
+    /// Bᵀ (t × t).
+    fn bt(self) -> &'static [f32] {
+        match self {
+            Axis::Identity => &[1.],
+            Axis::F2 => &[1., 0., -1., 0., 0., 1., 1., 0., 0., -1., 1., 0., 0., 1., 0., -1.],
+            Axis::F4 => &[
+                4., 0., -5., 0., 1., 0., //
+                0., -4., -4., 1., 1., 0., //
+                0., 4., -4., -1., 1., 0., //
+                0., -2., -1., 2., 1., 0., //
+                0., 2., -1., -2., 1., 0., //
+                0., 4., 0., -5., 0., 1.,
+            ],
+        }
+    }
+
+    /// G (t × r), in f64 (the weight transform is done once, as exactly as possible).
+    fn g(self) -> &'static [f64] {
+        const S: f64 = 1. / 6.;
+        const T: f64 = 1. / 12.;
+        const W: f64 = 1. / 24.;
+        match self {
+            Axis::Identity => &[1.],
+            Axis::F2 => &[1., 0., 0., 0.5, 0.5, 0.5, 0.5, -0.5, 0.5, 0., 0., 1.],
+            Axis::F4 => &[0.25, 0., 0., -S, -S, -S, -S, S, -S, W, T, S, W, -T, S, 0., 0., 1.],
+        }
+    }
+
+    /// Aᵀ (m × t).
+    fn at(self) -> &'static [f32] {
+        match self {
+            Axis::Identity => &[1.],
+            Axis::F2 => &[1., 1., 1., 0., 0., 1., -1., -1.],
+            Axis::F4 => &[
+                1., 1., 1., 1., 1., 0., //
+                0., 1., -1., 2., -2., 0., //
+                0., 1., 1., 4., 4., 0., //
+                0., 1., -1., 8., -8., 1.,
+            ],
+        }
+    }
+}
+
+/// The per-axis transforms of one convolution (depth, height, width).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Plan {
+    axes: [Axis; 3],
+}
+
+impl Plan {
+    fn m(&self) -> [usize; 3] {
+        self.axes.map(Axis::m)
+    }
+
+    fn t(&self) -> [usize; 3] {
+        self.axes.map(Axis::t)
+    }
+
+    /// Points of a transformed tile.
+    fn points(&self) -> usize {
+        self.t().iter().product()
+    }
+}
+
+/// Whether the Winograd path suits this convolution, and with which transforms: a 3×3
+/// conv2d or 3×3×3 conv3d, stride 1, no dilation, one group, at least 32 channels in and
+/// out (96 in 3-D; below that the transforms cost more than they save), and outputs at
+/// least one tile wide. The caller has checked that the direct kernel (AVX-512) is available: the
+/// products run on it.
+pub(crate) fn choose(g: &Geometry) -> Option<Plan> {
+    let setting = std::env::var("SADTALKER_WINOGRAD").unwrap_or_default();
+    if setting == "0" || setting == "off" {
+        return None;
+    }
+    let common = g.stride == [1, 1, 1] && g.dil == [1, 1, 1] && g.groups == 1 && g.cin >= 32 && g.cout >= 32;
+    let axes = if g.k == [1, 3, 3] && g.pad[0] == 0 {
+        let a = if setting == "2" { Axis::F2 } else { Axis::F4 };
+        [Axis::Identity, a, a]
+    } else if g.k == [3, 3, 3] && g.cin.min(g.cout) >= 96 {
+        // In 3-D the 64-point transforms only pay off with many channels (measured:
+        // 112→112 and 1024→256 gain 1.2–1.8×, 80→64 and 32→32 lose).
+        [Axis::F2; 3]
+    } else {
+        return None;
+    };
+    let plan = Plan { axes };
+    let big_enough = (0..3).all(|i| g.out_sp[i] >= plan.m()[i]);
+    (common && big_enough).then_some(plan)
+}
+
+/// U_ξ = (G_z ⊗ G_y ⊗ G_x) w for every filter (computed in f64, rounded once), each ξ's
+/// `oc × ic` matrix packed for the direct microkernel: `[ξ][block][ic][ocb]`.
+pub(crate) fn transform_weights(w: &[f32], oc: usize, ic: usize, plan: Plan) -> Vec<f32> {
+    let rs = plan.axes.map(Axis::r);
+    let ts = plan.t();
+    let ksize: usize = rs.iter().product();
+    let per_filter: Vec<Vec<f64>> = (0..oc * ic)
+        .into_par_iter()
+        .map(|oi| {
+            let mut cur: Vec<f64> = w[oi * ksize..(oi + 1) * ksize].iter().map(|&v| v as f64).collect();
+            let mut dims = rs;
+            for axis in (0..3).rev() {
+                let g = plan.axes[axis].g();
+                let (rows, cols) = (ts[axis], dims[axis]);
+                let mut out_dims = dims;
+                out_dims[axis] = rows;
+                let mut next = vec![0f64; out_dims.iter().product()];
+                for (idx, slot) in next.iter_mut().enumerate() {
+                    let mut o = [
+                        idx / (out_dims[1] * out_dims[2]),
+                        (idx / out_dims[2]) % out_dims[1],
+                        idx % out_dims[2],
+                    ];
+                    let r = o[axis];
+                    *slot = (0..cols)
+                        .map(|k| {
+                            o[axis] = k;
+                            g[r * cols + k] * cur[(o[0] * dims[1] + o[1]) * dims[2] + o[2]]
+                        })
+                        .sum();
+                }
+                cur = next;
+                dims = out_dims;
+            }
+            cur
+        })
+        .collect();
+    let ocb = block_width(oc);
+    (0..plan.points())
+        .flat_map(|xi| {
+            let u: Vec<f32> = per_filter.iter().map(|f| f[xi] as f32).collect();
+            pack_weights(&u, oc, ic, ocb)
+        })
+        .collect()
+}
+
+/// The convolution via Winograd into a fresh `(N, Cout, D', H', W')` buffer; `packed_u`
+/// comes from [`transform_weights`] with the same plan.
+pub(crate) fn conv_winograd(x: &[f32], bias: Option<&[f32]>, g: &Geometry, plan: Plan, packed_u: &[f32]) -> Vec<f32> {
+    let tt = plan.points();
+    let (ic, oc) = (g.cin, g.cout);
+    let m = plan.m();
+    let grid: [usize; 3] = std::array::from_fn(|i| g.out_sp[i].div_ceil(m[i]));
+    let total = g.n * grid.iter().product::<usize>();
+    let ocb = block_width(oc);
+    let ocv = ocb / 16;
+    let blocks = oc.div_ceil(ocb);
+    let np = positions_per_call(ocv);
+    // Tiles per task: the transformed input of a task (points × ic × tiles) near 8 MiB.
+    let threads = rayon::current_num_threads().max(1);
+    let mut nt = ((2 << 20) / (tt * ic)).max(np) / np * np;
+    while nt > np && total.div_ceil(nt) < 2 * threads {
+        nt = (nt / 2).max(np) / np * np;
+    }
+    let tasks = total.div_ceil(nt);
+    let p_out: usize = g.out_sp.iter().product();
+    let mut out = vec![0f32; g.n * oc * p_out];
+    let out_ptr = SharedMut::new(&mut out);
+    let offsets: Vec<usize> = (0..ic).map(|c| c * nt).collect();
+    (0..tasks).into_par_iter().for_each_init(
+        || (Vec::new(), Vec::new()),
+        |(vbuf, mbuf): &mut (Vec<f32>, Vec<f32>), task| {
+            let t0 = task * nt;
+            let tiles = Tiles {
+                t0,
+                count: nt.min(total - t0),
+                grid,
+                m,
+            };
+            vbuf.clear();
+            vbuf.resize(tt * ic * nt, 0.0);
+            // SAFETY: AVX-512F is available (the caller checked); buffers sized above.
+            unsafe { input_transform(x, g, plan, &tiles, nt, vbuf) };
+            mbuf.clear();
+            mbuf.resize(tt * blocks * nt * ocb, 0.0);
+            let segs = tiles.count.div_ceil(np);
+            for xi in 0..tt {
+                let vx = &vbuf[xi * ic * nt..];
+                let ux = &packed_u[xi * blocks * ic * ocb..][..blocks * ic * ocb];
+                for k0 in (0..ic).step_by(256) {
+                    let k1 = (k0 + 256).min(ic);
+                    for b in 0..blocks {
+                        let panel = &ux[(b * ic + k0) * ocb..(b * ic + k1) * ocb];
+                        for s in 0..segs {
+                            let acc = &mut mbuf[((xi * blocks + b) * nt + s * np) * ocb..][..np * ocb];
+                            // SAFETY: `vx` holds ic rows of nt tiles and s·np + np <= nt;
+                            // panel and acc are sized to match.
+                            unsafe { micro_dispatch(ocv, &vx[s * np..], &offsets[k0..k1], panel, acc) };
+                        }
+                    }
+                }
+            }
+            // SAFETY: AVX-512F is available; this task owns its tiles' output pixels.
+            unsafe { output_transform(mbuf, bias, g, plan, &tiles, nt, blocks, ocb, out_ptr) };
+        },
+    );
+    out
+}
+
+/// The tiles of one task: `count` tiles from global tile `t0` (image-major, then z, y, x).
+struct Tiles {
+    t0: usize,
+    count: usize,
+    grid: [usize; 3],
+    m: [usize; 3],
+}
+
+impl Tiles {
+    /// (image, first output voxel) of the task's `j`-th tile.
+    fn origin(&self, j: usize) -> (usize, [usize; 3]) {
+        let tile = self.t0 + j;
+        let per_image: usize = self.grid.iter().product();
+        let r = tile % per_image;
+        let (z, y, x) = (
+            r / (self.grid[1] * self.grid[2]),
+            (r / self.grid[2]) % self.grid[1],
+            r % self.grid[2],
+        );
+        (tile / per_image, [z * self.m[0], y * self.m[1], x * self.m[2]])
+    }
+}
+
+/// Applies `mat` (`rows × dims[axis]`) along `axis` of a `dims`-shaped array of vectors of
+/// `len` floats (`src`), writing the `rows`-long result into `dst`.
+#[inline(always)]
+fn apply_axis(src: &[f32], dims: [usize; 3], axis: usize, mat: &[f32], rows: usize, len: usize, dst: &mut [f32]) {
+    let cols = dims[axis];
+    let mut od = dims;
+    od[axis] = rows;
+    dst[..od.iter().product::<usize>() * len].fill(0.0);
+    for i0 in 0..od[0] {
+        for i1 in 0..od[1] {
+            for i2 in 0..od[2] {
+                let o = [i0, i1, i2];
+                let r = o[axis];
+                let d0 = ((i0 * od[1] + i1) * od[2] + i2) * len;
+                for k in 0..cols {
+                    let coef = mat[r * cols + k];
+                    if coef != 0.0 {
+                        let mut si = o;
+                        si[axis] = k;
+                        let s0 = ((si[0] * dims[1] + si[1]) * dims[2] + si[2]) * len;
+                        let (dv, sv) = (&mut dst[d0..d0 + len], &src[s0..s0 + len]);
+                        for (d, s) in dv.iter_mut().zip(sv) {
+                            *d += coef * s;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// V[ξ][c][j] = (Bᵀ ⊗ Bᵀ ⊗ Bᵀ) d of every tile's input patch, vectorised over tiles.
+///
+/// # Safety
+/// AVX-512F must be available.
+#[target_feature(enable = "avx512f")]
+unsafe fn input_transform(x: &[f32], g: &Geometry, plan: Plan, tiles: &Tiles, nt: usize, vbuf: &mut [f32]) {
+    let t = plan.t();
+    let tt = plan.points();
+    let (ic, [id, ih, iw], pad) = (g.cin, g.in_sp, g.pad);
+    let mut a = vec![0f32; tt * nt];
+    let mut b = vec![0f32; tt * nt];
+    for c in 0..ic {
+        // Gather every tile's t-sized patch: a[kz][ky][kx][j].
+        for j in 0..tiles.count {
+            let (ni, o) = tiles.origin(j);
+            let vol = &x[(ni * ic + c) * id * ih * iw..][..id * ih * iw];
+            for kz in 0..t[0] {
+                let z = (o[0] + kz) as isize - pad[0] as isize;
+                for ky in 0..t[1] {
+                    let y = (o[1] + ky) as isize - pad[1] as isize;
+                    let inside = z >= 0 && z < id as isize && y >= 0 && y < ih as isize;
+                    for kx in 0..t[2] {
+                        let xx = (o[2] + kx) as isize - pad[2] as isize;
+                        a[((kz * t[1] + ky) * t[2] + kx) * nt + j] = if inside && xx >= 0 && xx < iw as isize {
+                            vol[(z as usize * ih + y as usize) * iw + xx as usize]
+                        } else {
+                            0.0
+                        };
+                    }
+                }
+            }
+        }
+        // Bᵀ along x, then y, then z (identity axes skipped).
+        let mut from_a = true;
+        for axis in (0..3).rev() {
+            if plan.axes[axis] == Axis::Identity {
+                continue;
+            }
+            let (src, dst) = if from_a { (&a, &mut b) } else { (&b, &mut a) };
+            apply_axis(src, t, axis, plan.axes[axis].bt(), t[axis], nt, dst);
+            from_a = !from_a;
+        }
+        let res = if from_a { &a } else { &b };
+        for xi in 0..tt {
+            vbuf[(xi * ic + c) * nt..][..nt].copy_from_slice(&res[xi * nt..][..nt]);
+        }
+    }
+}
+
+/// Y = (Aᵀ ⊗ Aᵀ ⊗ Aᵀ) M per tile and output channel, vectorised over the block's channels,
+/// plus the bias, scattered into the output.
+///
+/// # Safety
+/// AVX-512F must be available; the task must own its tiles' output pixels.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx512f")]
+unsafe fn output_transform(
+    mbuf: &[f32],
+    bias: Option<&[f32]>,
+    g: &Geometry,
+    plan: Plan,
+    tiles: &Tiles,
+    nt: usize,
+    blocks: usize,
+    ocb: usize,
+    out: SharedMut,
+) {
+    let (t, m) = (plan.t(), plan.m());
+    let tt = plan.points();
+    let oc = g.cout;
+    let [od, oh, ow] = g.out_sp;
+    let mut a = vec![0f32; tt * ocb];
+    let mut b = vec![0f32; tt * ocb];
+    for j in 0..tiles.count {
+        let (ni, o) = tiles.origin(j);
+        for blk in 0..blocks {
+            for xi in 0..tt {
+                a[xi * ocb..][..ocb].copy_from_slice(&mbuf[((xi * blocks + blk) * nt + j) * ocb..][..ocb]);
+            }
+            let mut dims = t;
+            let mut from_a = true;
+            for axis in (0..3).rev() {
+                if plan.axes[axis] == Axis::Identity {
+                    continue;
+                }
+                let (src, dst) = if from_a { (&a, &mut b) } else { (&b, &mut a) };
+                apply_axis(src, dims, axis, plan.axes[axis].at(), m[axis], ocb, dst);
+                dims[axis] = m[axis];
+                from_a = !from_a;
+            }
+            let y = if from_a { &a } else { &b };
+            for lane in 0..ocb.min(oc - blk * ocb) {
+                let oc_i = blk * ocb + lane;
+                let bv = bias.map_or(0.0, |bb| bb[oc_i]);
+                // SAFETY: voxels of this task's tile in volume (ni, oc_i).
+                let vol = unsafe {
+                    std::slice::from_raw_parts_mut(out.ptr().add((ni * oc + oc_i) * od * oh * ow), od * oh * ow)
+                };
+                for dz in 0..m[0].min(od - o[0]) {
+                    for dy in 0..m[1].min(oh - o[1]) {
+                        for dx in 0..m[2].min(ow - o[2]) {
+                            let v = y[((dz * m[1] + dy) * m[2] + dx) * ocb + lane];
+                            vol[((o[0] + dz) * oh + o[1] + dy) * ow + o[2] + dx] = v + bv;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
