@@ -111,6 +111,9 @@ pub fn conv<const N: usize>(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, 
 pub struct ConvCache {
     pub(crate) direct: std::sync::OnceLock<Vec<f32>>,
     pub(crate) winograd: std::sync::OnceLock<Vec<f32>>,
+    /// Calls so far: Winograd weights (costly to build) are only made for a layer that
+    /// runs more than once, not for the source-only layers run once per portrait.
+    pub(crate) calls: std::sync::atomic::AtomicUsize,
 }
 
 /// [`conv`] reusing the weight layouts in `cache` (which must only ever be used with this
@@ -234,7 +237,8 @@ enum Strategy {
 pub(crate) fn conv_f32(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &Geometry, cache: &ConvCache) -> Vec<f32> {
     #[cfg(target_arch = "x86_64")]
     if crate::conv_direct::applicable(g) {
-        if let Some(plan) = crate::winograd::choose(g) {
+        let repeated = cache.calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed) > 0;
+        if let Some(plan) = crate::winograd::choose(g).filter(|_| repeated || cache.winograd.get().is_some()) {
             let u = cache
                 .winograd
                 .get_or_init(|| crate::winograd::transform_weights(w, g.cout, g.cin, plan));

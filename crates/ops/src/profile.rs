@@ -4,15 +4,17 @@
 //! process; [`report`] returns the totals per op.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::sync::{Mutex, OnceLock};
 
 static ENABLED: AtomicBool = AtomicBool::new(false);
+static CLOCK: OnceLock<fn() -> f64> = OnceLock::new();
 static TOTALS: Mutex<BTreeMap<&'static str, (u64, f64)>> = Mutex::new(BTreeMap::new());
 
-/// Starts collecting timings (and clears earlier ones).
-pub fn enable() {
+/// Starts collecting timings read from `clock` (seconds from any origin: wall time, or the
+/// process's CPU time), and clears earlier ones. The first clock given is kept.
+pub fn enable(clock: fn() -> f64) {
+    let _ = CLOCK.set(clock);
     if let Ok(mut t) = TOTALS.lock() {
         t.clear();
     }
@@ -32,24 +34,22 @@ pub fn report() -> Vec<(&'static str, u64, f64)> {
 /// Times the enclosing scope under `op` when profiling is on.
 pub(crate) struct Scope {
     op: &'static str,
-    start: Option<Instant>,
+    start: Option<(fn() -> f64, f64)>,
 }
 
 pub(crate) fn scope(op: &'static str) -> Scope {
-    Scope {
-        op,
-        start: ENABLED.load(Ordering::Relaxed).then(Instant::now),
-    }
+    let start = if ENABLED.load(Ordering::Relaxed) { CLOCK.get().map(|&c| (c, c())) } else { None };
+    Scope { op, start }
 }
 
 impl Drop for Scope {
     fn drop(&mut self) {
-        if let Some(s) = self.start
+        if let Some((clock, s)) = self.start
             && let Ok(mut t) = TOTALS.lock()
         {
             let e = t.entry(self.op).or_insert((0, 0.0));
             e.0 += 1;
-            e.1 += s.elapsed().as_secs_f64();
+            e.1 += clock() - s;
         }
     }
 }
