@@ -32,14 +32,8 @@ impl<const N: usize> Conv<N> {
         params: ConvParams<N>,
         bias: bool,
     ) -> Result<Self> {
-        let mut shape = vec![out_channels, in_channels / params.groups.max(1)];
-        shape.extend_from_slice(&kernel);
-        let weight = w.get(&shape, "weight")?;
-        let bias = if bias {
-            Some(w.get(&[out_channels], "bias")?)
-        } else {
-            None
-        };
+        let lead = [out_channels, in_channels / params.groups.max(1)];
+        let (weight, bias) = weight_and_bias(w, lead, &kernel, bias.then_some(out_channels))?;
         Ok(Self {
             weight,
             bias,
@@ -140,14 +134,9 @@ impl<const N: usize> ConvTranspose<N> {
         output_padding: [usize; N],
         bias: bool,
     ) -> Result<Self> {
-        let mut shape = vec![in_channels, out_channels / params.groups.max(1)];
-        shape.extend_from_slice(&kernel);
-        let weight = w.get(&shape, "weight")?;
-        let bias = if bias {
-            Some(w.get(&[out_channels], "bias")?)
-        } else {
-            None
-        };
+        // ConvTranspose stores (in, out / groups, k…); the bias still has `out_channels` entries.
+        let lead = [in_channels, out_channels / params.groups.max(1)];
+        let (weight, bias) = weight_and_bias(w, lead, &kernel, bias.then_some(out_channels))?;
         Ok(Self {
             weight,
             bias,
@@ -166,4 +155,18 @@ impl<const N: usize> ConvTranspose<N> {
             self.output_padding,
         )?)
     }
+}
+
+/// Loads `weight` of shape `lead ++ kernel` and, when given the output channel count, `bias`.
+fn weight_and_bias(
+    w: &Weights,
+    lead: [usize; 2],
+    kernel: &[usize],
+    bias_len: Option<usize>,
+) -> Result<(Tensor, Option<Tensor>)> {
+    let mut shape = lead.to_vec();
+    shape.extend_from_slice(kernel);
+    let weight = w.get(&shape, "weight")?;
+    let bias = bias_len.map(|n| w.get(&[n], "bias")).transpose()?;
+    Ok((weight, bias))
 }

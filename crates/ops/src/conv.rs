@@ -109,11 +109,39 @@ pub fn conv<const N: usize>(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, 
 /// [`conv_cached`], so they are computed on the first call only.
 #[derive(Debug, Default)]
 pub struct ConvCache {
+    pub(crate) path: ConvPath,
     pub(crate) direct: std::sync::OnceLock<Vec<f32>>,
     pub(crate) winograd: std::sync::OnceLock<Vec<f32>>,
     /// Calls so far: Winograd weights (costly to build) are only made for a layer that
     /// runs more than once, not for the source-only layers run once per portrait.
     pub(crate) calls: std::sync::atomic::AtomicUsize,
+}
+
+/// Which kernel [`conv_cached`] runs. `Auto` picks per shape; the others pin one, so that tests can
+/// check every kernel on the same cases and benchmarks can time them (a pinned kernel that does not
+/// apply to a shape — e.g. Winograd on a strided conv — falls back to the GEMM path).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ConvPath {
+    /// Winograd for wide 3×3 layers run more than once, else direct, else GEMM.
+    #[default]
+    Auto,
+    /// im2col / row-shift / pointwise tiles into `gemm`.
+    Gemm,
+    /// The AVX-512 direct microkernel (stride 1, x86-64 with AVX-512F).
+    Direct,
+    /// Winograd F(4×4, 3×3) / F(2×2×2, 3×3×3) on the direct microkernel, from the first call and
+    /// whatever the channel counts.
+    Winograd,
+}
+
+impl ConvCache {
+    /// A cache that makes [`conv_cached`] run `path`.
+    pub fn pinned(path: ConvPath) -> Self {
+        Self {
+            path,
+            ..Self::default()
+        }
+    }
 }
 
 /// [`conv`] reusing the weight layouts in `cache` (which must only ever be used with this
@@ -236,9 +264,14 @@ enum Strategy {
 /// The convolution on contiguous `f32` buffers; returns the `(N, Cout, D', H', W')` output.
 pub(crate) fn conv_f32(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &Geometry, cache: &ConvCache) -> Vec<f32> {
     #[cfg(target_arch = "x86_64")]
-    if crate::conv_direct::applicable(g) {
+    if cache.path != ConvPath::Gemm && crate::conv_direct::applicable(g) {
         let repeated = cache.calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed) > 0;
-        if let Some(plan) = crate::winograd::choose(g).filter(|_| repeated || cache.winograd.get().is_some()) {
+        let winograd = match cache.path {
+            ConvPath::Auto => crate::winograd::choose(g, false).filter(|_| repeated || cache.winograd.get().is_some()),
+            ConvPath::Winograd => crate::winograd::choose(g, true),
+            ConvPath::Gemm | ConvPath::Direct => None,
+        };
+        if let Some(plan) = winograd {
             let u = cache
                 .winograd
                 .get_or_init(|| crate::winograd::transform_weights(w, g.cout, g.cin, plan));
@@ -511,10 +544,7 @@ unsafe fn rowshift_tile(
 fn unfold_rows(x_g: &[f32], g: &Geometry, row0: usize, nrows: usize, lp: usize, col: &mut [f32]) {
     let [kd, kh, _] = g.k;
     let [id, ih, iw] = g.in_sp;
-    let oh = g.out_sp[1];
-    let [sd, sh, _] = g.stride;
-    let [pd, ph, pw] = g.pad;
-    let [dd, dh, _] = g.dil;
+    let pw = g.pad[2];
     let in_plane = id * ih * iw;
     let cols = nrows * lp;
     // Source columns pw .. pw + iw of the padded row hold the input row (clipped).
@@ -525,16 +555,11 @@ fn unfold_rows(x_g: &[f32], g: &Geometry, row0: usize, nrows: usize, lp: usize, 
             for ky in 0..kh {
                 let krow = &mut col[((c * kd + kz) * kh + ky) * cols..][..cols];
                 for r in 0..nrows {
-                    let q = row0 + r;
-                    let (oz, oy) = (q / oh, q % oh);
                     let dst = &mut krow[r * lp..][..lp];
-                    let z = (oz * sd + kz * dd) as isize - pd as isize;
-                    let y = (oy * sh + ky * dh) as isize - ph as isize;
-                    if z < 0 || z >= id as isize || y < 0 || y >= ih as isize {
+                    let Some(src) = input_row(plane, g, row0 + r, kz, ky) else {
                         dst.fill(0.0);
                         continue;
-                    }
-                    let src = &plane[(z as usize * ih + y as usize) * iw..][..iw];
+                    };
                     dst[..lo].fill(0.0);
                     dst[lo..hi].copy_from_slice(&src[..hi - lo]);
                     dst[hi..].fill(0.0);
@@ -544,15 +569,28 @@ fn unfold_rows(x_g: &[f32], g: &Geometry, row0: usize, nrows: usize, lp: usize, 
     }
 }
 
+/// The input row (all `W` columns) that kernel tap (`kz`, `ky`) reads for output row `q` (one (z, y)
+/// output line), or `None` where that tap falls in the zero padding.
+fn input_row<'a>(plane: &'a [f32], g: &Geometry, q: usize, kz: usize, ky: usize) -> Option<&'a [f32]> {
+    let [id, ih, iw] = g.in_sp;
+    let oh = g.out_sp[1];
+    let (oz, oy) = (q / oh, q % oh);
+    let z = (oz * g.stride[0] + kz * g.dil[0])
+        .checked_sub(g.pad[0])
+        .filter(|&z| z < id)?;
+    let y = (oy * g.stride[1] + ky * g.dil[1])
+        .checked_sub(g.pad[1])
+        .filter(|&y| y < ih)?;
+    Some(&plane[(z * ih + y) * iw..][..iw])
+}
+
 /// Unfolds output rows `row0 .. row0 + nrows` (row = one (z, y) output line of `W'`
 /// positions) of one image-group into `col` (`K × nrows·W'`, row-major).
 fn im2col(x_g: &[f32], g: &Geometry, row0: usize, nrows: usize, col: &mut [f32]) {
     let [kd, kh, kw] = g.k;
     let [id, ih, iw] = g.in_sp;
-    let [_, oh, ow] = g.out_sp;
-    let [sd, sh, sw] = g.stride;
-    let [pd, ph, pw] = g.pad;
-    let [dd, dh, dw] = g.dil;
+    let ow = g.out_sp[2];
+    let (sw, pw, dw) = (g.stride[2], g.pad[2], g.dil[2]);
     let cols = nrows * ow;
     let in_plane = id * ih * iw;
     let cg = g.cin / g.groups;
@@ -565,16 +603,11 @@ fn im2col(x_g: &[f32], g: &Geometry, row0: usize, nrows: usize, col: &mut [f32])
                     let dst_row = &mut col[kidx * cols..][..cols];
                     let x0 = (kx * dw) as isize - pw as isize;
                     for r in 0..nrows {
-                        let q = row0 + r;
-                        let (oz, oy) = (q / oh, q % oh);
                         let dst = &mut dst_row[r * ow..][..ow];
-                        let z = (oz * sd + kz * dd) as isize - pd as isize;
-                        let y = (oy * sh + ky * dh) as isize - ph as isize;
-                        if z < 0 || z >= id as isize || y < 0 || y >= ih as isize {
+                        let Some(src) = input_row(plane, g, row0 + r, kz, ky) else {
                             dst.fill(0.0);
                             continue;
-                        }
-                        let src = &plane[(z as usize * ih + y as usize) * iw..][..iw];
+                        };
                         if sw == 1 {
                             // Valid outputs: 0 <= ox + x0 < iw.
                             let lo = (-x0).clamp(0, ow as isize) as usize;

@@ -26,7 +26,7 @@ pub mod profile;
 mod winograd;
 
 pub use activation::{leaky_relu, sigmoid, softmax_last_dim};
-pub use conv::{ConvCache, ConvParams, conv, conv_cached, conv1d, conv2d, conv3d};
+pub use conv::{ConvCache, ConvParams, ConvPath, conv, conv_cached, conv1d, conv2d, conv3d};
 pub use conv_transpose::conv_transpose;
 pub use grid_sample::grid_sample;
 pub use interpolate::{Resize, interpolate_bilinear, interpolate_nearest};

@@ -38,7 +38,11 @@ pub(crate) struct Scope {
 }
 
 pub(crate) fn scope(op: &'static str) -> Scope {
-    let start = if ENABLED.load(Ordering::Relaxed) { CLOCK.get().map(|&c| (c, c())) } else { None };
+    let start = if ENABLED.load(Ordering::Relaxed) {
+        CLOCK.get().map(|&c| (c, c()))
+    } else {
+        None
+    };
     Scope { op, start }
 }
 

@@ -124,8 +124,9 @@ impl Plan {
 /// conv2d or 3×3×3 conv3d, stride 1, no dilation, one group, at least 32 channels in and
 /// out (96 in 3-D; below that the transforms cost more than they save), and outputs at
 /// least one tile wide. The caller has checked that the direct kernel (AVX-512) is available: the
-/// products run on it.
-pub(crate) fn choose(g: &Geometry) -> Option<Plan> {
+/// products run on it. `pinned` (a [`crate::ConvPath::Winograd`] cache) skips the 3-D speed
+/// heuristic on channel counts.
+pub(crate) fn choose(g: &Geometry, pinned: bool) -> Option<Plan> {
     let setting = std::env::var("SADTALKER_WINOGRAD").unwrap_or_default();
     if setting == "0" || setting == "off" {
         return None;
@@ -134,7 +135,7 @@ pub(crate) fn choose(g: &Geometry) -> Option<Plan> {
     let axes = if g.k == [1, 3, 3] && g.pad[0] == 0 {
         let a = if setting == "2" { Axis::F2 } else { Axis::F4 };
         [Axis::Identity, a, a]
-    } else if g.k == [3, 3, 3] && g.cin.min(g.cout) >= 96 {
+    } else if g.k == [3, 3, 3] && (pinned || g.cin.min(g.cout) >= 96) {
         // In 3-D the 64-point transforms only pay off with many channels (measured:
         // 112→112 and 1024→256 gain 1.2–1.8×, 80→64 and 32→32 lose).
         [Axis::F2; 3]

@@ -30,44 +30,39 @@ fn arr<const N: usize>(v: Vec<usize>) -> [usize; N] {
         .unwrap_or_else(|v| panic!("expected {N} values, got {v:?}"))
 }
 
+/// Every kernel (see `ConvPath`) on every case; under `Auto` each case runs twice on one cache, as a
+/// layer does, so the second call (Winograd where it applies) is the one checked.
 #[test]
 fn conv_matches_pytorch() {
-    run_family("goldens/ops/conv.safetensors", |c| {
-        let (x, w, b) = (c.tensor("input"), c.tensor("weight"), c.try_tensor("bias"));
-        let groups = c.f64("groups") as usize;
-        let (s, p, d) = (c.usizes("stride"), c.usizes("padding"), c.usizes("dilation"));
-        match c.op() {
-            "conv1d" => {
-                let prm = ConvParams {
-                    stride: arr(s),
-                    padding: arr(p),
-                    dilation: arr(d),
-                    groups,
-                };
-                conv1d(&x, &w, b.as_ref(), prm)
-            }
-            "conv2d" => {
-                let prm = ConvParams {
-                    stride: arr(s),
-                    padding: arr(p),
-                    dilation: arr(d),
-                    groups,
-                };
-                conv2d(&x, &w, b.as_ref(), prm)
-            }
-            "conv3d" => {
-                let prm = ConvParams {
-                    stride: arr(s),
-                    padding: arr(p),
-                    dilation: arr(d),
-                    groups,
-                };
-                conv3d(&x, &w, b.as_ref(), prm)
-            }
+    for (path, calls) in [
+        (ConvPath::Auto, 2),
+        (ConvPath::Gemm, 1),
+        (ConvPath::Direct, 1),
+        (ConvPath::Winograd, 1),
+    ] {
+        eprintln!("conv kernel {path:?}");
+        run_family("goldens/ops/conv.safetensors", |c| match c.op() {
+            "conv1d" => conv_case::<1>(c, path, calls),
+            "conv2d" => conv_case::<2>(c, path, calls),
+            "conv3d" => conv_case::<3>(c, path, calls),
             op => panic!("unknown op {op}"),
-        }
-        .unwrap()
-    });
+        });
+    }
+}
+
+fn conv_case<const N: usize>(c: &Case, path: ConvPath, calls: usize) -> Tensor {
+    let (x, w, b) = (c.tensor("input"), c.tensor("weight"), c.try_tensor("bias"));
+    let prm = ConvParams::<N> {
+        stride: arr(c.usizes("stride")),
+        padding: arr(c.usizes("padding")),
+        dilation: arr(c.usizes("dilation")),
+        groups: c.f64("groups") as usize,
+    };
+    let cache = ConvCache::pinned(path);
+    for _ in 1..calls {
+        conv_cached(&x, &w, b.as_ref(), prm, &cache).unwrap();
+    }
+    conv_cached(&x, &w, b.as_ref(), prm, &cache).unwrap()
 }
 
 #[test]

@@ -118,6 +118,17 @@ fn full_size_256_frame_matches_the_reference() {
     check("goldens/render/full_256.safetensors");
 }
 
+/// The official networks at 256 (yaw / pitch+roll overrides, the 73-input mapping, 2 frames each) and at
+/// 512: too large to commit. Generate with `python tools/reference/gen_render_goldens.py --local DIR`, then
+/// `SADTALKER_RENDER_GOLDENS=DIR cargo test -p sadtalker-render --release -- --ignored`.
+#[test]
+#[ignore = "needs SADTALKER_RENDER_GOLDENS from gen_render_goldens.py --local (minutes of CPU)"]
+fn local_official_size_cases_match_the_reference() {
+    let dir = std::env::var("SADTALKER_RENDER_GOLDENS")
+        .expect("set SADTALKER_RENDER_GOLDENS to the folder written by gen_render_goldens.py --local");
+    check(&format!("{dir}/local.safetensors"));
+}
+
 #[test]
 fn source_resize_matches_skimage() {
     use sadtalker_render::image::RgbF32;
