@@ -1,0 +1,307 @@
+//! What went wrong, in which stage, and what kind of failure it is (which decides the exit code
+//! and the batch runner's troubleshooting hint).
+
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// The stages of one job, in the order they run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    /// Checking the options and reading the portrait, the speech and the reference files.
+    Inputs,
+    /// Finding (and on first use downloading) the model files and loading the networks.
+    Models,
+    /// Face detection, landmarks, crop and 3DMM extraction (`CropAndExtract`).
+    Preprocess,
+    /// Speech decoding is part of `Inputs`; this is the mel spectrogram and the blinks (`get_data`).
+    Audio,
+    /// Audio2Exp + Audio2Pose: per-frame motion coefficients.
+    Audio2Coeff,
+    /// The face renderer (MappingNet + face-vid2vid), frame by frame.
+    Render,
+    /// Pasting the rendered face back into the full portrait (`full`, `extfull`).
+    PasteBack,
+    /// The face enhancer (GFPGAN / RestoreFormer).
+    Enhance,
+    /// H.264 + AAC encoding and the MP4 file.
+    Encode,
+}
+
+impl Stage {
+    /// Every stage, in order.
+    pub const ALL: [Stage; 9] = [
+        Stage::Inputs,
+        Stage::Models,
+        Stage::Preprocess,
+        Stage::Audio,
+        Stage::Audio2Coeff,
+        Stage::Render,
+        Stage::PasteBack,
+        Stage::Enhance,
+        Stage::Encode,
+    ];
+
+    /// The stage's name in reports (`snake_case`, as in JSON).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Inputs => "inputs",
+            Stage::Models => "models",
+            Stage::Preprocess => "preprocess",
+            Stage::Audio => "audio",
+            Stage::Audio2Coeff => "audio2coeff",
+            Stage::Render => "render",
+            Stage::PasteBack => "paste_back",
+            Stage::Enhance => "enhance",
+            Stage::Encode => "encode",
+        }
+    }
+
+    /// A label for progress displays.
+    pub fn label(self) -> &'static str {
+        match self {
+            Stage::Inputs => "reading inputs",
+            Stage::Models => "loading models",
+            Stage::Preprocess => "face crop + 3DMM",
+            Stage::Audio => "mel spectrogram",
+            Stage::Audio2Coeff => "audio → motion",
+            Stage::Render => "face renderer",
+            Stage::PasteBack => "paste back",
+            Stage::Enhance => "enhancer",
+            Stage::Encode => "video encoding",
+        }
+    }
+}
+
+impl fmt::Display for Stage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The kind of a failure: what the user can do about it, and the CLI's exit code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// An input file or option cannot be used (exit code 3).
+    BadInput,
+    /// Model files are missing or damaged (exit code 4).
+    Model,
+    /// Something that should not happen (exit code 1).
+    Internal,
+}
+
+impl ErrorKind {
+    /// The name in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::BadInput => "bad_input",
+            ErrorKind::Model => "model",
+            ErrorKind::Internal => "internal",
+        }
+    }
+}
+
+/// The underlying error of a failed stage.
+#[derive(Debug, thiserror::Error)]
+pub enum Cause {
+    /// The model store (missing, damaged or undownloadable files).
+    #[error(transparent)]
+    Store(#[from] sadtalker_store::StoreError),
+    /// A checkpoint file that cannot be read as a model.
+    #[error(transparent)]
+    Checkpoint(#[from] sadtalker_checkpoint::CheckpointError),
+    /// Face detection, crop or 3DMM extraction.
+    #[error(transparent)]
+    Preprocess(#[from] sadtalker_preprocess::PreprocessError),
+    /// The speech file.
+    #[error(transparent)]
+    Audio(#[from] sadtalker_audio::AudioError),
+    /// Audio2Exp / Audio2Pose.
+    #[error(transparent)]
+    Audio2Coeff(#[from] sadtalker_audio2coeff::Audio2CoeffError),
+    /// A coefficient file.
+    #[error(transparent)]
+    Coeff(#[from] sadtalker_coeffs::CoeffError),
+    /// The renderer's coefficient windows.
+    #[error(transparent)]
+    FaceRenderData(#[from] sadtalker_coeffs::facerender::FaceRenderError),
+    /// The face renderer.
+    #[error(transparent)]
+    Render(#[from] sadtalker_render::RenderError),
+    /// Video reading or writing.
+    #[error(transparent)]
+    Video(#[from] sadtalker_video::VideoError),
+    /// A file-system operation.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// An option or input that cannot be used, with what to do instead.
+    #[error("{0}")]
+    Input(String),
+    /// A feature this build does not have yet.
+    #[error("{0}")]
+    Unavailable(String),
+    /// Something that should not happen.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// A failed job: the stage, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{stage} stage failed: {cause}")]
+pub struct PipelineError {
+    /// Where it failed.
+    pub stage: Stage,
+    /// Why (boxed: the causes are large and every `Result` of the pipeline carries this).
+    pub cause: Box<Cause>,
+}
+
+impl PipelineError {
+    /// A failure of `stage`.
+    pub fn new(stage: Stage, cause: impl Into<Cause>) -> Self {
+        Self {
+            stage,
+            cause: Box::new(cause.into()),
+        }
+    }
+
+    /// An unusable option or input.
+    pub fn input(stage: Stage, message: impl Into<String>) -> Self {
+        Self::new(stage, Cause::Input(message.into()))
+    }
+
+    /// What kind of failure this is.
+    pub fn kind(&self) -> ErrorKind {
+        use sadtalker_audio2coeff::Audio2CoeffError as A;
+        use sadtalker_checkpoint::CheckpointError as C;
+        use sadtalker_preprocess::PreprocessError as P;
+        use sadtalker_store::StoreError as S;
+        use sadtalker_video::VideoError as V;
+        match &*self.cause {
+            Cause::Store(e) => match e {
+                S::BadManifest { .. } | S::UnknownFile { .. } | S::UnknownFeature { .. } => ErrorKind::BadInput,
+                S::Http(_) => ErrorKind::Internal,
+                _ => ErrorKind::Model,
+            },
+            Cause::Checkpoint(C::Candle(_)) => ErrorKind::Internal,
+            Cause::Checkpoint(_) => ErrorKind::Model,
+            Cause::Preprocess(e) => match e {
+                P::Weights(_) => ErrorKind::Model,
+                P::ImageRead { .. }
+                | P::ImageTooLarge { .. }
+                | P::NoFace { .. }
+                | P::FaceIndex { .. }
+                | P::Landmarks(_)
+                | P::Geometry(_)
+                | P::Io { .. }
+                | P::Coeff(_) => ErrorKind::BadInput,
+                _ => ErrorKind::Internal,
+            },
+            Cause::Audio(e) => match e {
+                sadtalker_audio::AudioError::Resample { .. } => ErrorKind::Internal,
+                _ => ErrorKind::BadInput,
+            },
+            Cause::Audio2Coeff(e) => match e {
+                A::Checkpoint(_) | A::NoCheckpoint { .. } | A::UnexpectedTensors { .. } => ErrorKind::Model,
+                A::Input(_) | A::Splice(_) => ErrorKind::BadInput,
+                _ => ErrorKind::Internal,
+            },
+            Cause::Coeff(_) | Cause::FaceRenderData(_) => ErrorKind::BadInput,
+            Cause::Render(sadtalker_render::RenderError::Weights(_)) => ErrorKind::Model,
+            Cause::Render(_) => ErrorKind::Internal,
+            Cause::Video(e) => match e {
+                V::Write { .. }
+                | V::Read { .. }
+                | V::UnsupportedFrameSize { .. }
+                | V::UnsupportedAudio(_)
+                | V::UnreadableMp4 { .. }
+                | V::UnsupportedCodec { .. }
+                | V::Image { .. } => ErrorKind::BadInput,
+                _ => ErrorKind::Internal,
+            },
+            Cause::Io { .. } | Cause::Input(_) | Cause::Unavailable(_) => ErrorKind::BadInput,
+            Cause::Internal(_) => ErrorKind::Internal,
+        }
+    }
+
+    /// A stable short name of the problem, for reports and the batch summary (`no_face`,
+    /// `audio_too_short`, `models_missing`, ...).
+    pub fn code(&self) -> &'static str {
+        use sadtalker_audio::AudioError as Au;
+        use sadtalker_preprocess::PreprocessError as P;
+        use sadtalker_store::StoreError as S;
+        match &*self.cause {
+            Cause::Preprocess(P::NoFace { .. }) => "no_face",
+            Cause::Preprocess(P::FaceIndex { .. }) => "face_index",
+            Cause::Preprocess(P::ImageTooLarge { .. }) => "image_too_large",
+            Cause::Preprocess(P::ImageRead { .. }) => "image_unreadable",
+            Cause::Preprocess(P::Landmarks(_)) => "bad_landmarks",
+            Cause::Preprocess(P::Geometry(_)) => "face_geometry",
+            Cause::Audio(Au::TooShort { .. }) => "audio_too_short",
+            Cause::Audio(Au::TooLong { .. }) => "audio_too_long",
+            Cause::Audio(_) => "audio_unreadable",
+            Cause::Store(S::Missing { .. } | S::Offline { .. }) => "models_missing",
+            Cause::Store(S::FetchFailed { .. }) => "models_download_failed",
+            Cause::Store(S::Damaged { .. }) => "models_damaged",
+            Cause::Store(S::InsufficientSpace { .. }) => "disk_full",
+            Cause::Unavailable(_) => "unavailable",
+            Cause::Io { .. } => "file_access",
+            _ => match self.kind() {
+                ErrorKind::BadInput => "bad_input",
+                ErrorKind::Model => "models_damaged",
+                ErrorKind::Internal => "internal",
+            },
+        }
+    }
+}
+
+/// The troubleshooting hint for a problem code (see [`PipelineError::code`]).
+pub fn hint(code: &str) -> &'static str {
+    match code {
+        "no_face" => {
+            "no face was found: try `--preprocess full` (a wider shot), a lower `--face-threshold`, a larger and \
+             frontal face, or give the 68 landmarks with `--landmarks FILE`"
+        }
+        "face_index" => "fewer faces than --face-index: use 0 for the most prominent face",
+        "image_too_large" => "downscale the portrait to at most 4096 pixels per side",
+        "image_unreadable" => "the portrait must be a PNG or JPEG file; re-save it with an image editor",
+        "bad_landmarks" => "the landmark file needs 68 points (136 numbers, x y per point)",
+        "face_geometry" => "the face is too close to the image border or too large: try `--preprocess resize`",
+        "audio_too_short" => "the speech must be at least 0.04 s (one video frame) long",
+        "audio_too_long" => "split the speech into shorter files (see --max-seconds)",
+        "audio_unreadable" => "convert the speech to WAV or FLAC, e.g. `ffmpeg -i IN -ar 16000 -ac 1 out.wav`",
+        "models_missing" => {
+            "install the model files: `sadtalker models fetch --for 256` (or `sadtalker models import DIR` offline)"
+        }
+        "models_download_failed" => "check the network or give a mirror (--mirror / $SADTALKER_MIRROR)",
+        "models_damaged" => "run `sadtalker models verify`, then `sadtalker models fetch` for the files it names",
+        "disk_full" => "free some disk space or set SADTALKER_HOME to a larger disk",
+        "unavailable" => "this feature is not in this build yet; run without it",
+        "file_access" => "check the path exists and is writable",
+        "bad_input" => "check the input files and options named in the message",
+        _ => "this is a bug: please report it with the message",
+    }
+}
+
+pub(crate) fn io_err(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Cause {
+    let path = path.into();
+    move |source| Cause::Io { path, source }
+}
+
+/// Attaches a stage to a fallible step.
+pub(crate) trait AtStage<T> {
+    fn at(self, stage: Stage) -> Result<T, PipelineError>;
+}
+
+impl<T, E: Into<Cause>> AtStage<T> for Result<T, E> {
+    fn at(self, stage: Stage) -> Result<T, PipelineError> {
+        self.map_err(|e| PipelineError::new(stage, e))
+    }
+}

@@ -1,0 +1,620 @@
+//! `inference.py` as one function: portrait + speech → talking-head MP4.
+//!
+//! extract (`CropAndExtract.generate`) → mel + blinks (`get_data`) → Audio2Coeff → renderer windows
+//! (`get_facerender_data`) → face renderer, frame by frame → aspect resize (and paste-back in the
+//! `full` modes) → H.264 + AAC MP4. Frames stream from the renderer to the encoder; nothing holds the
+//! whole video. With `--fallback still`, a failure after the inputs were read writes the portrait held
+//! for the speech instead, tagged as degraded, and the report says which stage failed and why.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use image::RgbImage;
+use sadtalker_audio::{LoadOptions, PyRandom, SAMPLE_RATE, Speech, load_speech};
+use sadtalker_audio2coeff::speech::speech_input;
+use sadtalker_audio2coeff::{Audio2CoeffInput, Audio2CoeffOptions, NoiseSource, SeededNoise};
+use sadtalker_coeffs::facerender::{FaceRenderOptions, get_facerender_data};
+use sadtalker_coeffs::file::{COEFF_KEY, FirstFrameFile, write_motion};
+use sadtalker_coeffs::{CoeffTable, MOTION_DIM, MotionCoeff};
+use sadtalker_preprocess::Landmarks68;
+use sadtalker_preprocess::extract::{ExtractOptions, Extracted, LandmarkSource, PictureLandmarks};
+use sadtalker_preprocess::imgproc::cv_resize_linear;
+use sadtalker_preprocess::paste::paste_back;
+use sadtalker_render::image::RgbF32;
+use sadtalker_video::{Audio, Mp4Writer, VideoSettings, write_still_video};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{AtStage, Cause, ErrorKind, PipelineError, Stage, io_err};
+use crate::frames::{prepare_source, render_frames};
+use crate::models::Models;
+use crate::options::{Fallback, GenerateOptions};
+use crate::progress::Progress;
+
+/// A degraded result: which stage failed and why.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Degraded {
+    /// The stage that failed.
+    pub stage: Stage,
+    /// Its kind.
+    pub kind: ErrorKind,
+    /// Short problem code (see [`PipelineError::code`]).
+    pub code: String,
+    /// The error message.
+    pub reason: String,
+}
+
+/// A model file a job used.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelUsed {
+    /// What it is (`recon`, `audio2coeff`, `face renderer`, `mapping`, ...).
+    pub role: String,
+    /// Where it is.
+    pub path: PathBuf,
+}
+
+/// What a finished job produced.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// The video written.
+    pub output: PathBuf,
+    /// Frames in the video.
+    pub frames: u64,
+    /// Frame width.
+    pub width: u32,
+    /// Frame height.
+    pub height: u32,
+    /// Frames per second.
+    pub fps: u32,
+    /// Video duration (frames / fps).
+    pub video_seconds: f64,
+    /// Duration of the speech.
+    pub audio_seconds: f64,
+    /// Wall-clock seconds per stage (stages that ran), and `total`.
+    pub seconds: BTreeMap<String, f64>,
+    /// Set when the video is the still fallback.
+    pub degraded: Option<Degraded>,
+    /// Things worth knowing (silent audio, a custom checkpoint, a landmark fallback).
+    pub warnings: Vec<String>,
+    /// The model files used.
+    pub models: Vec<ModelUsed>,
+    /// Where the intermediate files are (`--verbose`).
+    pub intermediates: Option<PathBuf>,
+}
+
+/// Receives each final frame (index, picture) before it is encoded.
+pub type FrameTap<'a> = &'a mut dyn FnMut(usize, &RgbImage);
+/// Receives the motion coefficients and the blink ratios.
+pub type CoeffTap<'a> = &'a mut dyn FnMut(&[MotionCoeff], &[f32]);
+
+/// Optional taps into a run, for tests and tools.
+#[derive(Default)]
+pub struct Hooks<'a> {
+    /// The head-motion latents (default: [`SeededNoise`] of the seed). Parity tests replay the
+    /// reference's own `torch.randn` draws.
+    pub noise: Option<&'a mut dyn NoiseSource>,
+    /// Each final frame (after resize and paste-back), just before it is encoded.
+    pub on_frame: Option<FrameTap<'a>>,
+    /// The motion coefficients (frames × 70) and the blink ratios, once known.
+    pub on_coeffs: Option<CoeffTap<'a>>,
+}
+
+/// Accumulates stage times.
+#[derive(Default)]
+struct Timer {
+    seconds: BTreeMap<String, f64>,
+}
+
+impl Timer {
+    fn add(&mut self, stage: Stage, d: Duration) {
+        *self.seconds.entry(stage.as_str().to_owned()).or_default() += d.as_secs_f64();
+    }
+
+    fn time<T>(&mut self, stage: Stage, f: impl FnOnce() -> T) -> T {
+        let t = Instant::now();
+        let out = f();
+        self.add(stage, t.elapsed());
+        out
+    }
+}
+
+/// The inputs, read and checked before any model is loaded.
+struct Inputs {
+    image: RgbImage,
+    speech: Speech,
+    landmarks: Option<Landmarks68>,
+    ref_eyeblink: Option<RefInput>,
+    ref_pose: Option<RefInput>,
+}
+
+/// A `--ref-eyeblink` / `--ref-pose` input: coefficients already, or video frames to extract.
+enum RefInput {
+    Coeffs(CoeffTable),
+    Frames(Vec<RgbImage>),
+}
+
+/// Runs one job (see the module docs).
+pub fn generate(models: &Models, opts: &GenerateOptions, progress: &mut dyn Progress) -> Result<Report, PipelineError> {
+    generate_with(models, opts, progress, Hooks::default())
+}
+
+/// [`generate`] with taps.
+pub fn generate_with(
+    models: &Models,
+    opts: &GenerateOptions,
+    progress: &mut dyn Progress,
+    hooks: Hooks<'_>,
+) -> Result<Report, PipelineError> {
+    let started = Instant::now();
+    let mut timer = Timer::default();
+    progress.stage(Stage::Inputs, None);
+    let t = Instant::now();
+    opts.validate(models.sizes())?;
+    let inputs = read_inputs(opts)?;
+    let output = output_path(opts)?;
+    timer.add(Stage::Inputs, t.elapsed());
+    let mut warnings: Vec<String> = inputs
+        .speech
+        .warnings
+        .iter()
+        .map(|w| format!("{}: {w}", opts.driven_audio.display()))
+        .collect();
+    for w in &warnings {
+        progress.note(&format!("warning: {w}"));
+    }
+
+    let result = run_stages(
+        models,
+        opts,
+        &inputs,
+        &output,
+        progress,
+        hooks,
+        &mut timer,
+        &mut warnings,
+    );
+    warnings.extend(models.take_warnings());
+    let models_used = models
+        .files_used()
+        .into_iter()
+        .map(|(role, path)| ModelUsed { role, path })
+        .collect();
+    let (summary, degraded, intermediates) = match result {
+        Ok((summary, intermediates)) => (summary, None, intermediates),
+        Err(e) if opts.fallback == Fallback::Still => {
+            let reason = e.to_string();
+            progress.note(&format!(
+                "{} failed; writing the still fallback video (--fallback still)",
+                e.stage
+            ));
+            let t = Instant::now();
+            let audio = Audio::mono(&inputs.speech.samples, SAMPLE_RATE);
+            let still = write_still_video(
+                &output,
+                &inputs.image,
+                audio,
+                &format!("{} failed: {reason}", e.stage),
+                VideoSettings::default(),
+            );
+            timer.add(Stage::Encode, t.elapsed());
+            match still {
+                Ok(summary) => (
+                    summary,
+                    Some(Degraded {
+                        stage: e.stage,
+                        kind: e.kind(),
+                        code: e.code().to_owned(),
+                        reason,
+                    }),
+                    None,
+                ),
+                // The fallback could not be written either (e.g. the folder is read-only): the
+                // original failure is the one to report.
+                Err(_) => return Err(e),
+            }
+        }
+        Err(e) => return Err(e),
+    };
+    timer
+        .seconds
+        .insert("total".to_owned(), started.elapsed().as_secs_f64());
+    Ok(Report {
+        output,
+        frames: summary.frames,
+        width: summary.width,
+        height: summary.height,
+        fps: summary.fps,
+        video_seconds: summary.duration_secs,
+        audio_seconds: inputs.speech.seconds(),
+        seconds: timer.seconds,
+        degraded,
+        warnings,
+        models: models_used,
+        intermediates,
+    })
+}
+
+/// Reads the portrait, the speech, the landmarks and the reference inputs: every bad input fails here,
+/// before minutes of model loading.
+fn read_inputs(opts: &GenerateOptions) -> Result<Inputs, PipelineError> {
+    let image = sadtalker_preprocess::io::load_rgb(&opts.source_image).at(Stage::Inputs)?;
+    let speech = load_speech(
+        &opts.driven_audio,
+        &LoadOptions {
+            max_seconds: opts.max_seconds,
+        },
+    )
+    .at(Stage::Inputs)?;
+    let landmarks = match &opts.landmarks {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| PipelineError::new(Stage::Inputs, io_err(path)(e)))?;
+            Some(
+                Landmarks68::parse(&text)
+                    .map_err(|e| PipelineError::input(Stage::Inputs, format!("--landmarks {}: {e}", path.display())))?,
+            )
+        }
+        None => None,
+    };
+    let read_ref = |path: &Option<PathBuf>, what: &str| -> Result<Option<RefInput>, PipelineError> {
+        let Some(path) = path else { return Ok(None) };
+        let is_mat = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("mat"));
+        if is_mat {
+            let table = CoeffTable::read(path, COEFF_KEY).at(Stage::Inputs)?;
+            if table.rows == 0 || table.width < MOTION_DIM {
+                return Err(PipelineError::input(
+                    Stage::Inputs,
+                    format!(
+                        "{what} {}: `coeff_3dmm` is {}×{}; at least one row of 70 coefficients is needed",
+                        path.display(),
+                        table.rows,
+                        table.width
+                    ),
+                ));
+            }
+            return Ok(Some(RefInput::Coeffs(table)));
+        }
+        let video = sadtalker_video::read_video(path).at(Stage::Inputs)?;
+        if video.frames.is_empty() {
+            return Err(PipelineError::input(
+                Stage::Inputs,
+                format!("{what} {}: the video has no frames", path.display()),
+            ));
+        }
+        Ok(Some(RefInput::Frames(video.frames)))
+    };
+    let ref_eyeblink = read_ref(&opts.ref_eyeblink, "--ref-eyeblink")?;
+    // The reference extracts a shared reference video once.
+    let ref_pose = if opts.ref_pose.is_some() && opts.ref_pose == opts.ref_eyeblink {
+        None
+    } else {
+        read_ref(&opts.ref_pose, "--ref-pose")?
+    };
+    Ok(Inputs {
+        image,
+        speech,
+        landmarks,
+        ref_eyeblink,
+        ref_pose,
+    })
+}
+
+/// `-o`, else `<result_dir>/<YYYY_MM_DD_HH.MM.SS>.mp4` as the reference names it (UTC here), made
+/// unique if a video of that second exists. Creates the folder.
+fn output_path(opts: &GenerateOptions) -> Result<PathBuf, PipelineError> {
+    let path = match &opts.output {
+        Some(p) => p.clone(),
+        None => {
+            let stamp = timestamp(SystemTime::now());
+            let mut p = opts.result_dir.join(format!("{stamp}.mp4"));
+            let mut n = 1;
+            while p.exists() {
+                n += 1;
+                p = opts.result_dir.join(format!("{stamp}_{n}.mp4"));
+            }
+            p
+        }
+    };
+    if path.is_dir() {
+        return Err(PipelineError::input(
+            Stage::Inputs,
+            format!("-o {}: is a folder; give a file name ending in .mp4", path.display()),
+        ));
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| PipelineError::new(Stage::Inputs, io_err(dir)(e)))?;
+    }
+    Ok(path)
+}
+
+/// `strftime("%Y_%m_%d_%H.%M.%S")` of `t` in UTC.
+pub fn timestamp(t: SystemTime) -> String {
+    let secs = t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm): no date crate needed for one
+    // file name.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}_{month:02}_{day:02}_{:02}.{:02}.{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Everything after the inputs; its failures can degrade to the still video.
+#[allow(clippy::too_many_arguments, reason = "one call site; the pieces of one job")]
+fn run_stages(
+    models: &Models,
+    opts: &GenerateOptions,
+    inputs: &Inputs,
+    output: &Path,
+    progress: &mut dyn Progress,
+    hooks: Hooks<'_>,
+    timer: &mut Timer,
+    warnings: &mut Vec<String>,
+) -> Result<(sadtalker_video::WriteSummary, Option<PathBuf>), PipelineError> {
+    // Models.
+    progress.stage(Stage::Models, None);
+    let t = Instant::now();
+    models.ensure_files(opts, progress)?;
+    let refs_need_detection = matches!(inputs.ref_eyeblink, Some(RefInput::Frames(_)))
+        || matches!(inputs.ref_pose, Some(RefInput::Frames(_)));
+    let extractor = models.extractor(opts, inputs.landmarks.is_none() || refs_need_detection)?;
+    let a2c = models.audio2coeff(opts)?;
+    let renderer = models.renderer(opts)?;
+    timer.add(Stage::Models, t.elapsed());
+
+    // Preprocess: the portrait, then the reference videos.
+    progress.stage(Stage::Preprocess, None);
+    let t = Instant::now();
+    let landmarks = match &inputs.landmarks {
+        Some(lm) => LandmarkSource::Given(Box::new(lm.clone())),
+        None => LandmarkSource::Detect {
+            face_index: opts.face_index,
+            threshold: opts.face_threshold,
+        },
+    };
+    let extracted = extractor
+        .extract(
+            std::slice::from_ref(&inputs.image),
+            &ExtractOptions {
+                mode: opts.preprocess,
+                pic_size: opts.size,
+                landmarks,
+            },
+        )
+        .at(Stage::Preprocess)?;
+    if extracted
+        .picture_landmarks
+        .iter()
+        .any(|p| matches!(p, PictureLandmarks::StandardFace | PictureLandmarks::Previous(_)))
+    {
+        let w = "no face was found on the cut picture; the standard face's landmarks were used for the alignment \
+                 (as the reference does)"
+            .to_owned();
+        progress.note(&format!("warning: {w}"));
+        warnings.push(w);
+    }
+    let extract_ref = |r: &Option<RefInput>| -> Result<Option<CoeffTable>, PipelineError> {
+        match r {
+            None => Ok(None),
+            Some(RefInput::Coeffs(t)) => Ok(Some(t.clone())),
+            Some(RefInput::Frames(frames)) => {
+                // As the reference: the video's frames cut where its first frame's face is, 256 px.
+                let ex = extractor
+                    .extract(
+                        frames,
+                        &ExtractOptions {
+                            mode: opts.preprocess,
+                            pic_size: 256,
+                            landmarks: LandmarkSource::Detect {
+                                face_index: 0,
+                                threshold: opts.face_threshold,
+                            },
+                        },
+                    )
+                    .at(Stage::Preprocess)?;
+                Ok(Some(CoeffTable::from_first_frame(&ex.coeffs)))
+            }
+        }
+    };
+    let ref_eyeblink = extract_ref(&inputs.ref_eyeblink)?;
+    let ref_pose = if opts.ref_pose.is_some() && opts.ref_pose == opts.ref_eyeblink {
+        ref_eyeblink.clone()
+    } else {
+        extract_ref(&inputs.ref_pose)?
+    };
+    timer.add(Stage::Preprocess, t.elapsed());
+    let first_row = extracted
+        .coeffs
+        .first()
+        .ok_or_else(|| PipelineError::new(Stage::Preprocess, Cause::Internal("no first-frame coefficients".into())))?;
+    let first_frame = first_row.motion();
+    let first_table = CoeffTable::from_first_frame(std::slice::from_ref(first_row));
+
+    // Audio: mel spectrogram and blinks (`get_data`; Python's `random` seeded as `random.seed(seed)`).
+    progress.stage(Stage::Audio, None);
+    let speech_in = timer.time(Stage::Audio, || {
+        speech_input(&inputs.speech.samples, opts.use_blink, &mut PyRandom::seed(opts.seed))
+    });
+    let frames = speech_in.blink_ratio.len();
+
+    // Audio2Coeff.
+    progress.stage(Stage::Audio2Coeff, Some(2 * frames as u64));
+    let t = Instant::now();
+    let mut seeded = SeededNoise::new(opts.seed);
+    let noise: &mut dyn NoiseSource = match hooks.noise {
+        Some(n) => n,
+        None => &mut seeded,
+    };
+    let a2c_out = a2c
+        .generate(
+            &Audio2CoeffInput {
+                mels: &speech_in.windows,
+                first_frame,
+                blink_ratio: &speech_in.blink_ratio,
+                ref_eyeblink: ref_eyeblink.as_ref(),
+            },
+            &Audio2CoeffOptions {
+                pose_style: opts.pose_style,
+                ref_pose,
+                ..Default::default()
+            },
+            noise,
+            &mut |stage, done, _total| {
+                let offset = match stage {
+                    sadtalker_audio2coeff::Stage::Expression => 0,
+                    sadtalker_audio2coeff::Stage::Pose => frames,
+                };
+                progress.advance((offset + done) as u64);
+            },
+        )
+        .at(Stage::Audio2Coeff)?;
+    timer.add(Stage::Audio2Coeff, t.elapsed());
+    if let Some(f) = hooks.on_coeffs {
+        f(&a2c_out.coeffs, &speech_in.blink_ratio);
+    }
+    let generated = CoeffTable::from_motion(&a2c_out.coeffs);
+
+    let intermediates = if opts.verbose {
+        Some(write_intermediates(opts, output, &extracted, &a2c_out.coeffs)?)
+    } else {
+        None
+    };
+
+    // The renderer's windows and source.
+    let input = get_facerender_data(
+        &first_table,
+        &generated,
+        &FaceRenderOptions {
+            batch_size: opts.batch_size,
+            expression_scale: opts.expression_scale,
+            still_mode: opts.still,
+            full: opts.full(),
+            yaw: opts.input_yaw.clone(),
+            pitch: opts.input_pitch.clone(),
+            roll: opts.input_roll.clone(),
+        },
+    )
+    .at(Stage::Render)?;
+    let size = opts.size as usize;
+    let pic = &extracted.picture;
+    let source = RgbF32::from_rgb8(pic.width() as usize, pic.height() as usize, pic.as_raw())
+        .at(Stage::Render)?
+        .resize_like_skimage(size, size);
+
+    progress.stage(Stage::Render, Some(input.frame_num as u64));
+    let t = Instant::now();
+    let prepared = prepare_source(&renderer, &source, &input).at(Stage::Render)?;
+    timer.add(Stage::Render, t.elapsed());
+
+    // `AnimateFromCoeff.generate`: the square frame resized to the crop's aspect,
+    // `(size, int(size * h / w))`, then (full modes) pasted into the portrait.
+    let [ow, oh] = extracted.crop_info.original_size;
+    let aspect_h = if ow > 0 {
+        (f64::from(opts.size) * oh as f64 / ow as f64) as u32
+    } else {
+        opts.size
+    };
+    let settings = VideoSettings {
+        frames_dir: opts.frames_dir.clone(),
+        ..VideoSettings::default()
+    };
+    let mut writer = Mp4Writer::create(output, settings, Some(Audio::mono(&inputs.speech.samples, SAMPLE_RATE)))
+        .at(Stage::Encode)?;
+    let mut paste_time = Duration::ZERO;
+    let mut encode_time = Duration::ZERO;
+    let mut on_frame = hooks.on_frame;
+    let paste = opts.preprocess.pastes_back();
+    let loop_times = render_frames(&renderer, &prepared, &input, opts.batch_size, |i, frame| {
+        let t = Instant::now();
+        let mut frame = frame;
+        if aspect_h != frame.height() || opts.size != frame.width() {
+            frame = cv_resize_linear(&frame, opts.size, aspect_h.max(1));
+        }
+        if paste {
+            frame = paste_back(&inputs.image, &frame, &extracted.crop_info).at(Stage::PasteBack)?;
+        }
+        paste_time += t.elapsed();
+        if let Some(f) = on_frame.as_mut() {
+            f(i, &frame);
+        }
+        let t = Instant::now();
+        writer.write_image(&frame).at(Stage::Encode)?;
+        encode_time += t.elapsed();
+        progress.advance(i as u64 + 1);
+        Ok::<(), PipelineError>(())
+    })?;
+    timer.add(Stage::Render, loop_times.render);
+    if paste {
+        timer.add(Stage::PasteBack, paste_time);
+    }
+    let t = Instant::now();
+    let summary = writer.finish().at(Stage::Encode)?;
+    timer.add(Stage::Encode, encode_time + t.elapsed());
+    Ok((summary, intermediates))
+}
+
+/// Renderer errors inside the frame loop belong to the render stage.
+impl From<sadtalker_render::RenderError> for PipelineError {
+    fn from(e: sadtalker_render::RenderError) -> Self {
+        PipelineError::new(Stage::Render, e)
+    }
+}
+
+/// `--verbose`: what the reference keeps in its result folder, beside the video: the first-frame
+/// `.mat` and cut picture (`first_frame_dir/`), the crop record, and the motion coefficients
+/// (`<image>##<audio>.mat`).
+fn write_intermediates(
+    opts: &GenerateOptions,
+    output: &Path,
+    extracted: &Extracted,
+    coeffs: &[MotionCoeff],
+) -> Result<PathBuf, PipelineError> {
+    let dir = output.with_extension("");
+    let first_dir = dir.join("first_frame_dir");
+    std::fs::create_dir_all(&first_dir).map_err(|e| PipelineError::new(Stage::Encode, io_err(&first_dir)(e)))?;
+    let stem = |p: &Path| {
+        p.file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "source".into())
+    };
+    let (pic, audio) = (stem(&opts.source_image), stem(&opts.driven_audio));
+    FirstFrameFile {
+        coeff: extracted.coeffs.clone(),
+        full: Some(extracted.full),
+    }
+    .write(first_dir.join(format!("{pic}.mat")))
+    .at(Stage::Encode)?;
+    sadtalker_preprocess::io::save_png(&extracted.picture, &first_dir.join(format!("{pic}.png"))).at(Stage::Encode)?;
+    let record = serde_json::to_string_pretty(&extracted.crop_info)
+        .map_err(|e| PipelineError::new(Stage::Encode, Cause::Internal(e.to_string())))?;
+    let record_path = first_dir.join(format!("{pic}_crop.json"));
+    std::fs::write(&record_path, record).map_err(|e| PipelineError::new(Stage::Encode, io_err(&record_path)(e)))?;
+    write_motion(dir.join(format!("{pic}##{audio}.mat")), coeffs).at(Stage::Encode)?;
+    Ok(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_match_strftime() {
+        let t = |s: u64| timestamp(UNIX_EPOCH + Duration::from_secs(s));
+        assert_eq!(t(0), "1970_01_01_00.00.00");
+        // 2024-02-29 13:05:09 UTC (a leap day).
+        assert_eq!(t(1_709_211_909), "2024_02_29_13.05.09");
+        // 2000-03-01 00:00:00 UTC.
+        assert_eq!(t(951_868_800), "2000_03_01_00.00.00");
+        assert_eq!(t(4_102_444_799), "2099_12_31_23.59.59");
+    }
+}

@@ -1,0 +1,26 @@
+//! The whole SadTalker job as a library: `sadtalker generate`, `sadtalker batch` and `sadtalker doctor`
+//! are thin layers over it.
+//!
+//! - [`generate()`]: one portrait + one speech → one talking-head MP4, with the options of the reference's
+//!   `inference.py` ([`GenerateOptions`]), a per-stage report ([`Report`]) and the still-video fallback.
+//! - [`frames`]: the face renderer's frame loop, shared with `sadtalker render`.
+//! - [`batch`]: many jobs with the models loaded once, a JSON-lines report, resume and sharding.
+//! - [`doctor`]: system checks and the self-test (every stage on built-in weights, in seconds).
+//!
+//! Every failure is a [`PipelineError`]: the [`Stage`] that failed, the cause, and its [`ErrorKind`]
+//! (bad input, model files, internal), from which the CLI derives its exit code.
+
+pub mod batch;
+pub mod doctor;
+mod error;
+pub mod frames;
+mod generate;
+mod models;
+mod options;
+mod progress;
+
+pub use error::{Cause, ErrorKind, PipelineError, Stage, hint};
+pub use generate::{Degraded, Hooks, ModelUsed, Report, generate, generate_with, timestamp};
+pub use models::{DETECTOR, LANDMARKS, LEGACY_FACEVID, LEGACY_RECON, MAPPING, MAPPING_FULL, ModelSource, Models};
+pub use options::{DeviceChoice, ENHANCERS, Fallback, GenerateOptions};
+pub use progress::{NoProgress, Progress, StageLog};
