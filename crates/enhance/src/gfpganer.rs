@@ -1,0 +1,235 @@
+//! gfpgan's `utils.py`: `GFPGANer` as SadTalker's `face_enhancer.py` builds and calls it, frame by frame:
+//! `GFPGANer(model_path='GFPGANv1.4.pth', upscale=2, arch='clean', channel_multiplier=2, bg_upsampler=None)`
+//! and `enhance(img, has_aligned=False, only_center_face=False, paste_back=True)` (the background upsampler
+//! is RealESRGAN only on CUDA in the reference; on CPU, as here, it is `None`).
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{Device, Tensor};
+use image::RgbImage;
+use sadtalker_checkpoint::Weights;
+use sadtalker_preprocess::detect::{CONF_THRESHOLD, Detection, RetinaFace};
+
+use crate::cv::Affine;
+use crate::face_restoration_helper::{FaceRestoreHelper, PasteFace};
+use crate::gfpganv1_clean_arch::{GFPGANv1Clean, GfpganConfig};
+use crate::noise::GaussianNoise;
+use crate::parsenet::{ParseNet, ParseNetConfig};
+use crate::{EnhanceError, Result};
+
+/// The model files the enhancer needs (the store's `enhancer` feature).
+#[derive(Clone, Debug)]
+pub struct EnhancerFiles {
+    /// `GFPGANv1.4.pth`.
+    pub gfpgan: PathBuf,
+    /// `parsing_parsenet.pth`.
+    pub parsenet: PathBuf,
+    /// `detection_Resnet50_Final.pth`.
+    pub detector: PathBuf,
+}
+
+impl EnhancerFiles {
+    /// The file names, as the model store knows them.
+    pub const NAMES: [&'static str; 3] = ["GFPGANv1.4.pth", "parsing_parsenet.pth", "detection_Resnet50_Final.pth"];
+}
+
+/// One enhanced frame.
+#[derive(Clone, Debug)]
+pub struct EnhancedFrame {
+    /// The frame at twice the size, with the faces restored.
+    pub image: RgbImage,
+    /// Faces the detector found (above its threshold).
+    pub faces_detected: usize,
+    /// Faces restored and pasted (detections with eyes ≥ 5 px apart and a usable alignment).
+    pub faces_restored: usize,
+    /// The alignment of each restored face (the crop's affine matrix), in order.
+    pub affines: Vec<Affine>,
+}
+
+/// GFPGANer's input: `img2tensor(face / 255.)` normalised to `[-1, 1]`, `(1, 3, s, s)`. The division is in
+/// double, then the value is cast to `f32`, as numpy and basicsr do.
+pub fn face_to_tensor(face: &RgbImage, device: &Device) -> Result<Tensor> {
+    let (w, h) = (face.width() as usize, face.height() as usize);
+    let raw = face.as_raw();
+    let mut data = vec![0f32; 3 * w * h];
+    for c in 0..3 {
+        for (i, o) in data[c * w * h..(c + 1) * w * h].iter_mut().enumerate() {
+            let v = (f64::from(raw[i * 3 + c]) / 255.0) as f32;
+            *o = (v - 0.5) / 0.5;
+        }
+    }
+    Ok(Tensor::from_vec(data, (1, 3, h, w), device)?)
+}
+
+/// The parser's input (facexlib's `paste_faces_to_input_image`): `face.astype('float32') / 255.` (a float
+/// division) normalised to `[-1, 1]`, `(1, 3, s, s)`.
+pub fn face_to_parse_tensor(face: &RgbImage, device: &Device) -> Result<Tensor> {
+    let (w, h) = (face.width() as usize, face.height() as usize);
+    let raw = face.as_raw();
+    let mut data = vec![0f32; 3 * w * h];
+    for c in 0..3 {
+        for (i, o) in data[c * w * h..(c + 1) * w * h].iter_mut().enumerate() {
+            let v = f32::from(raw[i * 3 + c]) / 255.0;
+            *o = (v - 0.5) / 0.5;
+        }
+    }
+    Ok(Tensor::from_vec(data, (1, 3, h, w), device)?)
+}
+
+/// basicsr's `tensor2img(output, min_max=(-1, 1))` for one `(1, 3, s, s)` image: clamp, to `[0, 1]`,
+/// `× 255`, rounded half to even, 8 bits.
+pub fn tensor_to_face(t: &Tensor) -> Result<RgbImage> {
+    let (_, c, h, w) = t.dims4()?;
+    if c != 3 {
+        return Err(EnhanceError::BadFrame(format!(
+            "the restorer returned {c} channels, expected 3"
+        )));
+    }
+    let v = t.flatten_all()?.to_vec1::<f32>()?;
+    let plane = h * w;
+    let mut out = vec![0u8; plane * 3];
+    for ch in 0..3 {
+        for p in 0..plane {
+            let x = v[ch * plane + p].clamp(-1.0, 1.0);
+            let x = (x + 1.0) / 2.0;
+            out[p * 3 + ch] = (x * 255.0).round_ties_even() as u8;
+        }
+    }
+    RgbImage::from_raw(w as u32, h as u32, out)
+        .ok_or_else(|| EnhanceError::BadFrame("the restored face has an inconsistent size".into()))
+}
+
+/// `GFPGANer.enhance` with its parts passed in: the detections, the restorer (aligned face → restored
+/// face) and the parser (restored face → class per pixel). [`GFPGANer::enhance`] calls it with the
+/// networks; tests call it with stand-ins.
+pub fn enhance_with(
+    helper: &FaceRestoreHelper,
+    image: &RgbImage,
+    detections: &[Detection],
+    restore: &mut dyn FnMut(usize, &RgbImage) -> Result<RgbImage>,
+    parse: &mut dyn FnMut(&RgbImage) -> Result<Vec<u8>>,
+) -> Result<EnhancedFrame> {
+    let mut affines = Vec::new();
+    let mut restored = Vec::new();
+    for lm in helper.get_face_landmarks_5(detections) {
+        let Some(affine) = helper.affine_matrix(&lm) else {
+            continue;
+        };
+        let crop = helper.align_warp_face(image, &affine);
+        let face = restore(affines.len(), &crop)?;
+        let labels = parse(&face)?;
+        affines.push(affine);
+        restored.push((face, labels));
+    }
+    let faces: Vec<PasteFace<'_>> = restored
+        .iter()
+        .zip(&affines)
+        .map(|((face, labels), a)| PasteFace {
+            restored: face,
+            inverse_affine: helper.get_inverse_affine(a),
+            parse: labels,
+        })
+        .collect();
+    let out = helper.paste_faces_to_input_image(image, &faces)?;
+    Ok(EnhancedFrame {
+        image: out,
+        faces_detected: detections.len(),
+        faces_restored: affines.len(),
+        affines,
+    })
+}
+
+/// `GFPGANer` with GFPGAN v1.4, facexlib's ParseNet and RetinaFace, upscale 2.
+#[derive(Debug)]
+pub struct GFPGANer {
+    /// The restorer.
+    pub gfpgan: GFPGANv1Clean,
+    /// Geometry and pasting.
+    pub face_helper: FaceRestoreHelper,
+    parser: ParseNet,
+    detector: RetinaFace,
+    device: Device,
+    seed: u64,
+    frame: u64,
+}
+
+impl GFPGANer {
+    /// Builds the enhancer from its networks; the StyleGAN noise comes from `seed` (and the frame and face
+    /// numbers), so a run is reproducible.
+    pub fn new(gfpgan: GFPGANv1Clean, parser: ParseNet, detector: RetinaFace, device: &Device, seed: u64) -> Self {
+        Self {
+            gfpgan,
+            face_helper: FaceRestoreHelper::new(2),
+            parser,
+            detector,
+            device: device.clone(),
+            seed,
+            frame: 0,
+        }
+    }
+
+    /// Loads GFPGANv1.4.pth (`params_ema`), parsing_parsenet.pth and detection_Resnet50_Final.pth.
+    pub fn load(files: &EnhancerFiles, device: &Device, seed: u64) -> Result<Self> {
+        let open = |p: &Path| Weights::from_file(p, device);
+        let gfpgan = GFPGANv1Clean::load_from_checkpoint(&open(&files.gfpgan)?, &GfpganConfig::v1_4())?;
+        let parser = ParseNet::load_from_checkpoint(&open(&files.parsenet)?, &ParseNetConfig::facexlib())?;
+        let detector = RetinaFace::load_from_checkpoint(&open(&files.detector)?)?;
+        Ok(Self::new(gfpgan, parser, detector, device, seed))
+    }
+
+    /// Frames enhanced so far (the next frame's number in the noise seed).
+    pub fn frames_done(&self) -> u64 {
+        self.frame
+    }
+
+    /// The faces RetinaFace finds in `image` (threshold 0.97, by descending score), as facexlib's
+    /// `detect_faces` on the BGR frame.
+    pub fn detect(&self, image: &RgbImage) -> Result<Vec<Detection>> {
+        Ok(self
+            .detector
+            .detect_faces(image, true, CONF_THRESHOLD, &self.device)?
+            .faces)
+    }
+
+    /// Restores one aligned 512×512 face with GFPGAN (noise: the run seed, `frame`, `face`).
+    pub fn restore_face(&self, crop: &RgbImage, frame: u64, face: usize) -> Result<RgbImage> {
+        let x = face_to_tensor(crop, &self.device)?;
+        let mut noise = GaussianNoise::for_face(self.seed, frame, face, &self.device);
+        let y = self.gfpgan.forward(&x, &mut noise)?;
+        tensor_to_face(&y)
+    }
+
+    /// ParseNet's classes for one restored face.
+    pub fn parse_face(&self, face: &RgbImage) -> Result<Vec<u8>> {
+        let size = self.parser.config().in_size as u32;
+        if face.dimensions() != (size, size) {
+            return Err(EnhanceError::BadFrame(format!(
+                "the parser takes {size}×{size} faces, got {}×{}",
+                face.width(),
+                face.height()
+            )));
+        }
+        self.parser.parse(&face_to_parse_tensor(face, &self.device)?)
+    }
+
+    /// `enhance(img, has_aligned=False, only_center_face=False, paste_back=True)` on one RGB frame: the
+    /// frame at twice the size with every face restored. A frame without a usable face comes back
+    /// upscaled (Lanczos), as in the reference, with `faces_restored == 0`.
+    pub fn enhance(&mut self, image: &RgbImage) -> Result<EnhancedFrame> {
+        if image.width() == 0 || image.height() == 0 {
+            return Err(EnhanceError::BadFrame("the frame is empty".into()));
+        }
+        let frame = self.frame;
+        let detections = self.detect(image)?;
+        let this = &*self;
+        let out = enhance_with(
+            &this.face_helper,
+            image,
+            &detections,
+            &mut |k, crop| this.restore_face(crop, frame, k),
+            &mut |face| this.parse_face(face),
+        )?;
+        self.frame += 1;
+        Ok(out)
+    }
+}
