@@ -10,7 +10,9 @@ Exit codes:
   1  internal failure (a bug: please report it with the message)
   2  invalid command line
   3  bad input (unreadable, corrupt or unsuitable file)
-  4  model files missing or damaged (see `sadtalker models`)";
+  4  model files missing or damaged (see `sadtalker models`)
+  5  degraded output: `generate --fallback still` wrote the still video because a stage failed
+  6  partial batch: `batch` finished, but some jobs failed or were degraded (see DIR/report.jsonl)";
 
 /// Categories of failure, each with its exit code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,6 +27,10 @@ pub enum Kind {
     BadInput = 3,
     /// A model file is missing or damaged.
     Model = 4,
+    /// A result was written, but degraded (the still fallback).
+    Degraded = 5,
+    /// A batch finished with some jobs failed or degraded.
+    Partial = 6,
 }
 
 /// A failed command: what kind of failure, and the error chain to print.
@@ -44,7 +50,12 @@ impl Failure {
 
     /// Prints `error: <message>` with its causes, and returns the exit code.
     pub fn report(self) -> ExitCode {
-        eprintln!("error: {}", self.error);
+        let label = match self.kind {
+            Kind::Degraded => "degraded",
+            Kind::Partial => "partial",
+            _ => "error",
+        };
+        eprintln!("{label}: {}", self.error);
         for cause in self.error.chain().skip(1) {
             eprintln!("  caused by: {cause}");
         }

@@ -24,6 +24,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Portrait + speech → talking-head MP4 (the reference's inference.py; every option, same defaults).
+    Generate(Box<commands::generate::GenerateArgs>),
+    /// Many portrait + speech jobs (CSV/JSON list or two folders): models loaded once, report, resume, shards.
+    Batch(Box<commands::batch::BatchArgs>),
+    /// Check this machine: model files, disk, folders, CPU, codecs, and a self-test of every stage.
+    Doctor(commands::doctor::DoctorArgs),
     /// Inspect model checkpoint files (safetensors, .pth, .pth.tar).
     #[command(subcommand)]
     Checkpoint(commands::checkpoint::CheckpointCmd),
@@ -50,6 +56,9 @@ enum Command {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Generate(args) => commands::generate::run(*args),
+        Command::Batch(args) => commands::batch::run(*args),
+        Command::Doctor(args) => commands::doctor::run(args),
         Command::Checkpoint(cmd) => commands::checkpoint::run(cmd),
         Command::Video(cmd) => commands::video::run(cmd),
         Command::Models(cmd) => commands::models::run(cmd),

@@ -133,7 +133,7 @@ impl DoctorReport {
 /// What [`check_system`] looks at.
 pub struct DoctorOptions<'a> {
     /// The store (or why it could not be opened: reported as a failed check).
-    pub store: Result<&'a ModelStore, &'a StoreError>,
+    pub store: Result<&'a ModelStore, String>,
     /// Features whose files must be there (default `256`); the manifest's other features are reported
     /// as optional.
     pub required: Vec<String>,
@@ -149,7 +149,7 @@ const LOW_SPACE: u64 = 1 << 30;
 /// Runs the system checks.
 pub fn check_system(opts: &DoctorOptions<'_>) -> Vec<Check> {
     let mut checks = Vec::new();
-    match opts.store {
+    match &opts.store {
         Ok(store) => {
             checks.extend(model_checks(store, &opts.required, opts.verify));
             checks.push(writable(

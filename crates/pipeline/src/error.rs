@@ -280,7 +280,10 @@ pub fn hint(code: &str) -> &'static str {
         "models_missing" => {
             "install the model files: `sadtalker models fetch --for 256` (or `sadtalker models import DIR` offline)"
         }
-        "models_download_failed" => "check the network or give a mirror (--mirror / $SADTALKER_MIRROR)",
+        "models_download_failed" => {
+            "check the network or give a mirror (--mirror / $SADTALKER_MIRROR), then `sadtalker models fetch --for \
+             256`; without internet, copy the files here and run `sadtalker models import DIR`"
+        }
         "models_damaged" => "run `sadtalker models verify`, then `sadtalker models fetch` for the files it names",
         "disk_full" => "free some disk space or set SADTALKER_HOME to a larger disk",
         "unavailable" => "this feature is not in this build yet; run without it",

@@ -100,6 +100,49 @@ impl WeightSource for LegacyFacevid {
     }
 }
 
+/// Why no download can work, when no host of the files' URLs resolves (and no proxy is set, which
+/// could reach hosts this machine cannot resolve).
+fn no_network(store: &ModelStore, files: &[&sadtalker_store::ModelFile]) -> Option<String> {
+    use std::net::ToSocketAddrs;
+    let proxied = [
+        "HTTPS_PROXY",
+        "https_proxy",
+        "HTTP_PROXY",
+        "http_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+    ]
+    .iter()
+    .any(|k| std::env::var_os(k).is_some_and(|v| !v.is_empty()));
+    if proxied {
+        return None;
+    }
+    let mut hosts: Vec<String> = Vec::new();
+    for f in files {
+        for url in store.urls_for(f) {
+            let rest = url.split_once("://").map_or(url.as_str(), |(_, r)| r);
+            let authority = rest.split('/').next().unwrap_or(rest);
+            let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+            if !host.is_empty() && !hosts.iter().any(|h| h == host) {
+                hosts.push(host.to_owned());
+            }
+        }
+    }
+    if hosts.is_empty() {
+        return None;
+    }
+    for h in &hosts {
+        let addr = if h.contains(':') { h.clone() } else { format!("{h}:443") };
+        if addr.to_socket_addrs().is_ok_and(|mut a| a.next().is_some()) {
+            return None;
+        }
+    }
+    Some(format!(
+        "none of the download hosts ({}) can be resolved",
+        hosts.join(", ")
+    ))
+}
+
 impl Models {
     /// Models from the store described by `opts` (its warnings are collected into job reports). With
     /// `opts.offline`, missing files are an error with the offline remedy; otherwise they are downloaded
@@ -243,7 +286,14 @@ impl Models {
                 }
             }
             if !found && let Some(first) = group.first() {
-                wanted.push(store.entry(first).at(Stage::Models)?);
+                let entry = store.entry(first).at(Stage::Models)?;
+                // The 256/512 safetensors file heads several groups (recon, audio2coeff, renderer).
+                if !wanted
+                    .iter()
+                    .any(|w: &&sadtalker_store::ModelFile| w.name == entry.name)
+                {
+                    wanted.push(entry);
+                }
             }
         }
         if wanted.is_empty() {
@@ -255,6 +305,30 @@ impl Models {
             // The store's offline error carries the remedy (what to download, `models import`).
             store.fetch(&wanted, &Silent).at(Stage::Models)?;
             return Ok(());
+        }
+        if let Some(why) = no_network(store, &wanted) {
+            // Minutes of retries against hosts that cannot even be resolved help no one: say so at
+            // once, with the offline remedy (which files, their URLs and hashes, `models import`).
+            progress.note(&format!("no network: {why}; not downloading"));
+            let failed = wanted
+                .iter()
+                .map(|e| sadtalker_store::FailedFile {
+                    name: e.name.clone(),
+                    path: e.path.clone(),
+                    size: e.size,
+                    sha256: e.sha256.clone(),
+                    urls: store.urls_for(e),
+                    attempts: Vec::new(),
+                    kept_partial: 0,
+                })
+                .collect();
+            return Err(PipelineError::new(
+                Stage::Models,
+                StoreError::Offline {
+                    failed,
+                    store_dir: store.root().to_owned(),
+                },
+            ));
         }
         progress.note(&format!(
             "first use: downloading {} model file(s), {:.1} GB, into {} ({}); pass --offline to never download",

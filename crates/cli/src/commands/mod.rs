@@ -2,9 +2,12 @@
 
 pub mod audio;
 pub mod audio2coeff;
+pub mod batch;
 pub mod checkpoint;
 pub mod coeffs;
+pub mod doctor;
 pub mod extract;
+pub mod generate;
 pub mod models;
 pub mod render;
 pub mod video;

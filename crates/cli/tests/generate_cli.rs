@@ -1,0 +1,544 @@
+//! `sadtalker generate`, `batch` and `doctor` end to end through the binary.
+//!
+//! Networks: the hidden test option `--builtin-weights self-test` (the doctor's self-test networks:
+//! deterministic recipe weights, a reduced 64-pixel face renderer) so that every stage runs in about a
+//! second per clip; frame-level parity with the reference is tested in crates/pipeline/tests. Inputs: the
+//! astronaut with its 68 landmarks (random weights find no face), and 3 video frames of speech.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use tempfile::TempDir;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures")
+}
+
+fn s(p: &Path) -> String {
+    p.to_str().expect("utf-8 path").to_owned()
+}
+
+fn sadtalker(args: &[String], home: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sadtalker"))
+        .args(args)
+        .env("SADTALKER_HOME", home)
+        .env_remove("SADTALKER_MIRROR")
+        .output()
+        .expect("run sadtalker")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn args(list: &[&str]) -> Vec<String> {
+    list.iter().map(|a| (*a).to_owned()).collect()
+}
+
+fn astronaut() -> PathBuf {
+    fixtures().join("preprocess/astronaut.png")
+}
+fn landmarks() -> PathBuf {
+    fixtures().join("pipeline/astronaut_lm.txt")
+}
+fn speech() -> PathBuf {
+    fixtures().join("pipeline/speech_3f.wav")
+}
+
+/// `generate` with the test networks, the astronaut and 3 frames of speech, plus `extra`.
+fn generate(dir: &Path, extra: &[&str]) -> Output {
+    let mut a = args(&[
+        "generate",
+        "--builtin-weights",
+        "self-test",
+        "--size",
+        "64",
+        "--source-image",
+        &s(&astronaut()),
+        "--driven-audio",
+        &s(&speech()),
+    ]);
+    a.extend(extra.iter().map(|x| (*x).to_owned()));
+    sadtalker(&a, &dir.join("home"))
+}
+
+#[test]
+fn generate_writes_the_video_and_a_json_report() {
+    let dir = TempDir::new().expect("tempdir");
+    let out = dir.path().join("talk.mp4");
+    let o = generate(
+        dir.path(),
+        &[
+            "--landmarks",
+            &s(&landmarks()),
+            "-o",
+            &s(&out),
+            "--preprocess",
+            "full",
+            "--json",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    // Never silent about the test weights.
+    assert!(String::from_utf8_lossy(&o.stderr).contains("built-in deterministic test weights"));
+    let r: Value = serde_json::from_slice(&o.stdout).expect("JSON on stdout");
+    assert_eq!(r["output"], s(&out));
+    assert_eq!(r["frames"], 3);
+    assert_eq!(r["fps"], 25);
+    assert_eq!(r["ok"], true);
+    assert_eq!(r["degraded"], false);
+    assert!(r["degraded_reason"].is_null());
+    // full: pasted back into the 256-pixel portrait.
+    assert_eq!((r["width"].as_u64(), r["height"].as_u64()), (Some(256), Some(256)));
+    for stage in [
+        "inputs",
+        "models",
+        "preprocess",
+        "audio",
+        "audio2coeff",
+        "render",
+        "paste_back",
+        "encode",
+        "total",
+    ] {
+        assert!(r["seconds"][stage].as_f64().is_some(), "no time for {stage}: {r}");
+    }
+    assert!(r["warnings"].is_array());
+    let video = sadtalker_video::read_video(&out).expect("the MP4 decodes");
+    assert_eq!(video.frames.len(), 3);
+    assert_eq!(video.frames[0].dimensions(), (256, 256));
+}
+
+#[test]
+fn the_references_underscore_options_work_and_name_by_time() {
+    let dir = TempDir::new().expect("tempdir");
+    let results = dir.path().join("results");
+    let a = args(&[
+        "generate",
+        "--builtin-weights",
+        "self-test",
+        "--size",
+        "64",
+        "--source_image",
+        &s(&astronaut()),
+        "--driven_audio",
+        &s(&speech()),
+        "--result_dir",
+        &s(&results),
+        "--pose_style",
+        "3",
+        "--expression_scale",
+        "1.5",
+        "--batch_size",
+        "1",
+        "--input_yaw",
+        "-10",
+        "10",
+        "--landmarks",
+        &s(&landmarks()),
+        "--cpu",
+    ]);
+    let o = sadtalker(&a, &dir.path().join("home"));
+    assert!(o.status.success(), "{}", text(&o));
+    let names: Vec<String> = std::fs::read_dir(&results)
+        .expect("result dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 1, "{names:?}");
+    // YYYY_MM_DD_HH.MM.SS.mp4, as inference.py names it.
+    let n = &names[0];
+    assert!(n.ends_with(".mp4") && n.len() == "2024_01_01_00.00.00.mp4".len(), "{n}");
+    assert_eq!(&n[4..5], "_");
+    assert_eq!(&n[13..14], ".");
+}
+
+#[test]
+fn fallback_still_writes_a_flagged_video_and_exits_degraded() {
+    let dir = TempDir::new().expect("tempdir");
+    let out = dir.path().join("still.mp4");
+    // No landmarks: face detection with deterministic random weights finds no face.
+    let o = generate(dir.path(), &["-o", &s(&out), "--fallback", "still", "--json"]);
+    assert_eq!(o.status.code(), Some(5), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("degraded") && err.contains("preprocess"), "{err}");
+    assert!(err.contains("--preprocess full"), "no hint: {err}");
+    let r: Value = serde_json::from_slice(&o.stdout).expect("JSON on stdout");
+    assert_eq!(r["degraded"], true);
+    assert_eq!(r["ok"], false);
+    assert_eq!(r["degraded_reason"]["stage"], "preprocess");
+    assert_eq!(r["degraded_reason"]["code"], "no_face");
+    // The still video: the portrait for the whole speech.
+    let video = sadtalker_video::read_video(&out).expect("the still MP4 decodes");
+    assert_eq!(video.frames.len() as u64, r["frames"].as_u64().expect("frames"));
+    assert_eq!(video.frames[0].dimensions(), (256, 256));
+
+    // Without the fallback the same job fails as bad input, and writes nothing.
+    let out2 = dir.path().join("none.mp4");
+    let o = generate(dir.path(), &["-o", &s(&out2)]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(text(&o).contains("face"), "{}", text(&o));
+    assert!(!out2.exists());
+}
+
+#[test]
+fn bad_inputs_and_options_exit_with_their_codes() {
+    let dir = TempDir::new().expect("tempdir");
+    let out = dir.path().join("x.mp4");
+    let bad_img = dir.path().join("bad.png");
+    std::fs::write(&bad_img, b"\x89PNG\r\n\x1a\n not a png").expect("write");
+    let bad_wav = dir.path().join("bad.wav");
+    std::fs::write(&bad_wav, b"RIFF nonsense").expect("write");
+    let lm = s(&landmarks());
+    let cases: Vec<(Vec<String>, i32, &str)> = vec![
+        (args(&["--source-image", &s(&bad_img)]), 3, "bad.png"),
+        (args(&["--driven-audio", &s(&bad_wav)]), 3, "bad.wav"),
+        (
+            args(&["--driven-audio", &s(&dir.path().join("gone.wav"))]),
+            3,
+            "gone.wav",
+        ),
+        (args(&["--pose-style", "46"]), 3, "pose"),
+        (args(&["--size", "100"]), 3, "--size"),
+        (args(&["--device", "cuda"]), 3, "cuda"),
+        (args(&["--enhancer", "RestoreFormer"]), 3, "RestoreFormer"),
+        (args(&["--background-enhancer", "realesrgan"]), 3, "not available"),
+        (args(&["--preprocess", "sideways"]), 2, "sideways"),
+    ];
+    for (extra, code, needle) in cases {
+        let mut base: Vec<(String, String)> = [
+            ("--builtin-weights", "self-test".to_owned()),
+            ("--size", "64".to_owned()),
+            ("--source-image", s(&astronaut())),
+            ("--driven-audio", s(&speech())),
+            ("--landmarks", lm.clone()),
+            ("-o", s(&out)),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        // The case's option replaces the default one of the same name.
+        base.retain(|(k, _)| k != &extra[0]);
+        let mut a = args(&["generate"]);
+        for (k, v) in base {
+            a.push(k);
+            a.push(v);
+        }
+        a.extend(extra.clone());
+        let o = sadtalker(&a, &dir.path().join("home"));
+        assert_eq!(o.status.code(), Some(code), "{extra:?}: {}", text(&o));
+        assert!(text(&o).contains(needle), "{extra:?}: {}", text(&o));
+        assert!(!out.exists(), "{extra:?} left a video");
+    }
+}
+
+#[test]
+fn missing_models_exit_4_naming_the_files_and_the_fix() {
+    let dir = TempDir::new().expect("tempdir");
+    let a = args(&[
+        "generate",
+        "--source-image",
+        &s(&astronaut()),
+        "--driven-audio",
+        &s(&speech()),
+        "-o",
+        &s(&dir.path().join("x.mp4")),
+        "--offline",
+    ]);
+    let o = sadtalker(&a, &dir.path().join("empty-home"));
+    assert_eq!(o.status.code(), Some(4), "{}", text(&o));
+    let t = text(&o);
+    for needle in [
+        "SadTalker_V0.0.2_256.safetensors",
+        "mapping_00229-model.pth.tar",
+        "sadtalker models import",
+        "sadtalker models fetch",
+    ] {
+        assert!(t.contains(needle), "no `{needle}` in: {t}");
+    }
+}
+
+/// A batch folder: three good jobs (different seeds and modes), one corrupt image, one corrupt speech.
+fn batch_inputs(dir: &Path) -> PathBuf {
+    let inputs = dir.join("in");
+    std::fs::create_dir_all(&inputs).expect("mkdir");
+    std::fs::copy(astronaut(), inputs.join("astro.png")).expect("copy");
+    std::fs::copy(landmarks(), inputs.join("astro_lm.txt")).expect("copy");
+    std::fs::copy(speech(), inputs.join("speech.wav")).expect("copy");
+    std::fs::write(inputs.join("broken.png"), b"\x89PNG\r\n\x1a\n not a png").expect("write");
+    std::fs::write(inputs.join("broken.wav"), b"RIFF\x00\x00\x00\x00WAVEjunk").expect("write");
+    let csv = inputs.join("jobs.csv");
+    std::fs::write(
+        &csv,
+        "image,audio,landmarks,name,seed,preprocess,still\n\
+         astro.png,speech.wav,astro_lm.txt,first,0,crop,\n\
+         broken.png,speech.wav,astro_lm.txt,bad_image,0,crop,\n\
+         astro.png,speech.wav,astro_lm.txt,second,7,resize,\n\
+         astro.png,broken.wav,astro_lm.txt,bad_audio,0,crop,\n\
+         astro.png,speech.wav,astro_lm.txt,third,3,full,yes\n",
+    )
+    .expect("write");
+    csv
+}
+
+fn batch(csv: &Path, out: &Path, extra: &[&str], home: &Path) -> Output {
+    let mut a = args(&[
+        "batch",
+        &s(csv),
+        "--out",
+        &s(out),
+        "--builtin-weights",
+        "self-test",
+        "--size",
+        "64",
+    ]);
+    a.extend(extra.iter().map(|x| (*x).to_owned()));
+    sadtalker(&a, home)
+}
+
+fn report(dir: &Path) -> Vec<Value> {
+    std::fs::read_to_string(dir.join("report.jsonl"))
+        .expect("report.jsonl")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect()
+}
+
+#[test]
+fn batch_records_failures_resumes_and_shards_merge_to_the_full_run() {
+    let dir = TempDir::new().expect("tempdir");
+    let home = dir.path().join("home");
+    let csv = batch_inputs(dir.path());
+    let full = dir.path().join("full");
+
+    let o = batch(&csv, &full, &[], &home);
+    assert_eq!(o.status.code(), Some(6), "partial: {}", text(&o));
+    let t = text(&o);
+    assert!(t.contains("troubleshooting"), "{t}");
+    let rep = report(&full);
+    assert_eq!(rep.len(), 5);
+    let status: Vec<&str> = rep.iter().map(|r| r["status"].as_str().expect("status")).collect();
+    assert_eq!(status, ["ok", "failed", "ok", "failed", "ok"]);
+    assert_eq!(rep[1]["error"]["code"], "image_unreadable");
+    assert!(rep[1]["error"]["message"].as_str().expect("msg").contains("broken.png"));
+    assert_eq!(rep[3]["error"]["code"], "audio_unreadable");
+    assert!(rep[3]["error"]["message"].as_str().expect("msg").contains("broken.wav"));
+    for r in &rep {
+        assert!(r["seconds"].as_f64().is_some() && r["key"].as_str().is_some_and(|k| k.len() == 64));
+    }
+    let mut videos: Vec<String> = std::fs::read_dir(&full)
+        .expect("out dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".mp4"))
+        .collect();
+    videos.sort();
+    assert_eq!(videos, ["first.mp4", "second.mp4", "third.mp4"]);
+    let third = sadtalker_video::read_video(full.join("third.mp4")).expect("decodes");
+    assert_eq!(third.frames.len(), 3);
+
+    // Resume: nothing is run again (the failures are bad inputs with unchanged contents).
+    let before = std::fs::metadata(full.join("first.mp4"))
+        .expect("meta")
+        .modified()
+        .expect("mtime");
+    let o = batch(&csv, &full, &["--resume", "--json"], &home);
+    assert_eq!(o.status.code(), Some(6), "{}", text(&o));
+    let summary: Value = serde_json::from_slice(&o.stdout).expect("JSON");
+    assert_eq!(summary["skipped"], 5, "{summary}");
+    assert_eq!(report(&full).len(), 5, "resume appended records");
+    let after = std::fs::metadata(full.join("first.mp4"))
+        .expect("meta")
+        .modified()
+        .expect("mtime");
+    assert_eq!(before, after);
+
+    // Two shards + merge == the full run (same records, byte-identical videos).
+    let sharded = dir.path().join("sharded");
+    // Shard 0 takes jobs 0, 2, 4 (all good), shard 1 the two bad ones.
+    for (shard, code) in [("0/2", 0), ("1/2", 6)] {
+        let o = batch(&csv, &sharded, &["--shard", shard, "--quiet"], &home);
+        assert_eq!(o.status.code(), Some(code), "{shard}: {}", text(&o));
+    }
+    assert!(sharded.join("report.shard-0-of-2.jsonl").is_file());
+    let o = sadtalker(&args(&["batch", "merge", &s(&sharded)]), &home);
+    assert_eq!(o.status.code(), Some(6), "{}", text(&o));
+    let merged = report(&sharded);
+    assert_eq!(merged.len(), 5);
+    for (a, b) in rep.iter().zip(&merged) {
+        for k in ["job", "name", "key", "status", "frames"] {
+            assert_eq!(a[k], b[k], "{k}");
+        }
+        assert_eq!(a["error"]["code"], b["error"]["code"]);
+    }
+    for v in &videos {
+        let a = std::fs::read(full.join(v)).expect("full-run video");
+        let b = std::fs::read(sharded.join(v)).expect("shard video");
+        assert!(a == b, "{v} differs between the full and the sharded run");
+    }
+}
+
+#[test]
+fn batch_refuses_unusable_job_lists() {
+    let dir = TempDir::new().expect("tempdir");
+    let csv = dir.path().join("jobs.csv");
+    std::fs::write(&csv, "image,audoi\na.png,a.wav\n").expect("write");
+    let o = batch(&csv, &dir.path().join("o"), &[], &dir.path().join("home"));
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(text(&o).contains("audoi"), "{}", text(&o));
+    let o = batch(
+        &csv,
+        &dir.path().join("o"),
+        &["--shard", "2/2"],
+        &dir.path().join("home"),
+    );
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+}
+
+/// A two-file manifest (feature `256`) with the files installed in the store under `home`.
+fn tiny_store(home: &Path) -> (PathBuf, Vec<PathBuf>) {
+    use sha2::{Digest, Sha256};
+    let mut files = Vec::new();
+    let mut entries = Vec::new();
+    for (name, body) in [
+        ("model_a.safetensors", &b"alpha weights"[..]),
+        ("model_b.pth", &b"beta weights"[..]),
+    ] {
+        let rel = format!("checkpoints/{name}");
+        let path = home.join(&rel);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&path, body).expect("write");
+        entries.push(serde_json::json!({
+            "name": name, "path": rel, "size": body.len(),
+            "sha256": format!("{:x}", Sha256::digest(body)), "features": ["256"],
+        }));
+        files.push(path);
+    }
+    let manifest = home.join("manifest.json");
+    std::fs::write(&manifest, serde_json::json!({ "files": entries }).to_string()).expect("write");
+    (manifest, files)
+}
+
+fn doctor(manifest: &Path, results: &Path, home: &Path) -> Output {
+    sadtalker(
+        &args(&[
+            "doctor",
+            "--manifest",
+            &s(manifest),
+            "--result-dir",
+            &s(results),
+            "--no-self-test",
+        ]),
+        home,
+    )
+}
+
+#[test]
+fn doctor_names_a_deleted_model_a_corrupt_model_and_an_unwritable_folder() {
+    let dir = TempDir::new().expect("tempdir");
+    let home = dir.path().join("home");
+    let (manifest, files) = tiny_store(&home);
+    let results = dir.path().join("results");
+
+    let o = doctor(&manifest, &results, &home);
+    assert!(o.status.success(), "{}", text(&o));
+
+    // Corrupt (same size, other bytes: only the hash tells).
+    std::fs::write(&files[0], b"alpha weightz").expect("write");
+    let o = doctor(&manifest, &results, &home);
+    assert_eq!(o.status.code(), Some(4), "{}", text(&o));
+    let t = text(&o);
+    assert!(t.contains("damaged") && t.contains("model_a.safetensors"), "{t}");
+    assert!(t.contains("sadtalker models fetch model_a.safetensors"), "{t}");
+
+    // Deleted.
+    std::fs::remove_file(&files[0]).expect("rm");
+    let o = doctor(&manifest, &results, &home);
+    assert_eq!(o.status.code(), Some(4), "{}", text(&o));
+    let t = text(&o);
+    assert!(t.contains("missing: model_a.safetensors"), "{t}");
+    assert!(t.contains("sadtalker models fetch --for 256"), "{t}");
+    assert!(t.contains("sadtalker models import"), "{t}");
+
+    // A result folder that cannot be written: under a file (fails for root too), and one without write
+    // permission (fails for other users; root is told it is read-only).
+    let blocker = dir.path().join("a_file");
+    std::fs::write(&blocker, b"x").expect("write");
+    let o = sadtalker(
+        &args(&[
+            "doctor",
+            "--manifest",
+            &s(&manifest),
+            "--result-dir",
+            &s(&blocker.join("results")),
+            "--no-self-test",
+            "--json",
+        ]),
+        &home,
+    );
+    assert_ne!(o.status.code(), Some(0), "{}", text(&o));
+    let r: Value = serde_json::from_slice(&o.stdout).expect("JSON");
+    let check = r["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .find(|c| c["name"] == "result folder")
+        .expect("a result folder check")
+        .clone();
+    assert_eq!(check["status"], "fail", "{check}");
+    assert!(check["detail"].as_str().expect("detail").contains("a_file"), "{check}");
+    assert!(check["fix"].as_str().expect("fix").contains("--result-dir"), "{check}");
+
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let ro = dir.path().join("readonly");
+        std::fs::create_dir_all(&ro).expect("mkdir");
+        std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o555)).expect("chmod");
+        let o = doctor(&manifest, &ro, &home);
+        let t = text(&o);
+        assert!(t.contains("read-only") || t.contains("not writable"), "{t}");
+        assert!(t.contains("chmod u+w") || t.contains("--result-dir"), "{t}");
+        std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o755)).expect("chmod back");
+    }
+}
+
+#[test]
+fn doctor_self_test_passes_every_stage() {
+    let dir = TempDir::new().expect("tempdir");
+    let home = dir.path().join("home");
+    let (manifest, _) = tiny_store(&home);
+    let o = sadtalker(
+        &args(&[
+            "doctor",
+            "--manifest",
+            &s(&manifest),
+            "--result-dir",
+            &s(&dir.path().join("r")),
+            "--json",
+        ]),
+        &home,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let r: Value = serde_json::from_slice(&o.stdout).expect("JSON");
+    let t = &r["self_test"];
+    assert_eq!(t["passed"], true, "{t}");
+    let stages = t["stages"].as_array().expect("stages");
+    assert_eq!(stages.len(), 9);
+    for st in stages {
+        let expected = if st["stage"] == "enhance" { "skipped" } else { "pass" };
+        assert_eq!(st["status"], expected, "{st}");
+    }
+    let names: Vec<&str> = r["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .map(|c| c["name"].as_str().expect("name"))
+        .collect();
+    for n in ["models 256", "store folder", "result folder", "cpu", "gpu", "codecs"] {
+        assert!(names.contains(&n), "{n} not in {names:?}");
+    }
+}
