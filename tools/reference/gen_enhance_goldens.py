@@ -24,7 +24,7 @@ Files (all under fixtures/goldens/enhance/):
 
 `--local OUT_DIR`: the official-size GFPGANv1Clean and ParseNet (recipe weights) on one 512 face, and the
 `two_faces` frame end to end with them; too large to commit, checked by
-`SADTALKER_ENHANCE_GOLDENS=OUT_DIR cargo test -p sadtalker-enhance --release -- --ignored`.
+`SADTALKER_ENHANCE_GOLDENS=OUT_DIR cargo test -p sadtalker-enhance --test official_size -- --ignored`.
 
 Image tensors are stored RGB (the Rust side's order); the reference is fed BGR, as SadTalker does.
 """

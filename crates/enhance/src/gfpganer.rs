@@ -170,10 +170,24 @@ impl GFPGANer {
 
     /// Loads GFPGANv1.4.pth (`params_ema`), parsing_parsenet.pth and detection_Resnet50_Final.pth.
     pub fn load(files: &EnhancerFiles, device: &Device, seed: u64) -> Result<Self> {
-        let open = |p: &Path| Weights::from_file(p, device);
-        let gfpgan = GFPGANv1Clean::load_from_checkpoint(&open(&files.gfpgan)?, &GfpganConfig::v1_4())?;
-        let parser = ParseNet::load_from_checkpoint(&open(&files.parsenet)?, &ParseNetConfig::facexlib())?;
-        let detector = RetinaFace::load_from_checkpoint(&open(&files.detector)?)?;
+        fn named(what: &'static str, path: &Path) -> impl FnOnce(EnhanceError) -> EnhanceError {
+            let path = path.to_path_buf();
+            move |e| EnhanceError::ModelFile {
+                what,
+                path,
+                error: Box::new(e),
+            }
+        }
+        let open = |p: &Path| Weights::from_file(p, device).map_err(EnhanceError::from);
+        let gfpgan = open(&files.gfpgan)
+            .and_then(|w| GFPGANv1Clean::load_from_checkpoint(&w, &GfpganConfig::v1_4()))
+            .map_err(named("GFPGAN v1.4", &files.gfpgan))?;
+        let parser = open(&files.parsenet)
+            .and_then(|w| ParseNet::load_from_checkpoint(&w, &ParseNetConfig::facexlib()))
+            .map_err(named("ParseNet", &files.parsenet))?;
+        let detector = open(&files.detector)
+            .and_then(|w| Ok(RetinaFace::load_from_checkpoint(&w)?))
+            .map_err(named("RetinaFace", &files.detector))?;
         Ok(Self::new(gfpgan, parser, detector, device, seed))
     }
 

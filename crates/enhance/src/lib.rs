@@ -52,6 +52,19 @@ pub enum EnhanceError {
     /// A network configuration that cannot be built.
     #[error("{0}")]
     Config(String),
+    /// A model file cannot be used (missing, damaged, or another model's file).
+    #[error(
+        "{what} weights {}: {error}. The enhancer's model files are installed by `sadtalker models fetch --for enhancer`",
+        path.display()
+    )]
+    ModelFile {
+        /// Which network (`GFPGAN v1.4`, `ParseNet`, `RetinaFace`).
+        what: &'static str,
+        /// The file.
+        path: std::path::PathBuf,
+        /// What went wrong.
+        error: Box<EnhanceError>,
+    },
     /// The frame cannot be enhanced as given.
     #[error("{0}")]
     BadFrame(String),
