@@ -115,6 +115,32 @@ fn generate_writes_the_video_and_a_json_report() {
 }
 
 #[test]
+fn enhancer_gfpgan_runs_per_frame_and_doubles_the_size() {
+    let dir = TempDir::new().expect("tempdir");
+    let out = dir.path().join("enhanced.mp4");
+    let o = generate(
+        dir.path(),
+        &[
+            "--landmarks",
+            &s(&landmarks()),
+            "-o",
+            &s(&out),
+            "--enhancer",
+            "gfpgan",
+            "--json",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let r: Value = serde_json::from_slice(&o.stdout).expect("JSON on stdout");
+    // crop at 64 → GFPGANer's ×2 upscale (the test weights find no face to restore: upscale only).
+    assert_eq!((r["width"].as_u64(), r["height"].as_u64()), (Some(128), Some(128)));
+    assert!(r["seconds"]["enhance"].as_f64().is_some(), "{r}");
+    let video = sadtalker_video::read_video(&out).expect("decodes");
+    assert_eq!(video.frames.len(), 3);
+    assert_eq!(video.frames[0].dimensions(), (128, 128));
+}
+
+#[test]
 fn the_references_underscore_options_work_and_name_by_time() {
     let dir = TempDir::new().expect("tempdir");
     let results = dir.path().join("results");
@@ -205,7 +231,12 @@ fn bad_inputs_and_options_exit_with_their_codes() {
         (args(&["--pose-style", "46"]), 3, "pose"),
         (args(&["--size", "100"]), 3, "--size"),
         (args(&["--device", "cuda"]), 3, "cuda"),
-        (args(&["--enhancer", "RestoreFormer"]), 3, "RestoreFormer"),
+        (
+            args(&["--enhancer", "RestoreFormer"]),
+            3,
+            "RestoreFormer is not available",
+        ),
+        (args(&["--enhancer", "codeformer"]), 3, "gfpgan"),
         (args(&["--background-enhancer", "realesrgan"]), 3, "not available"),
         (args(&["--preprocess", "sideways"]), 2, "sideways"),
     ];
@@ -258,6 +289,19 @@ fn missing_models_exit_4_naming_the_files_and_the_fix() {
         "sadtalker models import",
         "sadtalker models fetch",
     ] {
+        assert!(t.contains(needle), "no `{needle}` in: {t}");
+    }
+    assert!(
+        !t.contains("GFPGANv1.4.pth"),
+        "the enhancer files are asked for only with --enhancer: {t}"
+    );
+    // --enhancer gfpgan also needs the store's `enhancer` files.
+    let mut a = a.clone();
+    a.extend(args(&["--enhancer", "gfpgan"]));
+    let o = sadtalker(&a, &dir.path().join("empty-home"));
+    assert_eq!(o.status.code(), Some(4), "{}", text(&o));
+    let t = text(&o);
+    for needle in ["GFPGANv1.4.pth", "parsing_parsenet.pth", "detection_Resnet50_Final.pth"] {
         assert!(t.contains(needle), "no `{needle}` in: {t}");
     }
 }

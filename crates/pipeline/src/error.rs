@@ -134,6 +134,12 @@ pub enum Cause {
     /// Video reading or writing.
     #[error(transparent)]
     Video(#[from] sadtalker_video::VideoError),
+    /// The face enhancer's model files cannot be loaded.
+    #[error("cannot load the face enhancer (GFPGAN v1.4, ParseNet, RetinaFace): {0}")]
+    EnhancerModel(sadtalker_enhance::EnhanceError),
+    /// The face enhancer failed on a frame.
+    #[error(transparent)]
+    Enhance(#[from] sadtalker_enhance::EnhanceError),
     /// A file-system operation.
     #[error("{}: {source}", path.display())]
     Io {
@@ -226,6 +232,8 @@ impl PipelineError {
                 | V::Image { .. } => ErrorKind::BadInput,
                 _ => ErrorKind::Internal,
             },
+            Cause::EnhancerModel(_) => ErrorKind::Model,
+            Cause::Enhance(_) => ErrorKind::Internal,
             Cause::Io { .. } | Cause::Input(_) | Cause::Unavailable(_) => ErrorKind::BadInput,
             Cause::Internal(_) => ErrorKind::Internal,
         }

@@ -370,6 +370,10 @@ fn run_stages(
     let extractor = models.extractor(opts, inputs.landmarks.is_none() || refs_need_detection)?;
     let a2c = models.audio2coeff(opts)?;
     let renderer = models.renderer(opts)?;
+    let mut enhancer = match &opts.enhancer {
+        Some(_) => Some(models.enhancer(opts.seed)?),
+        None => None,
+    };
     timer.add(Stage::Models, t.elapsed());
 
     // Preprocess: the portrait, then the reference videos.
@@ -531,6 +535,7 @@ fn run_stages(
     let mut writer = Mp4Writer::create(output, settings, Some(Audio::mono(&inputs.speech.samples, SAMPLE_RATE)))
         .at(Stage::Encode)?;
     let mut paste_time = Duration::ZERO;
+    let mut enhance_time = Duration::ZERO;
     let mut encode_time = Duration::ZERO;
     let mut on_frame = hooks.on_frame;
     let paste = opts.preprocess.pastes_back();
@@ -544,6 +549,13 @@ fn run_stages(
             frame = paste_back(&inputs.image, &frame, &extracted.crop_info).at(Stage::PasteBack)?;
         }
         paste_time += t.elapsed();
+        if let Some(enh) = enhancer.as_mut() {
+            // gfpgan's `enhance(..., paste_back=True)` on the final (pasted) frame, as the reference's
+            // `enhancer_generator_with_len` does: faces restored, the frame upscaled ×2. One frame at a time.
+            let t = Instant::now();
+            frame = enh.enhance(&frame).at(Stage::Enhance)?.image;
+            enhance_time += t.elapsed();
+        }
         if let Some(f) = on_frame.as_mut() {
             f(i, &frame);
         }
@@ -556,6 +568,9 @@ fn run_stages(
     timer.add(Stage::Render, loop_times.render);
     if paste {
         timer.add(Stage::PasteBack, paste_time);
+    }
+    if enhancer.is_some() {
+        timer.add(Stage::Enhance, enhance_time);
     }
     let t = Instant::now();
     let summary = writer.finish().at(Stage::Encode)?;

@@ -9,6 +9,7 @@ use candle_core::Device;
 use sadtalker_audio2coeff::audio2coeff::{LEGACY_AUDIO2EXP, LEGACY_AUDIO2POSE, safetensors_name};
 use sadtalker_audio2coeff::{Audio2Coeff, Audio2CoeffFiles, Audio2PoseConfig};
 use sadtalker_checkpoint::{Checkpoint, CheckpointError, Recipe, WeightSource, Weights};
+use sadtalker_enhance::{EnhancerFiles, GFPGANer, GFPGANv1Clean, GfpganConfig, ParseNet, ParseNetConfig};
 use sadtalker_preprocess::Extractor;
 use sadtalker_preprocess::detect::RetinaFace;
 use sadtalker_preprocess::landmarks::Fan;
@@ -257,6 +258,12 @@ impl Models {
             ]
         };
         groups.push(vec![if opts.full() { MAPPING_FULL } else { MAPPING }.to_owned()]);
+        if opts.enhancer.is_some() {
+            // The store's `enhancer` feature; the detector may already be in the list (deduplicated there).
+            for name in EnhancerFiles::NAMES {
+                groups.push(vec![name.to_owned()]);
+            }
+        }
         if opts.landmarks.is_none() || opts.ref_eyeblink.is_some() || opts.ref_pose.is_some() {
             groups.push(vec![DETECTOR.to_owned()]);
             groups.push(vec![LANDMARKS.to_owned()]);
@@ -466,6 +473,36 @@ impl Models {
             }
         }
         files
+    }
+
+    /// The face enhancer (`--enhancer gfpgan`): GFPGAN v1.4, ParseNet and RetinaFace from the store's
+    /// `enhancer` files, or recipe weights for the built-in sources. A new one per job: it counts frames
+    /// for its noise seeds, and a job's noise must not depend on the jobs before it.
+    pub fn enhancer(&self, seed: u64) -> Result<GFPGANer, PipelineError> {
+        let load_err = |e| PipelineError::new(Stage::Models, crate::error::Cause::EnhancerModel(e));
+        match &self.source {
+            ModelSource::Store(store) => {
+                let mut paths = Vec::new();
+                for name in EnhancerFiles::NAMES {
+                    let found = store.locate(name).at(Stage::Models)?;
+                    self.note_used("enhancer", &found.path);
+                    paths.push(found.path);
+                }
+                let files = EnhancerFiles {
+                    gfpgan: paths[0].clone(),
+                    parsenet: paths[1].clone(),
+                    detector: paths[2].clone(),
+                };
+                GFPGANer::load(&files, &self.device, seed).map_err(load_err)
+            }
+            _ => {
+                let w = self.recipe_weights();
+                let gfpgan = GFPGANv1Clean::load_from_checkpoint(&w, &GfpganConfig::v1_4()).map_err(load_err)?;
+                let parser = ParseNet::load_from_checkpoint(&w, &ParseNetConfig::facexlib()).map_err(load_err)?;
+                let detector = RetinaFace::load_from_checkpoint(&w).at(Stage::Models)?;
+                Ok(GFPGANer::new(gfpgan, parser, detector, &self.device, seed))
+            }
+        }
     }
 
     /// The face renderer for `opts` (size, 70- or 73-input mapping).

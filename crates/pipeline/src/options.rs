@@ -65,7 +65,8 @@ pub struct GenerateOptions {
     pub input_pitch: Option<Vec<f64>>,
     /// `--input_roll`.
     pub input_roll: Option<Vec<f64>>,
-    /// `--enhancer`: `gfpgan` or `RestoreFormer`.
+    /// `--enhancer`: `gfpgan` (GFPGAN v1.4: faces restored, frames upscaled ×2); `RestoreFormer` is refused
+    /// as not available.
     pub enhancer: Option<String>,
     /// `--background_enhancer`: `realesrgan`.
     pub background_enhancer: Option<String>,
@@ -185,19 +186,22 @@ impl GenerateOptions {
             if !ENHANCERS.iter().any(|k| k.eq_ignore_ascii_case(e)) {
                 return bad(format!("--enhancer {e}: one of {}", ENHANCERS.join(", ")));
             }
-            return Err(PipelineError::new(
-                Stage::Enhance,
-                crate::error::Cause::Unavailable(format!(
-                    "--enhancer {e}: the face enhancer is not available yet in this build; run without --enhancer"
-                )),
-            ));
+            if !e.eq_ignore_ascii_case("gfpgan") {
+                return Err(PipelineError::new(
+                    Stage::Enhance,
+                    crate::error::Cause::Unavailable(format!(
+                        "--enhancer {e}: RestoreFormer is not available in this build; use --enhancer gfpgan, or \
+                         run without --enhancer"
+                    )),
+                ));
+            }
         }
         if let Some(b) = &self.background_enhancer {
             return Err(PipelineError::new(
                 Stage::Enhance,
                 crate::error::Cause::Unavailable(format!(
-                    "--background-enhancer {b}: the background enhancer (Real-ESRGAN) is not available yet in this \
-                     build; run without it"
+                    "--background-enhancer {b}: the background enhancer (Real-ESRGAN) is not available in this \
+                     build (the reference uses it only on CUDA); run without it"
                 )),
             ));
         }
