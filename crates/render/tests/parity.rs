@@ -38,7 +38,7 @@ fn weights(golden: &Golden, case: &Case) -> Weights {
     Weights::new(Arc::new(layered), &Device::Cpu)
 }
 
-fn check(file: &str) {
+fn check(file: &str, frame_tol: f32) {
     let golden = Golden::open(file);
     for case in golden.cases() {
         let name = case.name().to_owned();
@@ -102,7 +102,7 @@ fn check(file: &str) {
             &format!("{name}/prediction"),
             &out.output.prediction,
             &case.tensor("prediction"),
-            FRAME_TOL,
+            frame_tol,
         );
         assert!(w.unused().is_empty(), "{name}: unused weights {:?}", w.unused());
     }
@@ -110,23 +110,28 @@ fn check(file: &str) {
 
 #[test]
 fn reduced_networks_match_the_reference() {
-    check("goldens/render/reduced.safetensors");
+    check("goldens/render/reduced.safetensors", FRAME_TOL);
 }
 
 #[test]
 fn full_size_256_frame_matches_the_reference() {
-    check("goldens/render/full_256.safetensors");
+    check("goldens/render/full_256.safetensors", FRAME_TOL);
 }
 
 /// The official networks at 256 (yaw / pitch+roll overrides, the 73-input mapping, 2 frames each) and at
 /// 512: too large to commit. Generate with `python tools/reference/gen_render_goldens.py --local DIR`, then
 /// `SADTALKER_RENDER_GOLDENS=DIR cargo test -p sadtalker-render --release -- --ignored`.
+///
+/// The frame bar is looser here: with head-pose overrides of up to 20° the frame is far more sensitive to
+/// float32 rounding in the keypoints (measured in the reference itself: moving its own driving keypoints
+/// by ±3e-6, the size of our keypoint differences, moves its frame by 6.4e-5; the reference with and
+/// without MKL-DNN differs by 2.5e-5).
 #[test]
 #[ignore = "needs SADTALKER_RENDER_GOLDENS from gen_render_goldens.py --local (minutes of CPU)"]
 fn local_official_size_cases_match_the_reference() {
     let dir = std::env::var("SADTALKER_RENDER_GOLDENS")
         .expect("set SADTALKER_RENDER_GOLDENS to the folder written by gen_render_goldens.py --local");
-    check(&format!("{dir}/local.safetensors"));
+    check(&format!("{dir}/local.safetensors"), 5e-4);
 }
 
 #[test]
