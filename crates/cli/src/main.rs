@@ -30,6 +30,8 @@ enum Command {
     Batch(Box<commands::batch::BatchArgs>),
     /// Check this machine: model files, disk, folders, CPU, codecs, and a self-test of every stage.
     Doctor(commands::doctor::DoctorArgs),
+    /// Restore the faces of an image or a video with GFPGAN v1.4, upscaled ×2 (the reference's --enhancer gfpgan).
+    Enhance(commands::enhance::EnhanceArgs),
     /// Inspect model checkpoint files (safetensors, .pth, .pth.tar).
     #[command(subcommand)]
     Checkpoint(commands::checkpoint::CheckpointCmd),
@@ -59,6 +61,7 @@ fn main() -> std::process::ExitCode {
         Command::Generate(args) => commands::generate::run(*args),
         Command::Batch(args) => commands::batch::run(*args),
         Command::Doctor(args) => commands::doctor::run(args),
+        Command::Enhance(args) => commands::enhance::run(args),
         Command::Checkpoint(cmd) => commands::checkpoint::run(cmd),
         Command::Video(cmd) => commands::video::run(cmd),
         Command::Models(cmd) => commands::models::run(cmd),

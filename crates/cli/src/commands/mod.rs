@@ -6,6 +6,7 @@ pub mod batch;
 pub mod checkpoint;
 pub mod coeffs;
 pub mod doctor;
+pub mod enhance;
 pub mod extract;
 pub mod generate;
 pub mod models;
