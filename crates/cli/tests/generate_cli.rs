@@ -205,10 +205,15 @@ fn fallback_still_writes_a_flagged_video_and_exits_degraded() {
 
     // Without the fallback the same job fails as bad input, and writes nothing.
     let out2 = dir.path().join("none.mp4");
-    let o = generate(dir.path(), &["-o", &s(&out2)]);
+    let o = generate(dir.path(), &["-o", &s(&out2), "--json"]);
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
     assert!(text(&o).contains("face"), "{}", text(&o));
     assert!(!out2.exists());
+    let r: Value = serde_json::from_slice(&o.stdout).expect("JSON on stdout");
+    assert_eq!(r["ok"], false);
+    assert_eq!(r["error"]["stage"], "preprocess");
+    assert_eq!(r["error"]["code"], "no_face");
+    assert_eq!(r["error"]["kind"], "bad_input");
 }
 
 #[test]

@@ -381,7 +381,27 @@ pub fn run(args: GenerateArgs) -> Result<(), Failure> {
     let mut bar = StageBar::new(!quiet);
     let result = sadtalker_pipeline::generate(&models, &opts, &mut bar);
     bar.finish();
-    let report = result.map_err(pipeline_failure)?;
+    let report = match result {
+        Ok(r) => r,
+        Err(e) => {
+            if args.json {
+                // Scripts get the failure on stdout too, in the same shape as a result.
+                let v = serde_json::json!({
+                    "ok": false,
+                    "degraded": false,
+                    "error": {
+                        "stage": e.stage,
+                        "kind": e.kind(),
+                        "code": e.code(),
+                        "message": e.to_string(),
+                        "hint": hint(e.code()),
+                    },
+                });
+                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            }
+            return Err(pipeline_failure(e));
+        }
+    };
     if args.json {
         println!(
             "{}",

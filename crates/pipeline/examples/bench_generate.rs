@@ -1,0 +1,160 @@
+//! End-to-end seconds and peak memory of `generate`, ours and the reference's `inference.py` chain
+//! (PyTorch, tools/reference/bench_pipeline.py), on the same portrait, the same clip of speech and the
+//! same recipe weights, in the same run:
+//!
+//! ```text
+//! cargo run --release -p sadtalker-pipeline --example bench_generate -- [--seconds S] [--preprocess MODE] [--size N] [--python PATH]
+//! ```
+//!
+//! The clip is the first S seconds (default 1) of examples/speech.wav. Both sides get the astronaut
+//! (fixtures/preprocess/astronaut.png) with its 68 landmarks given (recipe weights find no face), build
+//! their networks from the recipe (reported apart as `load`: writing recipe values is not what reading the
+//! model files costs), then run extract → audio2coeff → face renderer → MP4 with audio (`run`). Peak RSS
+//! is each process's high-water mark (ours: VmHWM; the reference: ru_maxrss). Ratio = reference / ours
+//! (> 1: we are faster). Without a reference Python only our figures are printed.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use sadtalker_pipeline::{GenerateOptions, Models, NoProgress, generate};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The first `seconds` of a 16-bit PCM WAV, as a new WAV (the bytes themselves: both sides read the
+/// same samples).
+fn cut_wav(src: &Path, dst: &Path, seconds: f64) -> Result<(), Box<dyn std::error::Error>> {
+    let bytes = std::fs::read(src)?;
+    if bytes.len() < 12 || &bytes[0..4] != b"RIFF" || &bytes[8..12] != b"WAVE" {
+        return Err(format!("{}: not a WAV file", src.display()).into());
+    }
+    let mut pos = 12;
+    let mut fmt: Option<&[u8]> = None;
+    while pos + 8 <= bytes.len() {
+        let id = &bytes[pos..pos + 4];
+        let len = u32::from_le_bytes([bytes[pos + 4], bytes[pos + 5], bytes[pos + 6], bytes[pos + 7]]) as usize;
+        let body = &bytes[pos + 8..(pos + 8 + len).min(bytes.len())];
+        if id == b"fmt " {
+            fmt = Some(body);
+        } else if id == b"data" {
+            let fmt = fmt.ok_or("no fmt chunk before data")?;
+            let rate = u32::from_le_bytes([fmt[4], fmt[5], fmt[6], fmt[7]]);
+            let block = u16::from_le_bytes([fmt[12], fmt[13]]) as usize;
+            let n = ((seconds * f64::from(rate)) as usize * block).min(body.len());
+            let mut out = Vec::with_capacity(44 + n);
+            out.extend_from_slice(b"RIFF");
+            out.extend_from_slice(&(36 + n as u32).to_le_bytes());
+            out.extend_from_slice(b"WAVEfmt ");
+            out.extend_from_slice(&16u32.to_le_bytes());
+            out.extend_from_slice(&fmt[..16]);
+            out.extend_from_slice(b"data");
+            out.extend_from_slice(&(n as u32).to_le_bytes());
+            out.extend_from_slice(&body[..n]);
+            std::fs::write(dst, out)?;
+            return Ok(());
+        }
+        pos += 8 + len + (len & 1);
+    }
+    Err(format!("{}: no data chunk", src.display()).into())
+}
+
+/// This process's peak resident memory (VmHWM), MB.
+fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().collect();
+    let opt = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let seconds: f64 = opt("--seconds").map_or(Ok(1.0), |v| v.parse())?;
+    let preprocess = opt("--preprocess").unwrap_or_else(|| "crop".into());
+    let size: u32 = opt("--size").map_or(Ok(256), |v| v.parse())?;
+    let python = opt("--python")
+        .or_else(|| std::env::var("SADTALKER_REF_PYTHON").ok())
+        .unwrap_or_else(|| "/work/refenv/bin/python".into());
+    let tmp = tempfile::tempdir()?;
+    let clip = tmp.path().join("clip.wav");
+    cut_wav(&root().join("examples/speech.wav"), &clip, seconds)?;
+    println!("clip: {seconds} s of examples/speech.wav, preprocess {preprocess}, size {size}, recipe weights");
+
+    // The reference first (a child process: its memory is not ours).
+    let reference: Option<serde_json::Value> = if Path::new(&python).exists() {
+        let out = Command::new(&python)
+            .arg(root().join("tools/reference/bench_pipeline.py"))
+            .arg("--audio")
+            .arg(&clip)
+            .arg("--out")
+            .arg(tmp.path().join("ref"))
+            .arg("--preprocess")
+            .arg(&preprocess)
+            .arg("--size")
+            .arg(size.to_string())
+            .current_dir(root())
+            .output()?;
+        if !out.status.success() {
+            return Err(format!("reference failed: {}", String::from_utf8_lossy(&out.stderr)).into());
+        }
+        let text = String::from_utf8_lossy(&out.stdout);
+        let last = text.lines().last().ok_or("no output from the reference")?;
+        Some(serde_json::from_str(last)?)
+    } else {
+        println!("no reference Python at {python}: our figures only");
+        None
+    };
+
+    let models = Models::recipe();
+    let opts = GenerateOptions {
+        source_image: root().join("fixtures/preprocess/astronaut.png"),
+        driven_audio: clip.clone(),
+        landmarks: Some(root().join("fixtures/pipeline/astronaut_lm.txt")),
+        output: Some(tmp.path().join("ours.mp4")),
+        preprocess: preprocess.parse()?,
+        size,
+        ..GenerateOptions::default()
+    };
+    let report = generate(&models, &opts, &mut NoProgress)?;
+    let load = report.seconds.get("models").copied().unwrap_or(0.0);
+    let total = report.seconds.get("total").copied().unwrap_or(0.0);
+    let run = total - load;
+    let rss = peak_rss_mb().unwrap_or(f64::NAN);
+    println!(
+        "ours:      {} frames, load {load:.1} s, run {run:.1} s ({:.2} s/frame), peak RSS {rss:.0} MB",
+        report.frames,
+        run / report.frames.max(1) as f64
+    );
+    let stages: Vec<String> = report
+        .seconds
+        .iter()
+        .filter(|(k, _)| !["total", "models"].contains(&k.as_str()))
+        .map(|(k, v)| format!("{k} {v:.2}"))
+        .collect();
+    println!("  stages (s): {}", stages.join(", "));
+    if let Some(r) = reference {
+        let f = |k: &str| r[k].as_f64().unwrap_or(f64::NAN);
+        let (rload, rrun, rrss) = (f("load"), f("run"), f("peak_rss_mb"));
+        println!(
+            "reference: {} frames, load {rload:.1} s, run {rrun:.1} s ({:.2} s/frame), peak RSS {rrss:.0} MB, {} \
+             torch threads",
+            r["frames"],
+            rrun / r["frames"].as_f64().unwrap_or(1.0),
+            r["threads"]
+        );
+        println!("  stages (s): {}", r["stages"]);
+        println!(
+            "ratio (reference / ours): run {:.2}x, run+load {:.2}x, peak RSS {:.2}x",
+            rrun / run,
+            (rrun + rload) / total,
+            rrss / rss
+        );
+    }
+    Ok(())
+}
