@@ -109,6 +109,41 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
 
+    // Where our time goes (one run each, wall ms).
+    let crop = enhancer.face_helper.align_warp_face(
+        &frame,
+        &enhancer
+            .face_helper
+            .affine_matrix(&[lm[0], lm[1], lm[2], lm[3], lm[4]])
+            .ok_or("no affine")?,
+    );
+    let t = Instant::now();
+    let _ = enhancer.detect(&frame)?;
+    let detect_ms = t.elapsed().as_secs_f64() * 1000.0;
+    let t = Instant::now();
+    let restored = enhancer.restore_face(&crop, 0, 0)?;
+    let gfpgan_ms = t.elapsed().as_secs_f64() * 1000.0;
+    let t = Instant::now();
+    let labels = enhancer.parse_face(&restored)?;
+    let parse_ms = t.elapsed().as_secs_f64() * 1000.0;
+    let helper = &enhancer.face_helper;
+    let affine = helper
+        .affine_matrix(&[lm[0], lm[1], lm[2], lm[3], lm[4]])
+        .ok_or("no affine")?;
+    let t = Instant::now();
+    let _ = helper.align_warp_face(&frame, &affine);
+    let paste = [sadtalker_enhance::face_restoration_helper::PasteFace {
+        restored: &restored,
+        inverse_affine: helper.get_inverse_affine(&affine),
+        parse: &labels,
+    }];
+    let _ = helper.paste_faces_to_input_image(&frame, &paste)?;
+    let warp_ms = t.elapsed().as_secs_f64() * 1000.0;
+    println!(
+        "ours by stage (ms, one run each): detect {detect_ms:.0}, GFPGAN {gfpgan_ms:.0}, ParseNet {parse_ms:.0}, \
+         align + paste {warp_ms:.0}"
+    );
+
     let mut cmd = std::process::Command::new(&python);
     cmd.arg(root().join("tools/reference/bench_enhance.py"))
         .args(["--repeat", &repeat.to_string()]);

@@ -40,6 +40,10 @@ pub struct ModulatedConv2d {
     modulation: Linear,
     /// `(out, in, k, k)`: the parameter's `(1, out, in, k, k)` without its leading 1.
     weight: Tensor,
+    /// `(out, in)`: `Σ_k weight²`, so that the demodulation is one small matrix product.
+    weight_energy: Tensor,
+    /// The fixed weight's fast-kernel layouts (see [`ModulatedConv2d::forward`]).
+    cache: sadtalker_ops::ConvCache,
 }
 
 impl ModulatedConv2d {
@@ -56,6 +60,7 @@ impl ModulatedConv2d {
         let weight = w
             .get(&[1, out_channels, in_channels, kernel_size, kernel_size], "weight")?
             .squeeze(0)?;
+        let weight_energy = weight.sqr()?.sum(D::Minus1)?.sum(D::Minus1)?;
         Ok(Self {
             in_channels,
             out_channels,
@@ -65,6 +70,8 @@ impl ModulatedConv2d {
             eps: 1e-8,
             modulation: Linear::load(&w.pp("modulation"), num_style_feat, in_channels, true)?,
             weight,
+            weight_energy,
+            cache: sadtalker_ops::ConvCache::default(),
         })
     }
 
@@ -77,25 +84,21 @@ impl ModulatedConv2d {
             SampleMode::Upsample => bilinear(x, 2.0)?,
             SampleMode::Downsample => bilinear(x, 0.5)?,
         };
-        let params = ConvParams::padding(self.kernel_size / 2);
-        // The reference runs one grouped convolution over the batch; per sample it is this.
-        let outs = (0..b)
-            .map(|i| {
-                let s = style.narrow(0, i, 1)?.reshape((1, self.in_channels, 1, 1))?;
-                let mut weight = self.weight.broadcast_mul(&s)?;
-                if self.demodulate {
-                    let energy = weight.sqr()?.flatten_from(1)?.sum_keepdim(D::Minus1)?;
-                    let demod = (energy + self.eps)?.sqrt()?.recip()?;
-                    weight = weight.broadcast_mul(&demod.reshape((self.out_channels, 1, 1, 1))?)?;
-                }
-                Ok(sadtalker_ops::conv2d(&x.narrow(0, i, 1)?, &weight, None, params)?)
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Ok(if outs.len() == 1 {
-            outs.into_iter().next().unwrap_or_else(|| unreachable!("one sample"))
-        } else {
-            Tensor::cat(&outs, 0)?
-        })
+        let params = ConvParams::<2>::padding(self.kernel_size / 2);
+        // The reference scales the weight by the style (and demodulates it) and convolves with that per
+        // sample. Scaling the input's channels by the style, convolving with the fixed weight and scaling
+        // the output's channels by the demodulation is the same sum in another order (equal to float
+        // rounding), and lets the convolution keep its fast layouts (Winograd) from call to call instead
+        // of rebuilding them for a new weight every time.
+        let s = style.reshape((b, self.in_channels, 1, 1))?;
+        let out = sadtalker_ops::conv_cached(&x.broadcast_mul(&s)?, &self.weight, None, params, &self.cache)?;
+        if !self.demodulate {
+            return Ok(out);
+        }
+        // demod[b, o] = 1 / sqrt(Σ_i s[b, i]² Σ_k w[o, i, k]² + eps).
+        let energy = style.sqr()?.matmul(&self.weight_energy.t()?)?;
+        let demod = (energy + self.eps)?.sqrt()?.recip()?;
+        Ok(out.broadcast_mul(&demod.reshape((b, self.out_channels, 1, 1))?)?)
     }
 }
 
