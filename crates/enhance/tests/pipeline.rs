@@ -212,3 +212,51 @@ fn two_faces_with_reference_affines_is_bit_exact() {
     let (n, max) = report("two_faces (reference affines)", &out, &g.image("two_faces.output"));
     assert_eq!((n, max), (0, 0));
 }
+
+#[test]
+fn gfpganer_enhance_passes_a_faceless_frame_through() {
+    // GFPGANer::enhance end to end with real (tiny) networks and the real detector on recipe weights,
+    // which finds no face: the frame comes back as the reference returns it, Lanczos ×2, and is counted.
+    let dev = Device::Cpu;
+    let w = Weights::from_recipe(Recipe::default(), &dev);
+    let gfpgan = GFPGANv1Clean::load(
+        &w,
+        &GfpganConfig {
+            out_size: 32,
+            num_style_feat: 16,
+            channel_multiplier: 2,
+            narrow: 1.0 / 64.0,
+        },
+    )
+    .unwrap();
+    let parser = ParseNet::load(
+        &w,
+        &ParseNetConfig {
+            in_size: 32,
+            out_size: 32,
+            min_feat_size: 8,
+            base_ch: 4,
+            parsing_ch: 19,
+            res_depth: 1,
+            ch_range: [4, 8],
+        },
+    )
+    .unwrap();
+    let detector = sadtalker_preprocess::detect::RetinaFace::load_from_checkpoint(&w).unwrap();
+    let mut enhancer = sadtalker_enhance::GFPGANer::new(gfpgan, parser, detector, &dev, 7);
+    let g = golden();
+    let frame = g.image("no_face.frame");
+    assert!(
+        enhancer.detect(&frame).unwrap().is_empty(),
+        "recipe weights find no face"
+    );
+    let out = enhancer.enhance(&frame).unwrap();
+    assert_eq!(
+        (out.faces_detected, out.faces_restored, enhancer.frames_done()),
+        (0, 0, 1)
+    );
+    let (n, max) = report("GFPGANer::enhance, no face", &out.image, &g.image("no_face.output"));
+    assert_eq!((n, max), (0, 0));
+    let empty = RgbImage::new(0, 0);
+    assert!(enhancer.enhance(&empty).is_err(), "an empty frame is refused");
+}
