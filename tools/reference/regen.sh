@@ -16,7 +16,7 @@ if [ -z "$venv" ] || [ ! -x "$venv/bin/python" ]; then
 fi
 py="$venv/bin/python"
 cd "$here"
-for script in gen_op_goldens.py gen_checkpoint_fixtures.py gen_nn_goldens.py; do
+for script in gen_op_goldens.py gen_op_goldens_pad.py gen_checkpoint_fixtures.py gen_nn_goldens.py gen_enhance_layout.py; do
   echo "== $script"
   "$py" "$script"
 done
