@@ -84,8 +84,7 @@ fn time_ours(a: &RenderArgs) -> anyhow::Result<(f64, f64)> {
         roll: None,
     };
     let batch = vec![frame; a.batch_size.max(1)];
-    // Warm-up: layers build their cached weight layouts (Winograd from the second call).
-    renderer.render(&src, &batch)?;
+    // Warm-up: layers build their cached weight layouts (packed panels, Winograd transforms).
     renderer.render(&src, &batch)?;
     sadtalker_ops::profile::enable(match clock {
         crate::Clock::Wall => || crate::Clock::Wall.now(),

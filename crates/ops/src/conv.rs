@@ -112,9 +112,6 @@ pub struct ConvCache {
     pub(crate) path: ConvPath,
     pub(crate) direct: std::sync::OnceLock<Vec<f32>>,
     pub(crate) winograd: std::sync::OnceLock<Vec<f32>>,
-    /// Calls so far: Winograd weights (costly to build) are only made for a layer that
-    /// runs more than once, not for the source-only layers run once per portrait.
-    pub(crate) calls: std::sync::atomic::AtomicUsize,
 }
 
 /// Which kernel [`conv_cached`] runs. `Auto` picks per shape; the others pin one, so that tests can
@@ -122,7 +119,7 @@ pub struct ConvCache {
 /// apply to a shape — e.g. Winograd on a strided conv — falls back to the GEMM path).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum ConvPath {
-    /// Winograd for wide 3×3 layers run more than once, else direct, else GEMM.
+    /// Winograd for wide 3×3 layers, else direct, else GEMM: chosen from the shape alone.
     #[default]
     Auto,
     /// im2col / row-shift / pointwise tiles into `gemm`.
@@ -265,9 +262,10 @@ enum Strategy {
 pub(crate) fn conv_f32(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &Geometry, cache: &ConvCache) -> Vec<f32> {
     #[cfg(target_arch = "x86_64")]
     if cache.path != ConvPath::Gemm && crate::conv_direct::applicable(g) {
-        let repeated = cache.calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed) > 0;
+        // The kernel depends on the shape only, never on what ran before: a layer gives the same
+        // result on every call (the kernels round differently, within float32 tolerance).
         let winograd = match cache.path {
-            ConvPath::Auto => crate::winograd::choose(g, false).filter(|_| repeated || cache.winograd.get().is_some()),
+            ConvPath::Auto => crate::winograd::choose(g, false),
             ConvPath::Winograd => crate::winograd::choose(g, true),
             ConvPath::Gemm | ConvPath::Direct => None,
         };

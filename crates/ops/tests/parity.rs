@@ -31,7 +31,7 @@ fn arr<const N: usize>(v: Vec<usize>) -> [usize; N] {
 }
 
 /// Every kernel (see `ConvPath`) on every case; under `Auto` each case runs twice on one cache, as a
-/// layer does, so the second call (Winograd where it applies) is the one checked.
+/// layer does, and both calls must give the same result (the kernel never depends on history).
 #[test]
 fn conv_matches_pytorch() {
     for (path, calls) in [
@@ -59,8 +59,16 @@ fn conv_case<const N: usize>(c: &Case, path: ConvPath, calls: usize) -> Tensor {
         groups: c.f64("groups") as usize,
     };
     let cache = ConvCache::pinned(path);
+    let first = conv_cached(&x, &w, b.as_ref(), prm, &cache).unwrap();
+    let first = first.flatten_all().unwrap().to_vec1::<f32>().unwrap();
     for _ in 1..calls {
-        conv_cached(&x, &w, b.as_ref(), prm, &cache).unwrap();
+        let again = conv_cached(&x, &w, b.as_ref(), prm, &cache).unwrap();
+        assert_eq!(
+            again.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            first,
+            "{}: a second call differs",
+            c.name()
+        );
     }
     conv_cached(&x, &w, b.as_ref(), prm, &cache).unwrap()
 }
