@@ -25,6 +25,9 @@ fixtures/goldens/pipeline/generate.safetensors. Per case:
     coeffs (T, 70)      the Audio2Coeff .mat (coeff_3dmm)
     first (1, 73)       the first-frame coefficients
 and params preprocess, still, pose_style, seed, batch_size, expression_scale, size, input_yaw/pitch/roll.
+
+`--local DIR`: the same at size 512 (`crop_512`, `full_512`) into DIR (not committed), checked by
+`SADTALKER_PIPELINE_GOLDENS=DIR cargo test -p sadtalker-pipeline --release --test generate_parity -- --ignored`.
 """
 import os
 import random
@@ -57,6 +60,7 @@ torch.set_num_threads(2)
 MEDIA = os.path.join(FIXTURES, "pipeline")
 SPEECH = os.path.join(MEDIA, "speech_3f.wav")
 LANDMARKS = os.path.join(MEDIA, "astronaut_lm.txt")
+OUT = MEDIA  # where the reference frames go (`--local DIR` moves them out of the repo)
 
 
 def write_media():
@@ -184,7 +188,7 @@ def run_case(g, a2c, name, preprocess, still=False, pose_style=0, seed=0, batch_
               "input_pitch": pitch, "input_roll": roll, "frames": int(frames.shape[0]),
               "frame_size": [int(frames.shape[2]), int(frames.shape[1])]}
     z = np.concatenate([t.numpy().reshape(1, -1) for t in draws]) if draws else np.zeros((0, 64), np.float32)
-    gp.save_png(os.path.join(MEDIA, f"{name}_frames.png"), np.concatenate(list(frames), 1))
+    gp.save_png(os.path.join(OUT, f"{name}_frames.png"), np.concatenate(list(frames), 1))
     g.case(name, params, z=z, ratio=ratio, coeffs=coeffs, first=first)
     print(f"{name}: {frames.shape[0]} frames of {frames.shape[2]}x{frames.shape[1]}, {len(draws)} draws, "
           f"frame mean {frames.mean():.2f} std {frames.std():.2f}")
@@ -211,6 +215,18 @@ def paste(frames_rgb, pic_path, crop_info, extended_crop):
 
 
 def main():
+    global OUT
+    if len(sys.argv) > 2 and sys.argv[1] == "--local":
+        # Size 512 (slow, large: not committed): checked by
+        # SADTALKER_PIPELINE_GOLDENS=DIR cargo test -p sadtalker-pipeline --release -- --ignored
+        OUT = os.path.abspath(sys.argv[2])
+        os.makedirs(OUT, exist_ok=True)
+        a2c = audio2coeff()
+        g = GoldenFile(os.path.relpath(os.path.join(OUT, "generate_local.safetensors"), FIXTURES))
+        run_case(g, a2c, "crop_512", "crop", pose_style=1, seed=3, size=512)
+        run_case(g, a2c, "full_512", "full", seed=4, size=512)
+        g.write()
+        return
     write_media()
     a2c = audio2coeff()
     g = GoldenFile("goldens/pipeline/generate.safetensors")

@@ -10,6 +10,7 @@
 
 #![allow(clippy::unwrap_used, reason = "tests: a panic is the failure report")]
 
+use std::path::Path;
 use std::sync::OnceLock;
 
 use sadtalker_audio2coeff::ReplayNoise;
@@ -50,10 +51,8 @@ fn luma(img: &image::RgbImage) -> Vec<u8> {
         .collect()
 }
 
-fn reference_frames(case: &str, n: usize) -> Vec<image::RgbImage> {
-    let strip = image::open(fixtures_dir().join(format!("pipeline/{case}_frames.png")))
-        .unwrap()
-        .to_rgb8();
+fn reference_frames(dir: &Path, case: &str, n: usize) -> Vec<image::RgbImage> {
+    let strip = image::open(dir.join(format!("{case}_frames.png"))).unwrap().to_rgb8();
     let w = strip.width() / n as u32;
     (0..n as u32)
         .map(|i| image::imageops::crop_imm(&strip, i * w, 0, w, strip.height()).to_image())
@@ -61,7 +60,17 @@ fn reference_frames(case: &str, n: usize) -> Vec<image::RgbImage> {
 }
 
 fn check(case_name: &str) {
-    let golden = Golden::open("goldens/pipeline/generate.safetensors");
+    check_in(
+        "goldens/pipeline/generate.safetensors",
+        &fixtures_dir().join("pipeline"),
+        case_name,
+    );
+}
+
+/// `case_name` of the golden `golden` (relative to `fixtures/`, or absolute), with the reference's
+/// frames in `frames_dir`.
+fn check_in(golden: &str, frames_dir: &Path, case_name: &str) {
+    let golden = Golden::open(golden);
     let case = golden.cases().into_iter().find(|c| c.name() == case_name).unwrap();
     let p = &case.params;
     let list = |k: &str| {
@@ -126,7 +135,7 @@ fn check(case_name: &str) {
 
     // Frames before encoding.
     let n = p["frames"].as_u64().unwrap() as usize;
-    let refs = reference_frames(case_name, n);
+    let refs = reference_frames(frames_dir, case_name, n);
     assert_eq!(frames.len(), n);
     let mut min_db = f64::INFINITY;
     for (i, (ours, theirs)) in frames.iter().zip(&refs).enumerate() {
@@ -185,4 +194,19 @@ fn full_still_matches_the_reference() {
 #[test]
 fn resize_with_yaw_matches_the_reference() {
     check("resize_yaw");
+}
+
+/// Size 512 (`crop_512`, `full_512`): too slow and large for CI. Generate with
+/// `python tools/reference/gen_pipeline_goldens.py --local DIR`, then
+/// `SADTALKER_PIPELINE_GOLDENS=DIR cargo test -p sadtalker-pipeline --release --test generate_parity -- --ignored`.
+#[test]
+#[ignore = "needs SADTALKER_PIPELINE_GOLDENS from gen_pipeline_goldens.py --local (minutes of CPU)"]
+fn size_512_matches_the_reference() {
+    let dir = std::env::var("SADTALKER_PIPELINE_GOLDENS")
+        .expect("set SADTALKER_PIPELINE_GOLDENS to the folder written by gen_pipeline_goldens.py --local");
+    let dir = Path::new(&dir);
+    let golden = dir.join("generate_local.safetensors");
+    for case in ["crop_512", "full_512"] {
+        check_in(golden.to_str().unwrap(), dir, case);
+    }
 }
