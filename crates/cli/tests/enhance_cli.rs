@@ -7,55 +7,19 @@
 //! of frames without a face (counted), the JSON summary and the exit codes. The networks' parity is
 //! checked in crates/enhance.
 
-use std::path::{Path, PathBuf};
+mod common;
+use common::fixtures;
+
+use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-use sadtalker_checkpoint::Recipe;
 use serde_json::Value;
 use tempfile::TempDir;
 
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures")
-}
-
 /// Writes `file`'s float tensors from the key manifest as a safetensors file of recipe values.
 fn write_official_layout(file: &str, path: &Path) {
-    let keys: Value = serde_json::from_str(
-        &std::fs::read_to_string(fixtures().join("official/enhance_keys.json")).expect("enhance_keys.json"),
-    )
-    .expect("enhance_keys.json is JSON");
-    let table = keys[file].as_object().expect("the file's keys");
-    let recipe = Recipe::default();
-    let mut header = serde_json::Map::new();
-    let mut data: Vec<u8> = Vec::new();
-    for (name, spec) in table {
-        if name.starts_with("__") || spec[0] != "float32" {
-            continue;
-        }
-        let shape: Vec<usize> = spec[1]
-            .as_array()
-            .expect("shape")
-            .iter()
-            .map(|d| d.as_u64().expect("dim") as usize)
-            .collect();
-        let start = data.len();
-        for v in recipe.values(name, &shape) {
-            data.extend_from_slice(&v.to_le_bytes());
-        }
-        header.insert(
-            name.clone(),
-            serde_json::json!({"dtype": "F32", "shape": shape, "data_offsets": [start, data.len()]}),
-        );
-    }
-    let mut h = serde_json::to_vec(&Value::Object(header)).expect("header");
-    while !h.len().is_multiple_of(8) {
-        h.push(b' ');
-    }
-    let mut out = (h.len() as u64).to_le_bytes().to_vec();
-    out.extend_from_slice(&h);
-    out.extend_from_slice(&data);
-    std::fs::write(path, out).expect("write the checkpoint");
+    common::write_recipe_safetensors("official/enhance_keys.json", file, |_| true, path);
 }
 
 /// The shared checkpoint folder (built once, ~540 MB: the official sizes) and an empty model store.

@@ -3,57 +3,22 @@
 //! names and shapes from fixtures/official/keys.json), given landmarks, and the reference's result on
 //! the same weights (fixtures/goldens/preprocess/e2e.safetensors); plus the failure exit codes.
 
-use std::path::{Path, PathBuf};
+mod common;
+use common::fixtures;
+
+use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-use sadtalker_checkpoint::{Checkpoint, Recipe};
+use sadtalker_checkpoint::Checkpoint;
 use serde_json::Value;
 use tempfile::TempDir;
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures")
-}
 
 /// Writes a safetensors file of recipe values for every `face_3drecon.*` float tensor of the official
 /// 256 file, named and shaped as there.
 fn write_recon_checkpoint(path: &Path) {
-    let keys: Value =
-        serde_json::from_str(&std::fs::read_to_string(fixtures().join("official/keys.json")).expect("keys.json"))
-            .expect("keys.json is JSON");
-    let table = keys["SadTalker_V0.0.2_256.safetensors"]
-        .as_object()
-        .expect("the 256 file's keys");
-    let recipe = Recipe::default();
-    let mut header = serde_json::Map::new();
-    let mut data: Vec<u8> = Vec::new();
-    for (name, spec) in table {
-        if !name.starts_with("face_3drecon.") || spec[0] != "float32" {
-            continue;
-        }
-        let shape: Vec<usize> = spec[1]
-            .as_array()
-            .expect("shape")
-            .iter()
-            .map(|d| d.as_u64().expect("dim") as usize)
-            .collect();
-        let start = data.len();
-        for v in recipe.values(name, &shape) {
-            data.extend_from_slice(&v.to_le_bytes());
-        }
-        header.insert(
-            name.clone(),
-            serde_json::json!({"dtype": "F32", "shape": shape, "data_offsets": [start, data.len()]}),
-        );
-    }
-    let mut h = serde_json::to_vec(&Value::Object(header)).expect("header");
-    while !h.len().is_multiple_of(8) {
-        h.push(b' ');
-    }
-    let mut out = (h.len() as u64).to_le_bytes().to_vec();
-    out.extend_from_slice(&h);
-    out.extend_from_slice(&data);
-    std::fs::write(path, out).expect("write the checkpoint");
+    let recon = |name: &str| name.starts_with("face_3drecon.");
+    common::write_recipe_safetensors("official/keys.json", "SadTalker_V0.0.2_256.safetensors", recon, path);
 }
 
 /// The shared checkpoint folder (built once: ~95 MB) and an empty model store.
