@@ -181,6 +181,40 @@ pub fn assert_close(label: &str, ours: &Tensor, reference: &Tensor, rel_tol: f32
     }
 }
 
+/// The reference venv's Python for benchmarks: `given` (a `--python` option), else
+/// `$SADTALKER_REF_PYTHON`, else `/work/refenv/bin/python`.
+pub fn reference_python(given: Option<String>) -> String {
+    given
+        .or_else(|| std::env::var("SADTALKER_REF_PYTHON").ok())
+        .unwrap_or_else(|| "/work/refenv/bin/python".into())
+}
+
+/// Runs the reference side of a benchmark, `tools/reference/<script> --repeat R [--threads T]`, with
+/// `python`, and returns the JSON object on the last line it prints. `None`, with the reason on
+/// stderr, when there is no reference to compare with: the bench then prints our timings alone.
+pub fn reference_bench(python: &str, script: &str, repeat: usize, threads: Option<usize>) -> Option<Value> {
+    let mut cmd = std::process::Command::new(python);
+    cmd.arg(fixtures_dir().join("../tools/reference").join(script))
+        .args(["--repeat", &repeat.to_string()]);
+    if let Some(t) = threads {
+        cmd.args(["--threads", &t.to_string()]);
+    }
+    match cmd.output() {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .last()
+            .and_then(|l| serde_json::from_str(l).ok()),
+        Ok(o) => {
+            eprintln!("reference bench failed: {}", String::from_utf8_lossy(&o.stderr));
+            None
+        }
+        Err(e) => {
+            eprintln!("no reference ({python}: {e}); printing our timings only");
+            None
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -49,9 +49,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(t) = threads {
         rayon::ThreadPoolBuilder::new().num_threads(t).build_global()?;
     }
-    let python = opt("--python")
-        .or_else(|| std::env::var("SADTALKER_REF_PYTHON").ok())
-        .unwrap_or_else(|| "/work/refenv/bin/python".into());
+    let python = sadtalker_parity::reference_python(opt("--python"));
 
     let dev = Device::Cpu;
     let astro = image::open(root().join("fixtures/preprocess/astronaut.png"))?.to_rgb8();
@@ -90,26 +88,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }),
     ));
 
-    let mut cmd = std::process::Command::new(&python);
-    cmd.arg(root().join("tools/reference/bench_preprocess.py"))
-        .args(["--repeat", &repeat.to_string()]);
-    if let Some(t) = threads {
-        cmd.args(["--threads", &t.to_string()]);
-    }
-    let reference: Option<serde_json::Value> = match cmd.output() {
-        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout)
-            .lines()
-            .last()
-            .and_then(|l| serde_json::from_str(l).ok()),
-        Ok(o) => {
-            eprintln!("reference bench failed: {}", String::from_utf8_lossy(&o.stderr));
-            None
-        }
-        Err(e) => {
-            eprintln!("no reference ({python}: {e}); printing our timings only");
-            None
-        }
-    };
+    let reference = sadtalker_parity::reference_bench(&python, "bench_preprocess.py", repeat, threads);
     println!(
         "{:<10} {:>10} {:>14} {:>8}",
         "stage", "ours ms", "reference ms", "ratio"
