@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{AtStage, Cause, ErrorKind, PipelineError, Stage, io_err};
 use crate::frames::{prepare_source, render_frames};
-use crate::models::Models;
+use crate::models::{ModelSource, Models};
 use crate::options::{Fallback, GenerateOptions};
 use crate::progress::Progress;
 
@@ -174,6 +174,10 @@ pub fn generate_with(
         &mut warnings,
     );
     warnings.extend(models.take_warnings());
+    // A report (and so `--json`) must say when the video is not from the model files.
+    if !matches!(models.source(), ModelSource::Store(_)) {
+        warnings.push("built-in deterministic test weights, not the model files: the video shows noise".into());
+    }
     let models_used = models
         .files_used()
         .into_iter()
