@@ -8,7 +8,7 @@
 //! checked in crates/enhance.
 
 mod common;
-use common::fixtures;
+use common::{fixtures, text};
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -46,14 +46,6 @@ fn run(args: &[&str], checkpoints: &Path) -> Output {
         .env("SADTALKER_HOME", env().path().join("home"))
         .output()
         .expect("run sadtalker")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 fn s(p: &Path) -> &str {

@@ -4,7 +4,7 @@
 //! the same weights (fixtures/goldens/preprocess/e2e.safetensors); plus the failure exit codes.
 
 mod common;
-use common::fixtures;
+use common::{fixtures, text};
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -52,14 +52,6 @@ fn run(args: &[&str], checkpoints: &Path) -> Output {
         .env("SADTALKER_HOME", env().path().join("home"))
         .output()
         .expect("run sadtalker")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 #[test]

@@ -5,6 +5,9 @@
 //! second per clip; frame-level parity with the reference is tested in crates/pipeline/tests. Inputs: the
 //! astronaut with its 68 landmarks (random weights find no face), and 3 video frames of speech.
 
+mod common;
+use common::text;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -26,14 +29,6 @@ fn sadtalker(args: &[String], home: &Path) -> Output {
         .env_remove("SADTALKER_MIRROR")
         .output()
         .expect("run sadtalker")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 fn args(list: &[&str]) -> Vec<String> {

@@ -1,6 +1,11 @@
-//! Shared by the CLI tests: model files in the official layouts, filled with recipe values.
+//! Shared by the CLI tests: model files in the official layouts, filled with recipe values, and output
+//! helpers.
+
+// Each test binary compiles this module and uses a part of it.
+#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
+use std::process::Output;
 
 use sadtalker_checkpoint::Recipe;
 use serde_json::Value;
@@ -51,4 +56,13 @@ pub fn write_recipe_safetensors(manifest: &str, file: &str, keep: impl Fn(&str) 
     out.extend_from_slice(&h);
     out.extend_from_slice(&data);
     std::fs::write(path, out).expect("write the checkpoint");
+}
+
+/// A finished command's stdout and stderr, for assertion messages.
+pub fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
