@@ -2,7 +2,8 @@
 //! in our files (streams, frame count, fps, duration, start offsets, decoded audio alignment, PSNR), and
 //! whether our reader decodes what ffmpeg/x264 writes.
 //!
-//! Each test prints a NOTICE and passes when ffmpeg/ffprobe is not installed (CI installs it).
+//! Each test prints a NOTICE and passes when ffmpeg/ffprobe is not installed on a dev machine; under
+//! `CI=true` a missing tool fails the test (`.ci/run` installs ffmpeg).
 
 mod common;
 

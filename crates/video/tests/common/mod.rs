@@ -93,12 +93,18 @@ pub fn best_lag(input: &[f32], in_channels: usize, decoded: &[f32], out_channels
 }
 
 /// True when `tool` (ffmpeg, ffprobe) runs; otherwise prints a notice that the check is skipped.
+/// Under `CI=true` a missing tool is a failure, never a skip: `.ci/run` installs ffmpeg, so a CI run
+/// without it would pass these cross-checks without running them.
 pub fn have(tool: &str) -> bool {
     let ok = Command::new(tool)
         .arg("-version")
         .output()
         .is_ok_and(|o| o.status.success());
     if !ok {
+        assert!(
+            std::env::var("CI").map_or(true, |v| v != "true"),
+            "`{tool}` not found under CI=true: .ci/run must install ffmpeg (apt-get install ffmpeg)"
+        );
         println!("NOTICE: `{tool}` not found: skipping this cross-check (install ffmpeg to run it)");
     }
     ok
