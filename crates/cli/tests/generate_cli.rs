@@ -23,10 +23,15 @@ fn s(p: &Path) -> String {
 }
 
 fn sadtalker(args: &[String], home: &Path) -> Output {
+    sadtalker_env(args, home, &[])
+}
+
+fn sadtalker_env(args: &[String], home: &Path, env: &[(&str, &str)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_sadtalker"))
         .args(args)
         .env("SADTALKER_HOME", home)
         .env_remove("SADTALKER_MIRROR")
+        .envs(env.iter().copied())
         .output()
         .expect("run sadtalker")
 }
@@ -47,6 +52,11 @@ fn speech() -> PathBuf {
 
 /// `generate` with the test networks, the astronaut and 3 frames of speech, plus `extra`.
 fn generate(dir: &Path, extra: &[&str]) -> Output {
+    generate_env(dir, extra, &[])
+}
+
+/// [`generate`] with environment variables.
+fn generate_env(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Output {
     let mut a = args(&[
         "generate",
         "--builtin-weights",
@@ -59,7 +69,7 @@ fn generate(dir: &Path, extra: &[&str]) -> Output {
         &s(&speech()),
     ]);
     a.extend(extra.iter().map(|x| (*x).to_owned()));
-    sadtalker(&a, &dir.join("home"))
+    sadtalker_env(&a, &dir.join("home"), env)
 }
 
 #[test]
@@ -601,27 +611,11 @@ fn result_names_use_local_time() {
     let dir = TempDir::new().expect("tempdir");
     let minutes_of_day = |tz: &str| -> i64 {
         let results = dir.path().join(format!("results-{}", tz.len()));
-        let o = Command::new(env!("CARGO_BIN_EXE_sadtalker"))
-            .args(args(&[
-                "generate",
-                "--builtin-weights",
-                "self-test",
-                "--size",
-                "64",
-                "--quiet",
-                "--landmarks",
-                &s(&landmarks()),
-                "--source-image",
-                &s(&astronaut()),
-                "--driven-audio",
-                &s(&speech()),
-                "--result-dir",
-                &s(&results),
-            ]))
-            .env("SADTALKER_HOME", dir.path().join("home"))
-            .env("TZ", tz)
-            .output()
-            .expect("run sadtalker");
+        let o = generate_env(
+            dir.path(),
+            &["--quiet", "--landmarks", &s(&landmarks()), "--result-dir", &s(&results)],
+            &[("TZ", tz)],
+        );
         assert!(o.status.success(), "{}", text(&o));
         let names: Vec<String> = std::fs::read_dir(&results)
             .expect("result dir")

@@ -5,22 +5,18 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use candle_core::Device;
 use clap::Args;
 use clap::builder::TypedValueParser as _;
 use indicatif::{ProgressBar, ProgressStyle};
 use sadtalker_audio::{LoadOptions, PyRandom, load_speech};
-use sadtalker_audio2coeff::audio2coeff::{LEGACY_AUDIO2EXP, LEGACY_AUDIO2POSE, safetensors_name};
 use sadtalker_audio2coeff::speech::speech_input;
-use sadtalker_audio2coeff::{
-    Audio2Coeff, Audio2CoeffError, Audio2CoeffFiles, Audio2CoeffInput, Audio2CoeffOptions, SeededNoise, Stage,
-};
+use sadtalker_audio2coeff::{Audio2CoeffError, Audio2CoeffInput, Audio2CoeffOptions, SeededNoise, Stage};
 use sadtalker_coeffs::file::{COEFF_KEY, write_motion};
 use sadtalker_coeffs::{CoeffError, CoeffTable, MOTION_DIM, MotionCoeff};
-use sadtalker_store::ModelStore;
+use sadtalker_pipeline::GenerateOptions;
 use serde_json::json;
 
-use crate::commands::models::StoreArgs;
+use crate::commands::generate::{ModelArgs, pipeline_failure};
 use crate::exit::{Failure, Kind};
 
 #[derive(Args)]
@@ -62,7 +58,7 @@ pub struct Audio2CoeffArgs {
         .map(|s| s.parse::<u32>().unwrap_or(256)))]
     size: u32,
     #[command(flatten)]
-    store: StoreArgs,
+    models: ModelArgs,
     /// Refuse audio longer than this many seconds.
     #[arg(long, default_value_t = sadtalker_audio::decode::DEFAULT_MAX_SECONDS, value_name = "S")]
     max_seconds: f64,
@@ -94,36 +90,6 @@ fn read_table(path: &Path, what: &str) -> Result<CoeffTable, Failure> {
             anyhow::Error::new(e).context(format!("{what} {}", path.display())),
         )
     })
-}
-
-/// The Audio2Coeff weights: the combined checkpoint of `size`, else the other size, else the
-/// legacy pair, each looked up in `--checkpoint-dir` and the model store.
-fn locate(store: &ModelStore, size: u32) -> Result<Audio2CoeffFiles, Failure> {
-    let other = if size == 512 { 256 } else { 512 };
-    let mut first_err = None;
-    for name in [safetensors_name(size), safetensors_name(other)] {
-        match store.locate(&name) {
-            Ok(found) => {
-                if name != safetensors_name(size) {
-                    eprintln!("note: {} not found; using {name}", safetensors_name(size));
-                }
-                return Ok(Audio2CoeffFiles::Safetensors(found.path));
-            }
-            Err(e) => {
-                first_err.get_or_insert(e);
-            }
-        }
-    }
-    if let (Ok(exp), Ok(pose)) = (store.locate(LEGACY_AUDIO2EXP), store.locate(LEGACY_AUDIO2POSE)) {
-        return Ok(Audio2CoeffFiles::Legacy {
-            audio2exp: exp.path,
-            audio2pose: pose.path,
-        });
-    }
-    Err(first_err.map_or_else(
-        || Failure::new(Kind::Model, anyhow::anyhow!("no model files")),
-        Failure::from,
-    ))
 }
 
 pub fn run(args: Audio2CoeffArgs) -> Result<(), Failure> {
@@ -168,9 +134,14 @@ pub fn run(args: Audio2CoeffArgs) -> Result<(), Failure> {
     let speech_in = speech_input(&speech.samples, !args.no_blink, &mut blink_rng);
     let frames = speech_in.blink_ratio.len();
 
-    let store = args.store.open()?;
-    let files = locate(&store, args.size)?;
-    let net = Audio2Coeff::load(&files, &Device::Cpu)?;
+    // The same files and lookup as `generate`: the combined checkpoint of `--size`, else the other
+    // size, else the legacy pair.
+    let models = args.models.models(args.quiet || args.json)?;
+    let job = GenerateOptions {
+        size: args.size,
+        ..GenerateOptions::default()
+    };
+    let net = models.audio2coeff(&job).map_err(pipeline_failure)?;
     let loaded = started.elapsed();
 
     let show = !(args.quiet || args.json);
@@ -212,10 +183,7 @@ pub fn run(args: Audio2CoeffArgs) -> Result<(), Failure> {
         )
     })?;
 
-    let checkpoint = match &files {
-        Audio2CoeffFiles::Safetensors(p) => vec![p.clone()],
-        Audio2CoeffFiles::Legacy { audio2exp, audio2pose } => vec![audio2exp.clone(), audio2pose.clone()],
-    };
+    let checkpoint: Vec<PathBuf> = models.files_used().into_iter().map(|(_, path)| path).collect();
     let blinks = speech_in.blink_ratio.iter().filter(|&&r| r >= 1.0).count();
     if args.json {
         let doc = json!({

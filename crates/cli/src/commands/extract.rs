@@ -8,17 +8,14 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use clap::Args;
-use sadtalker_checkpoint::Weights;
 use sadtalker_coeffs::file::FirstFrameFile;
-use sadtalker_preprocess::detect::{CONF_THRESHOLD, RetinaFace};
-use sadtalker_preprocess::extract::{ExtractOptions, Extracted, Extractor, LandmarkSource, PictureLandmarks};
-use sadtalker_preprocess::landmarks::Fan;
-use sadtalker_preprocess::recon::ReconNet;
-use sadtalker_preprocess::{Device, Landmarks68, PreprocessError, PreprocessMode, RgbImage};
-use sadtalker_store::ModelStore;
+use sadtalker_pipeline::GenerateOptions;
+use sadtalker_preprocess::detect::CONF_THRESHOLD;
+use sadtalker_preprocess::extract::{ExtractOptions, Extracted, LandmarkSource, PictureLandmarks};
+use sadtalker_preprocess::{Landmarks68, PreprocessError, PreprocessMode, RgbImage};
 use serde_json::{Value, json};
 
-use crate::commands::models::StoreArgs;
+use crate::commands::generate::{ModelArgs, pipeline_failure};
 use crate::exit::{Failure, Kind};
 
 #[derive(Args)]
@@ -42,7 +39,7 @@ pub struct ExtractArgs {
     #[arg(long, default_value_t = 256, value_parser = parse_size)]
     size: u32,
     #[command(flatten)]
-    store: StoreArgs,
+    models: ModelArgs,
     /// Which face when several are found: 0 is the largest × most confident.
     #[arg(long, value_name = "N", default_value_t = 0)]
     face_index: usize,
@@ -108,23 +105,19 @@ pub fn run(args: ExtractArgs) -> Result<(), Failure> {
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "source".into());
 
-    // Models.
-    let store = args.store.open()?;
-    let device = Device::Cpu;
-    let (recon, recon_file) = load_recon(&store, args.size, &device)?;
-    let needs_face_nets = given.is_none();
-    let face_nets = if needs_face_nets {
-        let det = store.locate("detection_Resnet50_Final.pth")?;
-        let fan = store.locate("alignment_WFLW_4HG.pth")?;
-        Some((
-            RetinaFace::load_from_checkpoint(&Weights::from_file(&det.path, &device)?)?,
-            Fan::load_from_checkpoint(&Weights::from_file(&fan.path, &device)?)?,
-        ))
-    } else {
-        None
+    // Models: the same files and lookup as `generate` (the reconstruction net from the safetensors of
+    // this size, else the other size, else the legacy epoch_20.pth; the face nets only when detecting).
+    let models = args.models.models(args.json)?;
+    let job = GenerateOptions {
+        size: args.size,
+        ..GenerateOptions::default()
     };
+    let extractor = models.extractor(&job, given.is_none()).map_err(pipeline_failure)?;
+    let recon_file = models
+        .files_used()
+        .into_iter()
+        .find_map(|(role, path)| (role == "recon").then_some(path));
     let loaded = started.elapsed();
-    let extractor = Extractor::new(recon, face_nets, device);
     let opts = ExtractOptions {
         mode: args.preprocess,
         pic_size: args.size,
@@ -199,33 +192,6 @@ pub fn run(args: ExtractArgs) -> Result<(), Failure> {
         );
     }
     Ok(())
-}
-
-/// The reconstruction net: from the safetensors of the requested size, else the other size, else the
-/// legacy `epoch_20.pth`.
-fn load_recon(store: &ModelStore, size: u32, device: &Device) -> Result<(ReconNet, PathBuf), Failure> {
-    let other = if size == 512 { 256 } else { 512 };
-    let names = [
-        format!("SadTalker_V0.0.2_{size}.safetensors"),
-        format!("SadTalker_V0.0.2_{other}.safetensors"),
-        "epoch_20.pth".to_string(),
-    ];
-    let mut first_err = None;
-    for n in &names {
-        match store.locate(n) {
-            Ok(found) => {
-                let w = Weights::from_file(&found.path, device)?;
-                return Ok((ReconNet::load_from_checkpoint(&w)?, found.path));
-            }
-            Err(e) => {
-                first_err.get_or_insert(e);
-            }
-        }
-    }
-    Err(first_err.map_or_else(
-        || Failure::new(Kind::Model, anyhow::anyhow!("no model files")),
-        Failure::from,
-    ))
 }
 
 /// Frames from `--source-image` (one) or `--video` (an MP4, or a folder of images).
