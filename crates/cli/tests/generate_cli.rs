@@ -635,3 +635,60 @@ fn result_names_use_local_time() {
         "UTC {utc} min, UTC+5:30 {ahead} min: {diff} apart"
     );
 }
+
+/// An output that is one of the inputs (by identity, also through a link) or a device node is refused
+/// before any work, the input untouched; so are options out of range, NaN included. (Unix: links and
+/// sockets.)
+#[cfg(unix)]
+#[test]
+fn outputs_never_replace_inputs_and_option_ranges_are_checked() {
+    let dir = TempDir::new().expect("tempdir");
+    let image = dir.path().join("face.png");
+    std::fs::copy(astronaut(), &image).expect("copy");
+    let before = std::fs::read(&image).expect("read");
+    let link = dir.path().join("link.mp4");
+    std::os::unix::fs::symlink(&image, &link).expect("symlink");
+    // A node that is not a regular file (a socket here; a device node such as /dev/null is the same
+    // case, but a test must not risk replacing one).
+    let node = dir.path().join("node.mp4");
+    let _listener = std::os::unix::net::UnixListener::bind(&node).expect("socket");
+    let run = |extra: &[&str]| {
+        let mut a = args(&[
+            "generate",
+            "--builtin-weights",
+            "self-test",
+            "--size",
+            "64",
+            "--landmarks",
+            &s(&landmarks()),
+            "--driven-audio",
+            &s(&speech()),
+            "--source-image",
+            &s(&image),
+        ]);
+        a.extend(extra.iter().map(|x| (*x).to_owned()));
+        sadtalker(&a, &dir.path().join("home"))
+    };
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (args(&["-o", &s(&image)]), "is the --source-image file"),
+        (args(&["-o", &s(&speech())]), "is the --driven-audio file"),
+        (args(&["-o", &s(&node)]), "not a regular file"),
+        (args(&["--batch-size", "1000000000"]), "--batch-size"),
+        (args(&["--max-seconds", "NaN"]), "--max-seconds"),
+        (args(&["--expression-scale=-1e9"]), "--expression-scale"),
+        (args(&["-o", &s(&link)]), "is the --source-image file"),
+    ];
+    for (extra, want) in cases {
+        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+        let o = run(&extra);
+        assert_eq!(o.status.code(), Some(3), "{extra:?}: {}", text(&o));
+        assert!(text(&o).contains(want), "{extra:?}: {}", text(&o));
+    }
+    assert_eq!(
+        std::fs::read(&image).expect("read"),
+        before,
+        "the portrait is untouched"
+    );
+    use std::os::unix::fs::FileTypeExt;
+    assert!(std::fs::symlink_metadata(&node).expect("node").file_type().is_socket());
+}

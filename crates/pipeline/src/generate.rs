@@ -316,6 +316,7 @@ fn output_path(opts: &GenerateOptions) -> Result<PathBuf, PipelineError> {
             p
         }
     };
+    check_output_is_not_an_input(&path, opts)?;
     if path.is_dir() {
         return Err(PipelineError::input(
             Stage::Inputs,
@@ -326,6 +327,44 @@ fn output_path(opts: &GenerateOptions) -> Result<PathBuf, PipelineError> {
         std::fs::create_dir_all(dir).map_err(|e| PipelineError::new(Stage::Inputs, io_err(dir)(e)))?;
     }
     Ok(path)
+}
+
+/// Refuses an output that would replace one of the job's inputs (the same file by identity, not by
+/// name: links and `..` included) or that exists and is not a regular file (a device node, a pipe).
+fn check_output_is_not_an_input(path: &Path, opts: &GenerateOptions) -> Result<(), PipelineError> {
+    let inputs = [
+        ("--source-image", Some(&opts.source_image)),
+        ("--driven-audio", Some(&opts.driven_audio)),
+        ("--landmarks", opts.landmarks.as_ref()),
+        ("--ref-eyeblink", opts.ref_eyeblink.as_ref()),
+        ("--ref-pose", opts.ref_pose.as_ref()),
+    ];
+    for (flag, input) in inputs {
+        if let Some(input) = input
+            && same_file::is_same_file(path, input).unwrap_or(false)
+        {
+            return Err(PipelineError::input(
+                Stage::Inputs,
+                format!(
+                    "-o {}: is the {flag} file; the video would replace it. Give another output name",
+                    path.display()
+                ),
+            ));
+        }
+    }
+    if let Ok(meta) = std::fs::metadata(path)
+        && !meta.is_file()
+        && !meta.is_dir()
+    {
+        return Err(PipelineError::input(
+            Stage::Inputs,
+            format!(
+                "-o {}: exists and is not a regular file (a device, pipe or socket); give a file name ending in .mp4",
+                path.display()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// `strftime("%Y_%m_%d_%H.%M.%S")` of `t` in UTC (batch reports: comparable across machines).

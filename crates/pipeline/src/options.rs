@@ -146,6 +146,16 @@ impl Default for GenerateOptions {
     }
 }
 
+/// The most frames per renderer call `--batch-size` takes: each frame of a call is computed on its own,
+/// so a larger batch gains nothing and its buffers grow with it.
+pub const MAX_BATCH_SIZE: usize = 64;
+
+/// The largest `--expression-scale`: past a few times the reference's 1.0 the mouth leaves the face.
+pub const MAX_EXPRESSION_SCALE: f32 = 10.0;
+
+/// The most head-angle waypoints per `--input-yaw` / `--input-pitch` / `--input-roll`.
+pub const MAX_WAYPOINTS: usize = 1000;
+
 /// The enhancers the reference offers (`--enhancer`).
 pub const ENHANCERS: [&str; 2] = ["gfpgan", "RestoreFormer"];
 
@@ -160,14 +170,27 @@ impl GenerateOptions {
                 self.size
             ));
         }
-        if self.batch_size == 0 {
-            return bad("--batch-size must be at least 1".into());
+        if !(1..=MAX_BATCH_SIZE).contains(&self.batch_size) {
+            return bad(format!(
+                "--batch-size {}: frames per renderer call, 1 to {MAX_BATCH_SIZE} (more only costs memory)",
+                self.batch_size
+            ));
         }
         if let Err(e) = sadtalker_coeffs::splice::check_pose_style(self.pose_style) {
             return bad(format!("--pose-style: {e}"));
         }
-        if !self.expression_scale.is_finite() {
-            return bad("--expression-scale must be a finite number".into());
+        if !(0.0..=MAX_EXPRESSION_SCALE).contains(&self.expression_scale) {
+            return bad(format!(
+                "--expression-scale {}: a number from 0 (no expression motion) to {MAX_EXPRESSION_SCALE} (1 is the \
+                 reference's default)",
+                self.expression_scale
+            ));
+        }
+        if !(self.max_seconds.is_finite() && self.max_seconds > 0.0) {
+            return bad(format!(
+                "--max-seconds {}: a positive number of seconds",
+                self.max_seconds
+            ));
         }
         if !(0.0..=1.0).contains(&self.face_threshold) {
             return bad(format!(
@@ -181,9 +204,11 @@ impl GenerateOptions {
             ("--input-roll", &self.input_roll),
         ] {
             if let Some(l) = list
-                && (l.is_empty() || l.iter().any(|v| !v.is_finite()))
+                && (l.is_empty() || l.len() > MAX_WAYPOINTS || l.iter().any(|v| !(-180.0..=180.0).contains(v)))
             {
-                return bad(format!("{name} needs one or more finite angles in degrees"));
+                return bad(format!(
+                    "{name} needs 1 to {MAX_WAYPOINTS} angles in degrees, each from -180 to 180"
+                ));
             }
         }
         if self.device == DeviceChoice::Cuda {
@@ -229,5 +254,47 @@ impl GenerateOptions {
     /// Whether the face renderer takes the 73-input mapping (the `full` modes, `facerender_still.yaml`).
     pub fn full(&self) -> bool {
         self.preprocess.pastes_back()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(f: impl FnOnce(&mut GenerateOptions)) -> Result<(), PipelineError> {
+        let mut o = GenerateOptions {
+            source_image: "a.png".into(),
+            driven_audio: "a.wav".into(),
+            ..GenerateOptions::default()
+        };
+        f(&mut o);
+        o.validate(&[256, 512])
+    }
+
+    #[test]
+    fn option_ranges_are_checked_up_front_including_nan() {
+        assert!(with(|_| {}).is_ok());
+        type Change = Box<dyn Fn(&mut GenerateOptions)>;
+        let refused: [(&str, Change); 9] = [
+            ("--batch-size", Box::new(|o| o.batch_size = 0)),
+            ("--batch-size", Box::new(|o| o.batch_size = 1_000_000_000)),
+            ("--expression-scale", Box::new(|o| o.expression_scale = -1e9)),
+            ("--expression-scale", Box::new(|o| o.expression_scale = f32::NAN)),
+            ("--max-seconds", Box::new(|o| o.max_seconds = f64::NAN)),
+            ("--max-seconds", Box::new(|o| o.max_seconds = -1.0)),
+            ("--input-yaw", Box::new(|o| o.input_yaw = Some(vec![f64::INFINITY]))),
+            (
+                "--input-pitch",
+                Box::new(|o| o.input_pitch = Some(vec![0.0; MAX_WAYPOINTS + 1])),
+            ),
+            ("--face-threshold", Box::new(|o| o.face_threshold = f32::NAN)),
+        ];
+        for (name, f) in refused {
+            let e = with(|o| f(o)).expect_err(name).to_string();
+            assert!(e.contains(name), "{name}: {e}");
+        }
+        assert!(with(|o| o.expression_scale = 0.0).is_ok());
+        assert!(with(|o| o.batch_size = MAX_BATCH_SIZE).is_ok());
+        assert!(with(|o| o.input_roll = Some(vec![-180.0, 180.0])).is_ok());
     }
 }
