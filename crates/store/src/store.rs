@@ -749,6 +749,10 @@ impl ModelStore {
         source: &Path,
         reporter: &dyn Reporter,
     ) -> Result<Result<String, String>, StoreError> {
+        // The file a link names, not the link: a Hugging Face cache holds relative links into
+        // `blobs/`, and a hard link to such a link would dangle in the store.
+        let resolved = fs::canonicalize(source).map_err(io_err(format!("resolving {}", source.display())))?;
+        let source = resolved.as_path();
         let size = fs::metadata(source)
             .map_err(io_err(format!("reading {}", source.display())))?
             .len();

@@ -228,6 +228,28 @@ fn import_finds_files_by_name_verifies_and_installs() {
     assert!(!fx2.root.join("gfpgan/weights/det.pth").exists());
 }
 
+/// A Hugging Face-style cache: the named files are relative links into `blobs/`. The store gets the
+/// file itself (never a link that dangles once the cache moves or the link is read from elsewhere).
+#[cfg(unix)]
+#[test]
+fn import_from_a_cache_of_relative_links_installs_the_files_they_name() {
+    let fx = fixture();
+    let store = fx.store(false);
+    let cache = fx.root.parent().expect("parent").join("hub/models--x");
+    write(&cache.join("blobs/3f2a"), &fx.gen_bytes);
+    let snap = cache.join("snapshots/abc/checkpoints");
+    fs::create_dir_all(&snap).expect("mkdir");
+    std::os::unix::fs::symlink("../../../blobs/3f2a", snap.join("gen.safetensors")).expect("link");
+    let results = store.import(&cache, &Silent).expect("import");
+    assert!(results.len() == 1 && results[0].ok, "{results:?}");
+    let dest = fx.root.join("checkpoints/gen.safetensors");
+    let meta = fs::symlink_metadata(&dest).expect("installed");
+    assert!(!meta.file_type().is_symlink(), "the store holds the file, not a link");
+    // Still there and whole when the cache is gone.
+    fs::remove_dir_all(&cache).expect("remove cache");
+    assert_eq!(fs::read(&dest).expect("read"), fx.gen_bytes);
+}
+
 #[test]
 fn abandoned_temporary_files_are_cleaned_but_resumable_parts_kept() {
     let fx = fixture();
