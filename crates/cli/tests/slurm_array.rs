@@ -647,6 +647,15 @@ fn readme_slurm_array_runs_on_a_one_node_cluster() {
         }
     }
 
+    // Outputs in a shared folder are ordinary files (umask mode, like this probe), not 0600 temp files.
+    let probe = out.join("mode-probe");
+    fs::write(&probe, b"").expect("probe");
+    let mode = |p: &Path| fs::metadata(p).map(|m| m.permissions().mode() & 0o777).expect("mode");
+    for p in [out.join("j0.mp4"), out.join("report.jsonl")] {
+        assert_eq!(mode(&p), mode(&probe), "mode of {}", p.display());
+    }
+    fs::remove_file(&probe).expect("rm probe");
+
     // 5. The same videos (bytes) and records as one process.
     let single = single.wait_with_output();
     assert_eq!(single.status.code(), Some(6), "single-process batch: {}", text(&single));
