@@ -543,7 +543,7 @@ fn readme_slurm_array_runs_on_a_one_node_cluster() {
     eprintln!("slurm_array: cluster up in {:.1} s", t.elapsed().as_secs_f64());
 
     // 1. The array, as written. Shard 0 is killed mid-job: sbatch --wait reports the highest task exit
-    //    code, 1 (the script's `|| [ $? -eq 6 ]` on 137); shard 3's exit 6 became 0.
+    //    code, 1 (the script's `|| [ $? -eq 6 ]` on 137); the exit 6 of shards 3-6 became 0.
     let t = Instant::now();
     let (job, code) = cluster.sbatch_wait(&work, &env, &["batch.sh"], Duration::from_secs(240));
     eprintln!("slurm_array: array {job} done in {:.1} s", t.elapsed().as_secs_f64());
