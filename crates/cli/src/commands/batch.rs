@@ -28,7 +28,8 @@ use crate::exit::{Failure, Kind};
 Examples:
   sadtalker batch jobs.csv --out results/
   sadtalker batch portraits/ speeches/ --out results/ --preprocess full --still
-  sadtalker batch jobs.csv --out results/ --shard $JOB_COMPLETION_INDEX/8 && sadtalker batch merge results/
+  sadtalker batch jobs.csv --out results/ --shard $SLURM_ARRAY_TASK_ID/8 --resume --offline || [ $? -eq 6 ]
+  sadtalker batch merge results/    (once every shard is done; README: Scaling out)
 Exit codes: 0 every job ok, 6 some jobs failed or were degraded (see DIR/report.jsonl), 3 unusable job list,
 4 model files missing."
 )]
