@@ -37,7 +37,7 @@ pub enum DeviceChoice {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct GenerateOptions {
-    /// `--source_image`: the portrait (PNG or JPEG).
+    /// `--source_image`: the portrait (PNG, JPEG, WebP, BMP or TIFF).
     pub source_image: PathBuf,
     /// `--driven_audio`: the speech (WAV, FLAC, MP3, OGG/Vorbis, M4A/AAC).
     pub driven_audio: PathBuf,
