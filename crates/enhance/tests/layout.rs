@@ -201,3 +201,14 @@ fn wrong_model_file_is_named() {
         "{err}"
     );
 }
+
+#[test]
+fn official_restoreformer_layout_loads_every_tensor() {
+    // RestoreFormer() as GFPGANer builds it for arch='RestoreFormer', under `params_ema.`: 405 tensors
+    // whose f32 payload is 290,720,012 bytes against the official file's 290,785,322 (the rest is the
+    // pickle/zip overhead), so the key set is complete.
+    let w = Weights::new(Manifest::open("RestoreFormer.pth"), &Device::Cpu);
+    sadtalker_enhance::RestoreFormer::load_from_checkpoint(&w, &sadtalker_enhance::RestoreFormerConfig::official())
+        .unwrap();
+    assert_eq!(w.unused(), Vec::<String>::new());
+}
