@@ -135,7 +135,7 @@ pub enum Cause {
     #[error(transparent)]
     Video(#[from] sadtalker_video::VideoError),
     /// The face enhancer's model files cannot be loaded.
-    #[error("cannot load the face enhancer (GFPGAN v1.4, ParseNet, RetinaFace): {0}")]
+    #[error("cannot load the face enhancer (GFPGAN v1.4 or RestoreFormer, ParseNet, RetinaFace, Real-ESRGAN): {0}")]
     EnhancerModel(sadtalker_enhance::EnhanceError),
     /// The face enhancer failed on a frame.
     #[error(transparent)]
@@ -229,6 +229,9 @@ impl PipelineError {
                 | V::UnsupportedAudio(_)
                 | V::UnreadableMp4 { .. }
                 | V::UnsupportedCodec { .. }
+                | V::NeedsFfmpeg { .. }
+                | V::Ffmpeg { .. }
+                | V::TooLarge { .. }
                 | V::Image { .. } => ErrorKind::BadInput,
                 _ => ErrorKind::Internal,
             },
@@ -259,6 +262,7 @@ impl PipelineError {
             Cause::Store(S::FetchFailed { .. }) => "models_download_failed",
             Cause::Store(S::Damaged { .. }) => "models_damaged",
             Cause::Store(S::InsufficientSpace { .. }) => "disk_full",
+            Cause::Video(sadtalker_video::VideoError::NeedsFfmpeg { .. }) => "needs_ffmpeg",
             Cause::Unavailable(_) => "unavailable",
             Cause::Io { .. } => "file_access",
             _ => match self.kind() {
@@ -279,14 +283,18 @@ pub fn hint(code: &str) -> &'static str {
         }
         "face_index" => "fewer faces than --face-index: use 0 for the most prominent face",
         "image_too_large" => "downscale the portrait to at most 4096 pixels per side",
-        "image_unreadable" => "the portrait must be a PNG or JPEG file; re-save it with an image editor",
+        "image_unreadable" => {
+            "the portrait must be a PNG, JPEG, WebP, BMP or TIFF file; re-save it with an image editor"
+        }
         "bad_landmarks" => "the landmark file needs 68 points (136 numbers, x y per point)",
         "face_geometry" => "the face is too close to the image border or too large: try `--preprocess resize`",
         "audio_too_short" => "the speech must be at least 0.04 s (one video frame) long",
         "audio_too_long" => "split the speech into shorter files (see --max-seconds)",
         "audio_unreadable" => "convert the speech to WAV or FLAC, e.g. `ffmpeg -i IN -ar 16000 -ac 1 out.wav`",
         "models_missing" => {
-            "install the model files: `sadtalker models fetch --for 256` (or `sadtalker models import DIR` offline)"
+            "install the model files: `sadtalker models fetch --for 256` (512 for --size 512; add `--for enhancer`, \
+             `--for restoreformer` or `--for realesrgan` for --enhancer gfpgan / RestoreFormer and \
+             --background-enhancer realesrgan), or `sadtalker models import DIR` offline"
         }
         "models_download_failed" => {
             "check the network or give a mirror (--mirror / $SADTALKER_MIRROR), then `sadtalker models fetch --for \
@@ -294,6 +302,10 @@ pub fn hint(code: &str) -> &'static str {
         }
         "models_damaged" => "run `sadtalker models verify`, then `sadtalker models fetch` for the files it names",
         "disk_full" => "free some disk space or set SADTALKER_HOME to a larger disk",
+        "needs_ffmpeg" => {
+            "install ffmpeg (it decodes reference videos that are not H.264 MP4), or convert the video to H.264 MP4 \
+             with the command in the message"
+        }
         "unavailable" => "this feature is not in this build yet; run without it",
         "file_access" => "check the path exists and is writable",
         "bad_input" => "check the input files and options named in the message",
