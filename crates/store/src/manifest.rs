@@ -213,7 +213,8 @@ mod tests {
     #[test]
     fn official_manifest_is_valid_and_complete() {
         let m = Manifest::official();
-        assert_eq!(m.files.len(), 13);
+        // The reference's 13 files and the background enhancer's.
+        assert_eq!(m.files.len(), 14);
         for feature in Feature::ALL {
             assert!(!m.for_feature(feature.as_str()).is_empty(), "{feature} has no files");
         }
@@ -227,6 +228,7 @@ mod tests {
         );
         assert!(names(Feature::Enhancer).contains(&"GFPGANv1.4.pth"));
         assert!(names(Feature::Enhancer).contains(&"parsing_parsenet.pth"));
+        assert_eq!(names(Feature::RealEsrgan), ["RealESRGAN_x2plus.pth"]);
     }
 
     /// The embedded JSON must say what the reference TSV says (checked where shared/ is beside the repo).
