@@ -248,13 +248,13 @@ fn bad_inputs_and_options_exit_with_their_codes() {
         (args(&["--pose-style", "46"]), 3, "pose"),
         (args(&["--size", "100"]), 3, "--size"),
         (args(&["--device", "cuda"]), 3, "cuda"),
-        (
-            args(&["--enhancer", "RestoreFormer"]),
-            3,
-            "RestoreFormer is not available",
-        ),
         (args(&["--enhancer", "codeformer"]), 3, "gfpgan"),
-        (args(&["--background-enhancer", "realesrgan"]), 3, "not available"),
+        (args(&["--background-enhancer", "realesrgan"]), 3, "add --enhancer"),
+        (
+            args(&["--enhancer", "gfpgan", "--background-enhancer", "esrgan"]),
+            3,
+            "realesrgan",
+        ),
         (args(&["--preprocess", "sideways"]), 2, "sideways"),
     ];
     for (extra, code, needle) in cases {

@@ -172,8 +172,24 @@ impl FaceRestoreHelper {
     /// warped back and blended in `f64`, `mask · face + (1 − mask) · frame`, truncated to 8 bits at the end.
     /// Without faces the upscaled frame is returned as it is.
     pub fn paste_faces_to_input_image(&self, image: &RgbImage, faces: &[PasteFace<'_>]) -> Result<RgbImage> {
+        self.paste_faces_to_upsampled(image, faces, None)
+    }
+
+    /// `paste_faces_to_input_image(upsample_img=bg)`: the faces pasted over `bg` (the background
+    /// upsampler's frame, GFPGANer's `bg_upsampler.enhance(img)`), Lanczos-resized to the upscaled size if
+    /// it differs (`cv2.resize` to the same size is a copy); `None` upsamples `image` itself.
+    pub fn paste_faces_to_upsampled(
+        &self,
+        image: &RgbImage,
+        faces: &[PasteFace<'_>],
+        bg: Option<&RgbImage>,
+    ) -> Result<RgbImage> {
         let (w_up, h_up) = self.upscaled_size(image);
-        let upsample = cv::resize_lanczos4_u8c3(image, w_up, h_up);
+        let upsample = match bg {
+            Some(bg) if bg.dimensions() == (w_up, h_up) => bg.clone(),
+            Some(bg) => cv::resize_lanczos4_u8c3(bg, w_up, h_up),
+            None => cv::resize_lanczos4_u8c3(image, w_up, h_up),
+        };
         if faces.is_empty() {
             return Ok(upsample);
         }

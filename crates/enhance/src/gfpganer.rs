@@ -1,7 +1,9 @@
 //! gfpgan's `utils.py`: `GFPGANer` as SadTalker's `face_enhancer.py` builds and calls it, frame by frame:
 //! `GFPGANer(model_path='GFPGANv1.4.pth', upscale=2, arch='clean', channel_multiplier=2, bg_upsampler=None)`
-//! and `enhance(img, has_aligned=False, only_center_face=False, paste_back=True)` (the background upsampler
-//! is RealESRGAN only on CUDA in the reference; on CPU, as here, it is `None`).
+//! (`--enhancer gfpgan`) or `GFPGANer(model_path='RestoreFormer.pth', upscale=2, arch='RestoreFormer')`
+//! (`--enhancer RestoreFormer`), and `enhance(img, has_aligned=False, only_center_face=False,
+//! paste_back=True)` (the background upsampler is RealESRGAN only on CUDA in the reference; on CPU, as
+//! here, it is `None`).
 
 use std::path::{Path, PathBuf};
 
@@ -15,12 +17,92 @@ use crate::face_restoration_helper::{FaceRestoreHelper, PasteFace};
 use crate::gfpganv1_clean_arch::{GFPGANv1Clean, GfpganConfig};
 use crate::noise::GaussianNoise;
 use crate::parsenet::{ParseNet, ParseNetConfig};
+use crate::realesrgan::RealESRGANer;
+use crate::restoreformer_arch::{RestoreFormer, RestoreFormerConfig};
 use crate::{EnhanceError, Result};
 
-/// The model files the enhancer needs (the store's `enhancer` feature).
+/// Which face restorer GFPGANer runs (its `arch`): SadTalker's `--enhancer gfpgan` or `RestoreFormer`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EnhancerArch {
+    /// GFPGAN v1.4 (`arch='clean'`), `GFPGANv1.4.pth`.
+    Gfpgan,
+    /// RestoreFormer (`arch='RestoreFormer'`), `RestoreFormer.pth`.
+    RestoreFormer,
+}
+
+impl EnhancerArch {
+    /// The arch for a reference `--enhancer` value (`gfpgan`, `RestoreFormer`; case-insensitive).
+    pub fn from_option(name: &str) -> Option<Self> {
+        match name.to_ascii_lowercase().as_str() {
+            "gfpgan" => Some(Self::Gfpgan),
+            "restoreformer" => Some(Self::RestoreFormer),
+            _ => None,
+        }
+    }
+
+    /// The restorer's weights file, as the model store names it.
+    pub fn restorer_file(self) -> &'static str {
+        match self {
+            Self::Gfpgan => "GFPGANv1.4.pth",
+            Self::RestoreFormer => "RestoreFormer.pth",
+        }
+    }
+
+    /// The three files (restorer, parser, detector) in [`EnhancerFiles`] order.
+    pub fn file_names(self) -> [&'static str; 3] {
+        [self.restorer_file(), EnhancerFiles::NAMES[1], EnhancerFiles::NAMES[2]]
+    }
+
+    /// The model store feature that installs its files (`sadtalker models fetch --for FEATURE`).
+    pub fn feature(self) -> &'static str {
+        match self {
+            Self::Gfpgan => "enhancer",
+            Self::RestoreFormer => "restoreformer",
+        }
+    }
+
+    /// A readable name.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Gfpgan => "GFPGAN v1.4",
+            Self::RestoreFormer => "RestoreFormer",
+        }
+    }
+}
+
+/// The face restorer inside GFPGANer (the reference keeps either in `GFPGANer.gfpgan`).
+#[derive(Debug)]
+pub enum Restorer {
+    /// `GFPGANv1Clean`.
+    Gfpgan(Box<GFPGANv1Clean>),
+    /// `RestoreFormer`.
+    RestoreFormer(Box<RestoreFormer>),
+}
+
+impl Restorer {
+    /// `self.gfpgan(face, return_rgb=False, weight=0.5)[0]` on a normalised `(1, 3, 512, 512)` face;
+    /// GFPGAN draws its StyleGAN noise from `noise`, RestoreFormer uses none.
+    pub fn forward(&self, x: &Tensor, noise: &mut dyn crate::NoiseSource) -> Result<Tensor> {
+        match self {
+            Self::Gfpgan(g) => g.forward(x, noise),
+            Self::RestoreFormer(r) => r.forward(x),
+        }
+    }
+
+    /// Which one it is.
+    pub fn arch(&self) -> EnhancerArch {
+        match self {
+            Self::Gfpgan(_) => EnhancerArch::Gfpgan,
+            Self::RestoreFormer(_) => EnhancerArch::RestoreFormer,
+        }
+    }
+}
+
+/// The model files the enhancer needs (the store's `enhancer` or `restoreformer` feature).
 #[derive(Clone, Debug)]
 pub struct EnhancerFiles {
-    /// `GFPGANv1.4.pth`.
+    /// The restorer's weights: `GFPGANv1.4.pth`, or `RestoreFormer.pth` for [`EnhancerArch::RestoreFormer`]
+    /// (the field keeps the reference's name, `GFPGANer.gfpgan`, which holds either network).
     pub gfpgan: PathBuf,
     /// `parsing_parsenet.pth`.
     pub parsenet: PathBuf,
@@ -109,6 +191,19 @@ pub fn enhance_with(
     restore: &mut dyn FnMut(usize, &RgbImage) -> Result<RgbImage>,
     parse: &mut dyn FnMut(&RgbImage) -> Result<Vec<u8>>,
 ) -> Result<EnhancedFrame> {
+    enhance_with_background(helper, image, detections, None, restore, parse)
+}
+
+/// [`enhance_with`] with the background upsampler's frame (`bg_img = bg_upsampler.enhance(img)`) under
+/// the faces; `None`: the frame Lanczos-upscaled, as without a `bg_upsampler`.
+pub fn enhance_with_background(
+    helper: &FaceRestoreHelper,
+    image: &RgbImage,
+    detections: &[Detection],
+    background: Option<&RgbImage>,
+    restore: &mut dyn FnMut(usize, &RgbImage) -> Result<RgbImage>,
+    parse: &mut dyn FnMut(&RgbImage) -> Result<Vec<u8>>,
+) -> Result<EnhancedFrame> {
     let mut affines = Vec::new();
     let mut restored = Vec::new();
     for lm in helper.get_face_landmarks_5(detections) {
@@ -130,7 +225,7 @@ pub fn enhance_with(
             parse: labels,
         })
         .collect();
-    let out = helper.paste_faces_to_input_image(image, &faces)?;
+    let out = helper.paste_faces_to_upsampled(image, &faces, background)?;
     Ok(EnhancedFrame {
         image: out,
         faces_detected: detections.len(),
@@ -139,15 +234,16 @@ pub fn enhance_with(
     })
 }
 
-/// `GFPGANer` with GFPGAN v1.4, facexlib's ParseNet and RetinaFace, upscale 2.
+/// `GFPGANer` with GFPGAN v1.4 or RestoreFormer, facexlib's ParseNet and RetinaFace, upscale 2.
 #[derive(Debug)]
 pub struct GFPGANer {
     /// The restorer.
-    pub gfpgan: GFPGANv1Clean,
+    pub restorer: Restorer,
     /// Geometry and pasting.
     pub face_helper: FaceRestoreHelper,
     parser: ParseNet,
     detector: RetinaFace,
+    bg_upsampler: Option<RealESRGANer>,
     device: Device,
     seed: u64,
     frame: u64,
@@ -157,11 +253,23 @@ impl GFPGANer {
     /// Builds the enhancer from its networks; the StyleGAN noise comes from `seed` (and the frame and face
     /// numbers), so a run is reproducible.
     pub fn new(gfpgan: GFPGANv1Clean, parser: ParseNet, detector: RetinaFace, device: &Device, seed: u64) -> Self {
+        Self::with_restorer(Restorer::Gfpgan(Box::new(gfpgan)), parser, detector, device, seed)
+    }
+
+    /// [`GFPGANer::new`] with either restorer.
+    pub fn with_restorer(
+        restorer: Restorer,
+        parser: ParseNet,
+        detector: RetinaFace,
+        device: &Device,
+        seed: u64,
+    ) -> Self {
         Self {
-            gfpgan,
+            restorer,
             face_helper: FaceRestoreHelper::new(2),
             parser,
             detector,
+            bg_upsampler: None,
             device: device.clone(),
             seed,
             frame: 0,
@@ -170,25 +278,46 @@ impl GFPGANer {
 
     /// Loads GFPGANv1.4.pth (`params_ema`), parsing_parsenet.pth and detection_Resnet50_Final.pth.
     pub fn load(files: &EnhancerFiles, device: &Device, seed: u64) -> Result<Self> {
-        fn named(what: &'static str, path: &Path) -> impl FnOnce(EnhanceError) -> EnhanceError {
+        Self::load_arch(EnhancerArch::Gfpgan, files, device, seed)
+    }
+
+    /// Loads the restorer of `arch` (GFPGANv1.4.pth or RestoreFormer.pth, `params_ema` else `params`, as
+    /// GFPGANer does), parsing_parsenet.pth and detection_Resnet50_Final.pth. Errors name the file and the
+    /// `sadtalker models fetch --for …` that installs it.
+    pub fn load_arch(arch: EnhancerArch, files: &EnhancerFiles, device: &Device, seed: u64) -> Result<Self> {
+        let feature = arch.feature();
+        let named = |what: &'static str, path: &Path| {
             let path = path.to_path_buf();
             move |e| EnhanceError::ModelFile {
                 what,
                 path,
+                feature,
                 error: Box::new(e),
             }
-        }
+        };
         let open = |p: &Path| Weights::from_file(p, device).map_err(EnhanceError::from);
-        let gfpgan = open(&files.gfpgan)
-            .and_then(|w| GFPGANv1Clean::load_from_checkpoint(&w, &GfpganConfig::v1_4()))
-            .map_err(named("GFPGAN v1.4", &files.gfpgan))?;
+        let restorer = match arch {
+            EnhancerArch::Gfpgan => open(&files.gfpgan)
+                .and_then(|w| GFPGANv1Clean::load_from_checkpoint(&w, &GfpganConfig::v1_4()))
+                .map(|g| Restorer::Gfpgan(Box::new(g))),
+            EnhancerArch::RestoreFormer => open(&files.gfpgan)
+                .and_then(|w| RestoreFormer::load_from_checkpoint(&w, &RestoreFormerConfig::official()))
+                .map(|r| Restorer::RestoreFormer(Box::new(r))),
+        }
+        .map_err(named(arch.label(), &files.gfpgan))?;
         let parser = open(&files.parsenet)
             .and_then(|w| ParseNet::load_from_checkpoint(&w, &ParseNetConfig::facexlib()))
             .map_err(named("ParseNet", &files.parsenet))?;
         let detector = open(&files.detector)
             .and_then(|w| Ok(RetinaFace::load_from_checkpoint(&w)?))
             .map_err(named("RetinaFace", &files.detector))?;
-        Ok(Self::new(gfpgan, parser, detector, device, seed))
+        Ok(Self::with_restorer(restorer, parser, detector, device, seed))
+    }
+
+    /// Sets the background upsampler (`bg_upsampler`, `--background_enhancer realesrgan`): the frame is
+    /// upscaled by it, not by Lanczos, and the faces pasted over it.
+    pub fn set_bg_upsampler(&mut self, upsampler: Option<RealESRGANer>) {
+        self.bg_upsampler = upsampler;
     }
 
     /// Frames enhanced so far (the next frame's number in the noise seed).
@@ -205,11 +334,11 @@ impl GFPGANer {
             .faces)
     }
 
-    /// Restores one aligned 512×512 face with GFPGAN (noise: the run seed, `frame`, `face`).
+    /// Restores one aligned 512×512 face (GFPGAN's noise: the run seed, `frame`, `face`).
     pub fn restore_face(&self, crop: &RgbImage, frame: u64, face: usize) -> Result<RgbImage> {
         let x = face_to_tensor(crop, &self.device)?;
         let mut noise = GaussianNoise::for_face(self.seed, frame, face, &self.device);
-        let y = self.gfpgan.forward(&x, &mut noise)?;
+        let y = self.restorer.forward(&x, &mut noise)?;
         tensor_to_face(&y)
     }
 
@@ -236,10 +365,15 @@ impl GFPGANer {
         let frame = self.frame;
         let detections = self.detect(image)?;
         let this = &*self;
-        let out = enhance_with(
+        let background = match &this.bg_upsampler {
+            Some(up) => Some(up.enhance(image)?),
+            None => None,
+        };
+        let out = enhance_with_background(
             &this.face_helper,
             image,
             &detections,
+            background.as_ref(),
             &mut |k, crop| this.restore_face(crop, frame, k),
             &mut |face| this.parse_face(face),
         )?;

@@ -1,17 +1,21 @@
-//! The face enhancer of SadTalker's `--enhancer gfpgan`: GFPGAN v1.4 (`GFPGANv1Clean`) run the way
-//! gfpgan's `GFPGANer.enhance` runs it on every frame, with facexlib's `FaceRestoreHelper` around it.
+//! The face enhancer of SadTalker's `--enhancer gfpgan` / `--enhancer RestoreFormer`: GFPGAN v1.4
+//! (`GFPGANv1Clean`) or RestoreFormer run the way gfpgan's `GFPGANer.enhance` runs them on every frame,
+//! with facexlib's `FaceRestoreHelper` around them.
 //!
 //! Per frame ([`GFPGANer::enhance`]):
 //! 1. RetinaFace (from `sadtalker-preprocess`) finds the faces and their five landmarks; faces whose eyes
 //!    are less than 5 px apart are skipped.
 //! 2. Each face is aligned to the 512×512 FFHQ template by a similarity transform (LMedS) and cut out.
-//! 3. GFPGAN restores it (U-Net encoder → StyleGAN2 decoder with SFT conditions, fresh noise per face).
+//! 3. GFPGAN restores it (U-Net encoder → StyleGAN2 decoder with SFT conditions, fresh noise per face),
+//!    or RestoreFormer does (encoder → codebook → decoder with cross-attention to the encoder's features).
 //! 4. ParseNet labels the restored face; its skin/feature classes, blurred twice, are the paste mask.
 //! 5. The frame is upscaled ×2 (Lanczos) and each restored face is warped back and blended in.
 //!
 //! A frame without a usable face comes back upscaled, with no face restored, and is counted as such.
 //!
-//! Modules mirror the reference files: [`gfpganv1_clean_arch`], [`stylegan2_clean_arch`], [`parsenet`]
+//! Modules mirror the reference files: [`gfpganv1_clean_arch`], [`stylegan2_clean_arch`],
+//! [`restoreformer_arch`], [`rrdbnet_arch`] (basicsr) with [`realesrgan`] (the background upsampler),
+//! [`parsenet`]
 //! (facexlib), [`face_restoration_helper`] (facexlib), [`gfpganer`] (gfpgan's `utils.py`); [`cv`] holds the
 //! OpenCV calls, reproduced bit for bit.
 
@@ -21,14 +25,20 @@ pub mod gfpganer;
 pub mod gfpganv1_clean_arch;
 pub mod noise;
 pub mod parsenet;
+pub mod realesrgan;
+pub mod restoreformer_arch;
+pub mod rrdbnet_arch;
 pub mod stylegan2_clean_arch;
 
 pub use face_restoration_helper::{FaceRestoreHelper, Landmarks5};
-pub use gfpganer::{EnhancedFrame, EnhancerFiles, GFPGANer};
+pub use gfpganer::{EnhancedFrame, EnhancerArch, EnhancerFiles, GFPGANer, Restorer};
 pub use gfpganv1_clean_arch::{GFPGANv1Clean, GfpganConfig};
 pub use image::RgbImage;
 pub use noise::GaussianNoise;
 pub use parsenet::{ParseNet, ParseNetConfig};
+pub use realesrgan::RealESRGANer;
+pub use restoreformer_arch::{RestoreFormer, RestoreFormerConfig};
+pub use rrdbnet_arch::{RRDBNet, RrdbConfig};
 pub use stylegan2_clean_arch::NoiseSource;
 
 /// Why enhancing failed.
@@ -46,14 +56,16 @@ pub enum EnhanceError {
     Config(String),
     /// A model file cannot be used (missing, damaged, or another model's file).
     #[error(
-        "{what} weights {}: {error}. The enhancer's model files are installed by `sadtalker models fetch --for enhancer`",
+        "{what} weights {}: {error}. The enhancer's model files are installed by `sadtalker models fetch --for {feature}`",
         path.display()
     )]
     ModelFile {
-        /// Which network (`GFPGAN v1.4`, `ParseNet`, `RetinaFace`).
+        /// Which network (`GFPGAN v1.4`, `RestoreFormer`, `ParseNet`, `RetinaFace`).
         what: &'static str,
         /// The file.
         path: std::path::PathBuf,
+        /// The model store feature that installs it (`enhancer`, `restoreformer`).
+        feature: &'static str,
         /// What went wrong.
         error: Box<EnhanceError>,
     },

@@ -201,3 +201,23 @@ fn wrong_model_file_is_named() {
         "{err}"
     );
 }
+
+#[test]
+fn official_restoreformer_layout_loads_every_tensor() {
+    // RestoreFormer() as GFPGANer builds it for arch='RestoreFormer', under `params_ema.`: 405 tensors
+    // whose f32 payload is 290,720,012 bytes against the official file's 290,785,322 (the rest is the
+    // pickle/zip overhead), so the key set is complete.
+    let w = Weights::new(Manifest::open("RestoreFormer.pth"), &Device::Cpu);
+    sadtalker_enhance::RestoreFormer::load_from_checkpoint(&w, &sadtalker_enhance::RestoreFormerConfig::official())
+        .unwrap();
+    assert_eq!(w.unused(), Vec::<String>::new());
+}
+
+#[test]
+fn official_realesrgan_x2plus_layout_loads_every_tensor() {
+    // RRDBNet(3, 3, num_feat=64, num_block=23, num_grow_ch=32, scale=2) under `params_ema.` (RealESRGANer
+    // takes `params_ema`, else `params`): 702 tensors, payload 0.37 % under the published file size.
+    let w = Weights::new(Manifest::open("RealESRGAN_x2plus.pth"), &Device::Cpu);
+    sadtalker_enhance::RRDBNet::load_from_checkpoint(&w, &sadtalker_enhance::RrdbConfig::x2plus()).unwrap();
+    assert_eq!(w.unused(), Vec::<String>::new());
+}

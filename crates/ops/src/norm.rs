@@ -126,6 +126,75 @@ pub fn instance_norm(x: &Tensor, weight: Option<&Tensor>, bias: Option<&Tensor>,
     output(data, xd)
 }
 
+/// `F.group_norm(x, num_groups, weight, bias, eps)` (`torch.nn.GroupNorm`): the channels of each sample
+/// are split into `num_groups` groups, each normalised by its own mean and biased variance
+/// (accumulated in `f64`; the statistics kept as f32 and applied as a fused per-channel affine, as
+/// ATen's CPU kernel does).
+pub fn group_norm(
+    x: &Tensor,
+    num_groups: usize,
+    weight: Option<&Tensor>,
+    bias: Option<&Tensor>,
+    eps: f64,
+) -> Result<Tensor> {
+    const OP: &str = "group_norm";
+    let _t = crate::profile::scope(OP);
+    let x = Input::new(OP, x)?;
+    let xd = x.dims().to_vec();
+    if xd.len() < 2 {
+        return shape_err(OP, format!("expected (N, C, ...), got {xd:?}"));
+    }
+    let c = xd[1];
+    if num_groups == 0 || c % num_groups != 0 {
+        return shape_err(OP, format!("{c} channels cannot be split into {num_groups} groups"));
+    }
+    let w = weight.map(|t| Input::new(OP, t)).transpose()?;
+    let b = bias.map(|t| Input::new(OP, t)).transpose()?;
+    for t in [w.as_ref(), b.as_ref()].into_iter().flatten() {
+        if t.dims() != [c] {
+            return shape_err(
+                OP,
+                format!(
+                    "affine parameter {:?} does not match {c} channels of input {xd:?}",
+                    t.dims()
+                ),
+            );
+        }
+    }
+    let plane: usize = xd[2..].iter().product();
+    let per_group = c / num_groups;
+    let group_len = per_group * plane;
+    let data = x.with(|xs| {
+        with_opt(w.as_ref(), |w| {
+            with_opt(b.as_ref(), |b| {
+                let mut out = vec![0f32; xs.len()];
+                if group_len == 0 {
+                    return out;
+                }
+                out.par_chunks_mut(group_len)
+                    .zip(xs.par_chunks(group_len))
+                    .enumerate()
+                    .for_each(|(k, (o, i))| {
+                        let g = k % num_groups;
+                        let n = group_len as f64;
+                        let mean = i.iter().map(|&v| v as f64).sum::<f64>() / n;
+                        let var = i.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
+                        let (mean, invstd) = (mean as f32, (1.0 / (var + eps).sqrt()) as f32);
+                        for j in 0..per_group {
+                            let ci = g * per_group + j;
+                            let a = invstd * w.map_or(1.0, |w| w[ci]);
+                            let beta = (-mean).mul_add(a, b.map_or(0.0, |b| b[ci]));
+                            let span = j * plane..(j + 1) * plane;
+                            fused_affine(&mut o[span.clone()], &i[span], a, beta);
+                        }
+                    });
+                out
+            })
+        })
+    });
+    output(data, xd)
+}
+
 /// `y = x * alpha[c] + beta[c]` over `(N, C, plane)` data.
 fn affine_planes(xs: &[f32], plane: usize, c: usize, ab: impl Fn(usize) -> (f32, f32) + Sync) -> Vec<f32> {
     let mut out = vec![0f32; xs.len()];

@@ -135,7 +135,7 @@ pub enum Cause {
     #[error(transparent)]
     Video(#[from] sadtalker_video::VideoError),
     /// The face enhancer's model files cannot be loaded.
-    #[error("cannot load the face enhancer (GFPGAN v1.4, ParseNet, RetinaFace): {0}")]
+    #[error("cannot load the face enhancer (GFPGAN v1.4 or RestoreFormer, ParseNet, RetinaFace, Real-ESRGAN): {0}")]
     EnhancerModel(sadtalker_enhance::EnhanceError),
     /// The face enhancer failed on a frame.
     #[error(transparent)]
@@ -230,6 +230,9 @@ impl PipelineError {
                 | V::UnsupportedAudio(_)
                 | V::UnreadableMp4 { .. }
                 | V::UnsupportedCodec { .. }
+                | V::NeedsFfmpeg { .. }
+                | V::Ffmpeg { .. }
+                | V::TooLarge { .. }
                 | V::Image { .. } => ErrorKind::BadInput,
                 _ => ErrorKind::Internal,
             },
@@ -260,6 +263,7 @@ impl PipelineError {
             Cause::Store(S::FetchFailed { .. }) => Problem::ModelsDownloadFailed,
             Cause::Store(S::Damaged { .. }) => Problem::ModelsDamaged,
             Cause::Store(S::InsufficientSpace { .. }) => Problem::DiskFull,
+            Cause::Video(sadtalker_video::VideoError::NeedsFfmpeg { .. }) => Problem::NeedsFfmpeg,
             Cause::Unavailable(_) => Problem::Unavailable,
             Cause::Io { .. } => Problem::FileAccess,
             _ => match self.kind() {
@@ -302,6 +306,8 @@ pub enum Problem {
     ModelsDamaged,
     /// Not enough disk space.
     DiskFull,
+    /// A reference video in a codec only an ffmpeg executable decodes, and none was found.
+    NeedsFfmpeg,
     /// A feature this build does not have.
     Unavailable,
     /// A file cannot be read or written.
@@ -334,6 +340,7 @@ impl Problem {
             Problem::ModelsDownloadFailed => "models_download_failed",
             Problem::ModelsDamaged => "models_damaged",
             Problem::DiskFull => "disk_full",
+            Problem::NeedsFfmpeg => "needs_ffmpeg",
             Problem::Unavailable => "unavailable",
             Problem::FileAccess => "file_access",
             Problem::BadOption => "bad_option",
@@ -352,7 +359,9 @@ impl Problem {
             }
             Problem::FaceIndex => "fewer faces than --face-index: use 0 for the most prominent face",
             Problem::ImageTooLarge => "downscale the portrait to at most 4096 pixels per side",
-            Problem::ImageUnreadable => "the portrait must be a PNG or JPEG file; re-save it with an image editor",
+            Problem::ImageUnreadable => {
+                "the portrait must be a PNG, JPEG, WebP, BMP or TIFF file; re-save it with an image editor"
+            }
             Problem::BadLandmarks => "the landmark file needs 68 points (136 numbers, x y per point)",
             Problem::FaceGeometry => {
                 "the face is too close to the image border or too large: try `--preprocess resize`"
@@ -374,6 +383,10 @@ impl Problem {
                 "run `sadtalker models verify`, then `sadtalker models fetch` for the files it names"
             }
             Problem::DiskFull => "free some disk space or set SADTALKER_HOME to a larger disk",
+            Problem::NeedsFfmpeg => {
+                "install ffmpeg (it decodes reference videos that are not H.264 MP4), or convert the video to H.264 \
+                 MP4 with the command in the message"
+            }
             Problem::Unavailable => "this feature is not in this build yet; run without it",
             Problem::FileAccess => "check the path exists and is writable",
             Problem::BadOption => "fix the job's row in the job list",

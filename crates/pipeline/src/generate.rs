@@ -123,6 +123,8 @@ struct Inputs {
     landmarks: Option<Landmarks68>,
     ref_eyeblink: Option<RefInput>,
     ref_pose: Option<RefInput>,
+    /// One line per reference video decoded through ffmpeg, shown once.
+    notes: Vec<String>,
 }
 
 /// A `--ref-eyeblink` / `--ref-pose` input: coefficients already, or video frames to extract.
@@ -159,6 +161,9 @@ pub fn generate_with(
         .collect();
     for w in &warnings {
         progress.note(&format!("warning: {w}"));
+    }
+    for n in &inputs.notes {
+        progress.note(n);
     }
 
     let result = run_stages(
@@ -257,6 +262,7 @@ fn read_inputs(opts: &GenerateOptions) -> Result<Inputs, PipelineError> {
         }
         None => None,
     };
+    let notes = std::cell::RefCell::new(Vec::new());
     let read_ref = |path: &Option<PathBuf>, what: &str| -> Result<Option<RefInput>, PipelineError> {
         let Some(path) = path else { return Ok(None) };
         let is_mat = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("mat"));
@@ -276,6 +282,9 @@ fn read_inputs(opts: &GenerateOptions) -> Result<Inputs, PipelineError> {
             return Ok(Some(RefInput::Coeffs(table)));
         }
         let video = sadtalker_video::read_video(path).at(Stage::Inputs)?;
+        if let Some(note) = &video.external {
+            notes.borrow_mut().push(format!("{what} {}: {note}", path.display()));
+        }
         if video.frames.is_empty() {
             return Err(PipelineError::input(
                 Stage::Inputs,
@@ -297,6 +306,7 @@ fn read_inputs(opts: &GenerateOptions) -> Result<Inputs, PipelineError> {
         landmarks,
         ref_eyeblink,
         ref_pose,
+        notes: notes.into_inner(),
     })
 }
 
@@ -405,7 +415,7 @@ fn run_stages(
     let a2c = models.audio2coeff(opts)?;
     let renderer = models.renderer(opts)?;
     let mut enhancer = match &opts.enhancer {
-        Some(_) => Some(models.enhancer(opts.seed)?),
+        Some(_) => Some(models.enhancer(opts)?),
         None => None,
     };
     timer.add(Stage::Models, t.elapsed());

@@ -9,7 +9,11 @@ use candle_core::Device;
 use sadtalker_audio2coeff::audio2coeff::{LEGACY_AUDIO2EXP, LEGACY_AUDIO2POSE, safetensors_name};
 use sadtalker_audio2coeff::{Audio2Coeff, Audio2CoeffFiles, Audio2PoseConfig};
 use sadtalker_checkpoint::{Checkpoint, CheckpointError, Recipe, WeightSource, Weights};
-use sadtalker_enhance::{EnhancerFiles, GFPGANer, GFPGANv1Clean, GfpganConfig, ParseNet, ParseNetConfig};
+use sadtalker_enhance::realesrgan::REALESRGAN_FILE;
+use sadtalker_enhance::{
+    EnhancerArch, EnhancerFiles, GFPGANer, GFPGANv1Clean, GfpganConfig, ParseNet, ParseNetConfig, RRDBNet,
+    RealESRGANer, RestoreFormer, RestoreFormerConfig, Restorer, RrdbConfig,
+};
 use sadtalker_preprocess::Extractor;
 use sadtalker_preprocess::detect::RetinaFace;
 use sadtalker_preprocess::landmarks::Fan;
@@ -258,10 +262,14 @@ impl Models {
             ]
         };
         groups.push(vec![if opts.full() { MAPPING_FULL } else { MAPPING }.to_owned()]);
-        if opts.enhancer.is_some() {
-            // The store's `enhancer` feature; the detector may already be in the list (deduplicated there).
-            for name in EnhancerFiles::NAMES {
+        if let Some(arch) = opts.enhancer.as_deref().and_then(EnhancerArch::from_option) {
+            // The store's `enhancer` / `restoreformer` feature; the detector may already be in the list
+            // (deduplicated there).
+            for name in arch.file_names() {
                 groups.push(vec![name.to_owned()]);
+            }
+            if opts.background_enhancer.is_some() {
+                groups.push(vec![REALESRGAN_FILE.to_owned()]);
             }
         }
         if opts.landmarks.is_none() || opts.ref_eyeblink.is_some() || opts.ref_pose.is_some() {
@@ -475,15 +483,22 @@ impl Models {
         files
     }
 
-    /// The face enhancer (`--enhancer gfpgan`): GFPGAN v1.4, ParseNet and RetinaFace from the store's
-    /// `enhancer` files, or recipe weights for the built-in sources. A new one per job: it counts frames
-    /// for its noise seeds, and a job's noise must not depend on the jobs before it.
-    pub fn enhancer(&self, seed: u64) -> Result<GFPGANer, PipelineError> {
+    /// The face enhancer (`--enhancer gfpgan|RestoreFormer`, with `--background-enhancer realesrgan` its
+    /// background upsampler): GFPGAN v1.4 or RestoreFormer, ParseNet and RetinaFace (and Real-ESRGAN x2)
+    /// from the store's files, or recipe weights for the built-in sources. A new one per job: it counts
+    /// frames for its noise seeds, and a job's noise must not depend on the jobs before it.
+    pub fn enhancer(&self, opts: &GenerateOptions) -> Result<GFPGANer, PipelineError> {
         let load_err = |e| PipelineError::new(Stage::Models, crate::error::Cause::EnhancerModel(e));
-        match &self.source {
+        let arch = opts
+            .enhancer
+            .as_deref()
+            .and_then(EnhancerArch::from_option)
+            .unwrap_or(EnhancerArch::Gfpgan);
+        let seed = opts.seed;
+        let mut enhancer = match &self.source {
             ModelSource::Store(store) => {
                 let mut paths = Vec::new();
-                for name in EnhancerFiles::NAMES {
+                for name in arch.file_names() {
                     let found = store.locate(name).at(Stage::Models)?;
                     self.note_used("enhancer", &found.path);
                     paths.push(found.path);
@@ -493,16 +508,39 @@ impl Models {
                     parsenet: paths[1].clone(),
                     detector: paths[2].clone(),
                 };
-                GFPGANer::load(&files, &self.device, seed).map_err(load_err)
+                GFPGANer::load_arch(arch, &files, &self.device, seed).map_err(load_err)?
             }
             _ => {
                 let w = self.recipe_weights();
-                let gfpgan = GFPGANv1Clean::load_from_checkpoint(&w, &GfpganConfig::v1_4()).map_err(load_err)?;
+                let restorer = match arch {
+                    EnhancerArch::Gfpgan => Restorer::Gfpgan(Box::new(
+                        GFPGANv1Clean::load_from_checkpoint(&w, &GfpganConfig::v1_4()).map_err(load_err)?,
+                    )),
+                    EnhancerArch::RestoreFormer => Restorer::RestoreFormer(Box::new(
+                        RestoreFormer::load_from_checkpoint(&w, &RestoreFormerConfig::official()).map_err(load_err)?,
+                    )),
+                };
                 let parser = ParseNet::load_from_checkpoint(&w, &ParseNetConfig::facexlib()).map_err(load_err)?;
                 let detector = RetinaFace::load_from_checkpoint(&w).at(Stage::Models)?;
-                Ok(GFPGANer::new(gfpgan, parser, detector, &self.device, seed))
+                GFPGANer::with_restorer(restorer, parser, detector, &self.device, seed)
             }
+        };
+        if opts.background_enhancer.is_some() {
+            let upsampler = match &self.source {
+                ModelSource::Store(store) => {
+                    let found = store.locate(REALESRGAN_FILE).at(Stage::Models)?;
+                    self.note_used("background_enhancer", &found.path);
+                    RealESRGANer::load(&found.path, &self.device).map_err(load_err)?
+                }
+                _ => {
+                    let net = RRDBNet::load_from_checkpoint(&self.recipe_weights(), &RrdbConfig::x2plus())
+                        .map_err(load_err)?;
+                    RealESRGANer::new(net, &self.device)
+                }
+            };
+            enhancer.set_bg_upsampler(Some(upsampler));
         }
+        Ok(enhancer)
     }
 
     /// The face renderer for `opts` (size, 70- or 73-input mapping).

@@ -49,7 +49,7 @@ pub enum DeviceChoice {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct GenerateOptions {
-    /// `--source_image`: the portrait (PNG or JPEG).
+    /// `--source_image`: the portrait (PNG, JPEG, WebP, BMP or TIFF).
     pub source_image: PathBuf,
     /// `--driven_audio`: the speech (WAV, FLAC, MP3, OGG/Vorbis, M4A/AAC).
     pub driven_audio: PathBuf,
@@ -77,10 +77,10 @@ pub struct GenerateOptions {
     pub input_pitch: Option<Vec<f64>>,
     /// `--input_roll`.
     pub input_roll: Option<Vec<f64>>,
-    /// `--enhancer`: `gfpgan` (GFPGAN v1.4: faces restored, frames upscaled ×2); `RestoreFormer` is refused
-    /// as not available.
+    /// `--enhancer`: `gfpgan` (GFPGAN v1.4) or `RestoreFormer`: faces restored, frames upscaled ×2.
     pub enhancer: Option<String>,
-    /// `--background_enhancer`: `realesrgan`.
+    /// `--background_enhancer`: `realesrgan` (Real-ESRGAN x2 upscales the frame under the restored faces;
+    /// with `--enhancer` only, as in the reference).
     pub background_enhancer: Option<String>,
     /// `--cpu` / `--device`.
     pub device: DeviceChoice,
@@ -219,28 +219,24 @@ impl GenerateOptions {
                 ),
             ));
         }
-        if let Some(e) = &self.enhancer {
-            if !ENHANCERS.iter().any(|k| k.eq_ignore_ascii_case(e)) {
-                return bad(format!("--enhancer {e}: one of {}", ENHANCERS.join(", ")));
-            }
-            if !e.eq_ignore_ascii_case("gfpgan") {
-                return Err(PipelineError::new(
-                    Stage::Enhance,
-                    crate::error::Cause::Unavailable(format!(
-                        "--enhancer {e}: RestoreFormer is not available in this build; use --enhancer gfpgan, or \
-                         run without --enhancer"
-                    )),
-                ));
-            }
+        if let Some(e) = &self.enhancer
+            && !ENHANCERS.iter().any(|k| k.eq_ignore_ascii_case(e))
+        {
+            return bad(format!("--enhancer {e}: one of {}", ENHANCERS.join(", ")));
         }
         if let Some(b) = &self.background_enhancer {
-            return Err(PipelineError::new(
-                Stage::Enhance,
-                crate::error::Cause::Unavailable(format!(
-                    "--background-enhancer {b}: the background enhancer (Real-ESRGAN) is not available in this \
-                     build (the reference uses it only on CUDA); run without it"
-                )),
-            ));
+            if !b.eq_ignore_ascii_case("realesrgan") {
+                return bad(format!(
+                    "--background-enhancer {b}: the background enhancer is realesrgan"
+                ));
+            }
+            if self.enhancer.is_none() {
+                // The reference's background upsampler is the face enhancer's (GFPGANer's bg_upsampler).
+                return bad(format!(
+                    "--background-enhancer {b} upscales the background for the face enhancer: add --enhancer gfpgan \
+                     (or RestoreFormer)"
+                ));
+            }
         }
         if self.source_image.as_os_str().is_empty() {
             return bad("no portrait given (--source-image)".into());

@@ -1,5 +1,7 @@
 //! Reading the source image as the reference's `cv2.imread(path)` + `cvtColor(BGR2RGB)` sees it:
 //! 8-bit RGB, EXIF orientation applied, alpha dropped, grey replicated, 16-bit scaled to 8.
+//! PNG, JPEG, WebP, BMP and TIFF are read (all of them formats `cv2.imread` reads), chosen by
+//! content, never by extension.
 
 use std::path::Path;
 
@@ -12,7 +14,14 @@ use crate::{PreprocessError, Result};
 /// photo from a phone (4032 × 3024) and bounds memory at a few GB.
 pub const MAX_SIDE: u32 = 4096;
 
-/// Reads a PNG or JPEG (by content, not extension) as 8-bit RGB, honouring the EXIF orientation
+/// File-name extensions of the portrait formats [`load_rgb`] reads, lower case, for callers that
+/// pick images out of a folder (the format itself is always taken from the content).
+pub const IMAGE_EXTENSIONS: &[&str] = &["png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff"];
+
+/// The formats [`load_rgb`] decodes, as named in its messages.
+const READ_FORMATS: &str = "PNG, JPEG, WebP, BMP or TIFF";
+
+/// Reads a PNG, JPEG, WebP, BMP or TIFF (by content, not extension) as 8-bit RGB, honouring the EXIF orientation
 /// as `cv2.imread` does. Grey images are replicated to three channels, alpha is dropped (not
 /// composited: OpenCV's `IMREAD_COLOR` drops it too), 16-bit samples are scaled to 8 bits.
 pub fn load_rgb(path: &Path) -> Result<RgbImage> {
@@ -28,16 +37,22 @@ pub fn load_rgb(path: &Path) -> Result<RgbImage> {
         f.read(&mut head).map_err(|e| bad(format!("cannot read it ({e})")))?
     };
     let format = match image::guess_format(&head[..n]) {
-        Ok(f @ (image::ImageFormat::Png | image::ImageFormat::Jpeg)) => f,
+        Ok(
+            f @ (image::ImageFormat::Png
+            | image::ImageFormat::Jpeg
+            | image::ImageFormat::WebP
+            | image::ImageFormat::Bmp
+            | image::ImageFormat::Tiff),
+        ) => f,
         Ok(other) => {
             return Err(bad(format!(
-                "a {other:?} image; only PNG and JPEG are read: convert it, e.g. `ffmpeg -i IN out.png`"
+                "a {other:?} image; only {READ_FORMATS} images are read: convert it, e.g. `ffmpeg -i IN out.png`"
             )));
         }
         Err(_) => {
-            return Err(bad(
-                "not a PNG or JPEG image (unrecognised content); convert it, e.g. `ffmpeg -i IN out.png`".into(),
-            ));
+            return Err(bad(format!(
+                "not a {READ_FORMATS} image (unrecognised content); convert it, e.g. `ffmpeg -i IN out.png`"
+            )));
         }
     };
     let mut reader = ImageReader::open(path).map_err(|e| bad(format!("cannot open it ({e})")))?;

@@ -97,7 +97,7 @@ fn unreadable_and_huge_images_are_rejected_with_reasons() {
     std::fs::write(&text, "not an image at all").expect("write");
     let e = load_rgb(&text).expect_err("text");
     assert!(matches!(e, PreprocessError::ImageRead { .. }), "{e}");
-    assert!(e.to_string().contains("not a PNG or JPEG"), "{e}");
+    assert!(e.to_string().contains("not a PNG, JPEG, WebP, BMP or TIFF"), "{e}");
 
     let png = d.path().join("cut.png");
     let full = common::png("preprocess/astronaut.png");
@@ -213,4 +213,115 @@ fn degenerate_or_misplaced_landmarks_fail_cleanly() {
     assert!(Landmarks68::parse(&"0.5 x\n".repeat(68)).is_err());
     let lm = Landmarks68::parse(&same.to_text()).expect("round trip");
     assert_eq!(lm, same);
+}
+
+/// A small picture with distinct values everywhere, to check decoders pixel for pixel.
+fn pattern(w: u32, h: u32) -> RgbImage {
+    RgbImage::from_fn(w, h, |x, y| Rgb([(x * 7 + y) as u8, (y * 11 + 3) as u8, (x * y) as u8]))
+}
+
+/// Lossless WebP, with an EXIF block when `exif` is given.
+fn webp(img: &RgbImage, exif: Option<Vec<u8>>) -> Vec<u8> {
+    use image::ImageEncoder;
+    let mut out = Vec::new();
+    let mut enc = image::codecs::webp::WebPEncoder::new_lossless(&mut out);
+    if let Some(exif) = exif {
+        enc.set_exif_metadata(exif).expect("exif");
+    }
+    enc.write_image(img.as_raw(), img.width(), img.height(), image::ExtendedColorType::Rgb8)
+        .expect("encode webp");
+    out
+}
+
+/// The TIFF-structured EXIF block of [`jpeg_with_orientation`] (without the `Exif\0\0` prefix).
+fn exif_orientation(orientation: u16) -> Vec<u8> {
+    let mut tiff = b"II*\0\x08\0\0\0".to_vec();
+    tiff.extend_from_slice(&1u16.to_le_bytes());
+    tiff.extend_from_slice(&0x0112u16.to_le_bytes());
+    tiff.extend_from_slice(&3u16.to_le_bytes());
+    tiff.extend_from_slice(&1u32.to_le_bytes());
+    tiff.extend_from_slice(&orientation.to_le_bytes());
+    tiff.extend_from_slice(&[0, 0]);
+    tiff.extend_from_slice(&0u32.to_le_bytes());
+    tiff
+}
+
+#[test]
+fn webp_bmp_and_tiff_portraits_read_exactly_by_content() {
+    let d = tmp();
+    let img = pattern(23, 17);
+    let cases: [(&str, Vec<u8>); 3] = [
+        ("webp", webp(&img, None)),
+        ("bmp", {
+            let mut b = std::io::Cursor::new(Vec::new());
+            img.write_to(&mut b, image::ImageFormat::Bmp).expect("bmp");
+            b.into_inner()
+        }),
+        ("tiff", {
+            let mut b = std::io::Cursor::new(Vec::new());
+            img.write_to(&mut b, image::ImageFormat::Tiff).expect("tiff");
+            b.into_inner()
+        }),
+    ];
+    for (ext, bytes) in cases {
+        // Named by its own extension, and misnamed `.png`: the content decides.
+        for name in [format!("portrait.{ext}"), format!("{ext}-really.png")] {
+            let path = d.path().join(&name);
+            std::fs::write(&path, &bytes).expect("write");
+            let got = load_rgb(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(got, img, "{name}: lossless {ext} must read back exactly");
+        }
+    }
+    // Grey and RGBA variants become RGB as for PNG.
+    let grey = d.path().join("grey.tif");
+    ImageBuffer::from_fn(4, 3, |x, y| Luma([(x * 50 + y) as u8]))
+        .save_with_format(&grey, image::ImageFormat::Tiff)
+        .expect("save");
+    assert_eq!(
+        load_rgb(&grey).expect("grey tiff").get_pixel(3, 2),
+        &Rgb([152, 152, 152])
+    );
+    let rgba = d.path().join("rgba.webp");
+    ImageBuffer::from_fn(3, 3, |x, _| Rgba([10 * x as u8, 20, 30, 0]))
+        .save_with_format(&rgba, image::ImageFormat::WebP)
+        .expect("save");
+    assert_eq!(load_rgb(&rgba).expect("rgba webp").get_pixel(2, 0), &Rgb([20, 20, 30]));
+}
+
+#[test]
+fn webp_exif_orientation_is_honoured() {
+    let d = tmp();
+    let img = RgbImage::from_fn(
+        40,
+        20,
+        |x, _| if x < 20 { Rgb([0, 0, 0]) } else { Rgb([255, 255, 255]) },
+    );
+    let path = d.path().join("rotated.webp");
+    std::fs::write(&path, webp(&img, Some(exif_orientation(6)))).expect("write");
+    let loaded = load_rgb(&path).expect("webp");
+    assert_eq!(loaded.dimensions(), (20, 40));
+    assert_eq!(loaded.get_pixel(10, 5), &Rgb([0, 0, 0]), "top should be black");
+    assert_eq!(
+        loaded.get_pixel(10, 35),
+        &Rgb([255, 255, 255]),
+        "bottom should be white"
+    );
+}
+
+#[test]
+fn other_image_formats_are_refused_naming_the_format_and_the_fix() {
+    let d = tmp();
+    let gif = d.path().join("anim.gif");
+    // A GIF header is recognised by content but not read.
+    std::fs::write(&gif, b"GIF89a\x01\0\x01\0\0\0\0;").expect("write");
+    let e = load_rgb(&gif).expect_err("gif");
+    let msg = e.to_string();
+    assert!(msg.contains("Gif") && msg.contains("WebP, BMP or TIFF"), "{msg}");
+    assert!(msg.contains("ffmpeg -i IN out.png"), "{msg}");
+    // A truncated WebP is corrupt, not unsupported.
+    let bytes = webp(&pattern(30, 30), None);
+    let cut = d.path().join("cut.webp");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).expect("write");
+    let e = load_rgb(&cut).expect_err("cut webp");
+    assert!(e.to_string().contains("corrupt or truncated"), "{e}");
 }

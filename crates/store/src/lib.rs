@@ -40,7 +40,8 @@
 //! `sha256` (64 hex digits) are required; `urls` (tried in order) and `features` default to empty;
 //! `version` defaults to 1. Features of the built-in manifest: `256` and `512` (generator, mapping nets,
 //! face detector + landmarks), `face` (detector + landmarks), `enhancer` (GFPGAN, face parser, detector),
-//! `restoreformer`, `legacy` (the pre-v0.0.2-rc checkpoints); a custom manifest may name others.
+//! `restoreformer`, `realesrgan` (the background enhancer), `legacy` (the pre-v0.0.2-rc checkpoints); a
+//! custom manifest may name others.
 //!
 //! # State on disk
 //!

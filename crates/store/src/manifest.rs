@@ -46,7 +46,7 @@ pub struct ModelFile {
     /// Download URLs in preferred order (may be empty: then only a `--mirror` or an import provides it).
     #[serde(default)]
     pub urls: Vec<String>,
-    /// Features that need this file (`256`, `512`, `face`, `enhancer`, `restoreformer`, `legacy`, or
+    /// Features that need this file (`256`, `512`, `face`, `enhancer`, `restoreformer`, `realesrgan`, `legacy`, or
     /// any name a custom manifest chooses).
     #[serde(default)]
     pub features: Vec<String>,
@@ -77,18 +77,21 @@ pub enum Feature {
     Enhancer,
     /// The RestoreFormer face enhancer.
     RestoreFormer,
+    /// The Real-ESRGAN x2 background enhancer (`--background-enhancer realesrgan`).
+    RealEsrgan,
     /// The pre-v0.0.2-rc checkpoint set (`auido2exp`, `auido2pose`, `epoch_20`, `facevid2vid`).
     Legacy,
 }
 
 impl Feature {
     /// Every typed feature.
-    pub const ALL: [Feature; 6] = [
+    pub const ALL: [Feature; 7] = [
         Feature::S256,
         Feature::S512,
         Feature::Face,
         Feature::Enhancer,
         Feature::RestoreFormer,
+        Feature::RealEsrgan,
         Feature::Legacy,
     ];
 
@@ -100,6 +103,7 @@ impl Feature {
             Feature::Face => "face",
             Feature::Enhancer => "enhancer",
             Feature::RestoreFormer => "restoreformer",
+            Feature::RealEsrgan => "realesrgan",
             Feature::Legacy => "legacy",
         }
     }
@@ -209,7 +213,8 @@ mod tests {
     #[test]
     fn official_manifest_is_valid_and_complete() {
         let m = Manifest::official();
-        assert_eq!(m.files.len(), 13);
+        // The reference's 13 files and the background enhancer's.
+        assert_eq!(m.files.len(), 14);
         for feature in Feature::ALL {
             assert!(!m.for_feature(feature.as_str()).is_empty(), "{feature} has no files");
         }
@@ -223,6 +228,7 @@ mod tests {
         );
         assert!(names(Feature::Enhancer).contains(&"GFPGANv1.4.pth"));
         assert!(names(Feature::Enhancer).contains(&"parsing_parsenet.pth"));
+        assert_eq!(names(Feature::RealEsrgan), ["RealESRGAN_x2plus.pth"]);
     }
 
     /// The embedded JSON must say what the reference TSV says (checked where shared/ is beside the repo).
@@ -252,7 +258,15 @@ mod tests {
             );
             rows += 1;
         }
-        assert_eq!(rows, m.files.len());
+        // Besides the TSV's files, only the background enhancer's (tools/reference/models_manifest.py EXTRA).
+        let extra: Vec<&str> = m
+            .files
+            .iter()
+            .map(|f| f.name.as_str())
+            .filter(|n| !text.lines().any(|l| l.split('\t').next() == Some(*n)))
+            .collect();
+        assert_eq!(extra, ["RealESRGAN_x2plus.pth"]);
+        assert_eq!(rows + extra.len(), m.files.len());
     }
 
     #[test]

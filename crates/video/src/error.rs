@@ -100,6 +100,47 @@ pub enum VideoError {
         /// Human-readable codec name with its MP4 sample-entry code.
         codec: String,
     },
+    /// A video that is decoded through ffmpeg, and no `ffmpeg` executable was found.
+    #[error(
+        "{path}: the video is {codec}; only H.264 in MP4/MOV is decoded in process, other codecs and \
+         containers through an `ffmpeg` executable, and none was found on the PATH. Install ffmpeg \
+         (e.g. `apt-get install ffmpeg`), or convert the file once where ffmpeg is installed: `{command}`"
+    )]
+    NeedsFfmpeg {
+        /// The file.
+        path: PathBuf,
+        /// What the file holds, as far as we can tell (codec and/or container).
+        codec: String,
+        /// The ffmpeg command that converts this file to one we decode in process.
+        command: String,
+    },
+    /// ffmpeg could not decode a video (or could not be run).
+    #[error("{path}{}: decoding through ffmpeg failed: {reason}", codec.as_ref().map(|c| format!(" ({c})")).unwrap_or_default())]
+    Ffmpeg {
+        /// The file.
+        path: PathBuf,
+        /// ffmpeg's name of the codec, once known.
+        codec: Option<String>,
+        /// What went wrong, with the end of ffmpeg's own message.
+        reason: String,
+    },
+    /// A decoded video would need more memory than is allowed for a reference video.
+    #[error(
+        "{path}: the video decodes to more than {limit_mb} MB of frames ({width}x{height}, {frames}+ frames); \
+         cut it shorter or smaller, e.g. `ffmpeg -i INPUT -t 30 -vf scale=512:-2 -c:v libx264 -an OUTPUT.mp4`"
+    )]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Frame size.
+        width: u32,
+        /// Frame size.
+        height: u32,
+        /// Frames decoded when the limit was reached.
+        frames: usize,
+        /// The limit in MB.
+        limit_mb: u64,
+    },
     /// An image could not be read or written (PNG/JPEG).
     #[error("image {path}: {source}")]
     Image {

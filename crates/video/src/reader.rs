@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use image::RgbImage;
 
 use crate::error::{Result, VideoError};
+use crate::external::{FfmpegReader, find_ffmpeg, sniff_container};
 use crate::h264::{DecodedFrame, H264Decoder};
 use crate::mp4::demux::{DemuxError, VideoTrack, read_video_track};
 
@@ -161,15 +162,155 @@ pub struct DecodedVideo {
     pub frames: Vec<RgbImage>,
     /// Frames per second.
     pub fps: f64,
+    /// Set when the file was decoded through ffmpeg: one line saying so (codec, ffmpeg used), for the
+    /// caller to show once.
+    pub external: Option<String>,
 }
 
-/// Decodes every frame of an H.264 MP4/MOV file (what the reference's `load_video_to_cv2` returns).
+/// At most this many bytes of RGB frames are held by [`read_video`] (8 GiB: 5 minutes of 512 × 512 at
+/// 25 fps, or 50 s of 1080p).
+pub const MAX_DECODED_BYTES: u64 = 8 << 30;
+
+/// A video reader for any common file: H.264 in MP4/MOV decoded in process ([`Mp4Reader`]), every
+/// other codec or container through an `ffmpeg` executable ([`FfmpegReader`]), frames streamed.
+pub enum VideoReader {
+    /// H.264 MP4/MOV, decoded in process.
+    Mp4(Box<Mp4Reader>),
+    /// Anything else, decoded by an ffmpeg subprocess.
+    Ffmpeg(Box<FfmpegReader>),
+}
+
+impl VideoReader {
+    /// Opens `path`: in process when it is H.264 MP4/MOV, else through the `ffmpeg` that
+    /// [`find_ffmpeg`] finds; without one, [`VideoError::NeedsFfmpeg`] names the codec and the
+    /// command that converts the file.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with(path.as_ref(), find_ffmpeg().as_deref())
+    }
+
+    /// [`VideoReader::open`] with an explicit ffmpeg executable (`None`: none available).
+    pub fn open_with(path: &Path, ffmpeg: Option<&Path>) -> Result<Self> {
+        let (what, ours) = match Mp4Reader::open(path) {
+            Ok(r) => return Ok(Self::Mp4(Box::new(r))),
+            Err(VideoError::UnsupportedCodec { codec, .. }) => (codec, None),
+            Err(VideoError::UnreadableMp4 { reason, .. }) => match sniff_container(path) {
+                Some(container) => (container, None),
+                // An MP4 our demuxer does not read (fragmented, damaged): ffmpeg may still read it.
+                None => (format!("an MP4 we do not read ({reason})"), Some(reason)),
+            },
+            Err(e) => return Err(e),
+        };
+        let Some(ffmpeg) = ffmpeg else {
+            if let Some(reason) = ours {
+                return Err(VideoError::UnreadableMp4 {
+                    path: path.to_path_buf(),
+                    reason,
+                });
+            }
+            return Err(VideoError::NeedsFfmpeg {
+                path: path.to_path_buf(),
+                codec: what,
+                command: convert_command(path),
+            });
+        };
+        match FfmpegReader::open(ffmpeg, path) {
+            Ok(r) => Ok(Self::Ffmpeg(Box::new(r))),
+            Err(VideoError::Ffmpeg { reason: theirs, .. }) if ours.is_some() => Err(VideoError::UnreadableMp4 {
+                path: path.to_path_buf(),
+                reason: format!("{} (ffmpeg cannot read it either: {theirs})", ours.unwrap_or_default()),
+            }),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Size, frame rate and length (for ffmpeg-decoded files `frame_count` is an estimate).
+    pub fn info(&self) -> &VideoInfo {
+        match self {
+            Self::Mp4(r) => r.info(),
+            Self::Ffmpeg(r) => r.info(),
+        }
+    }
+
+    /// The next frame in display order, or `None` at the end.
+    pub fn next_frame(&mut self) -> Result<Option<RgbImage>> {
+        match self {
+            Self::Mp4(r) => r.next_frame(),
+            Self::Ffmpeg(r) => r.next_frame(),
+        }
+    }
+
+    /// For an ffmpeg-decoded file, a line saying so (codec, the ffmpeg used); `None` in process.
+    pub fn external_note(&self) -> Option<String> {
+        match self {
+            Self::Mp4(_) => None,
+            Self::Ffmpeg(r) => Some(format!("{} video, decoded through ffmpeg", r.codec())),
+        }
+    }
+}
+
+impl Iterator for VideoReader {
+    type Item = Result<RgbImage>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_frame().transpose()
+    }
+}
+
+/// The ffmpeg command line that converts `path` to H.264 MP4 beside it, as shown in messages.
+pub fn convert_command(path: &Path) -> String {
+    let stem = path.file_stem().map_or_else(|| "video".into(), |s| s.to_string_lossy());
+    let out = path.with_file_name(format!("{stem}_h264.mp4"));
+    format!(
+        "ffmpeg -i {} -c:v libx264 -pix_fmt yuv420p -an {}",
+        shell_quote(&path.to_string_lossy()),
+        shell_quote(&out.to_string_lossy())
+    )
+}
+
+fn shell_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-+,=:@%".contains(&b))
+    {
+        s.to_owned()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+/// Decodes every frame of a video (what the reference's `load_video_to_cv2` returns): H.264 MP4/MOV
+/// in process, other codecs and containers through ffmpeg (see [`VideoReader`]). At most
+/// [`MAX_DECODED_BYTES`] of frames are held.
 pub fn read_video(path: impl AsRef<Path>) -> Result<DecodedVideo> {
-    let mut reader = Mp4Reader::open(path)?;
-    let fps = reader.info().fps;
-    let mut frames = Vec::with_capacity(reader.info().frame_count);
+    let path = path.as_ref();
+    read_from(path, VideoReader::open(path)?)
+}
+
+/// [`read_video`] with an explicit ffmpeg executable (`None`: none available).
+pub fn read_video_with(path: &Path, ffmpeg: Option<&Path>) -> Result<DecodedVideo> {
+    read_from(path, VideoReader::open_with(path, ffmpeg)?)
+}
+
+fn read_from(path: &Path, mut reader: VideoReader) -> Result<DecodedVideo> {
+    let info = reader.info().clone();
+    let frame_bytes = (u64::from(info.width) * u64::from(info.height) * 3).max(1);
+    let max_frames = usize::try_from(MAX_DECODED_BYTES / frame_bytes).unwrap_or(usize::MAX);
+    let mut frames = Vec::with_capacity(info.frame_count.min(max_frames).min(4096));
     while let Some(frame) = reader.next_frame()? {
+        if frames.len() >= max_frames {
+            return Err(VideoError::TooLarge {
+                path: path.to_path_buf(),
+                width: info.width,
+                height: info.height,
+                frames: frames.len(),
+                limit_mb: MAX_DECODED_BYTES >> 20,
+            });
+        }
         frames.push(frame);
     }
-    Ok(DecodedVideo { frames, fps })
+    Ok(DecodedVideo {
+        frames,
+        fps: info.fps,
+        external: reader.external_note(),
+    })
 }

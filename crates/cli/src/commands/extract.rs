@@ -21,7 +21,7 @@ use crate::exit::{Failure, Kind};
 #[derive(Args)]
 #[command(group = clap::ArgGroup::new("input").required(true).args(["source_image", "video"]))]
 pub struct ExtractArgs {
-    /// The portrait (PNG or JPEG; EXIF orientation is honoured; at most 4096 pixels per side).
+    /// The portrait (PNG, JPEG, WebP, BMP or TIFF; EXIF orientation is honoured; at most 4096 pixels per side).
     #[arg(long, value_name = "IMG")]
     source_image: Option<PathBuf>,
     /// A video (H.264 MP4/MOV) or a folder of frames (PNG/JPEG, in name order) to extract per frame,
@@ -207,15 +207,15 @@ fn read_frames(args: &ExtractArgs) -> Result<(PathBuf, Vec<RgbImage>), Failure> 
             .map_err(|e| bad(format!("--video {}: {e}", video.display())))?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| {
-                p.extension()
-                    .and_then(|e| e.to_str())
-                    .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "png" | "jpg" | "jpeg"))
+                p.extension().and_then(|e| e.to_str()).is_some_and(|e| {
+                    sadtalker_preprocess::io::IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str())
+                })
             })
             .collect();
         files.sort();
         if files.is_empty() {
             return Err(bad(format!(
-                "--video {}: the folder has no PNG or JPEG frames",
+                "--video {}: the folder has no PNG, JPEG, WebP, BMP or TIFF frames",
                 video.display()
             )));
         }

@@ -121,7 +121,7 @@ impl ModelArgs {
 Exit codes: 0 success, 1 internal failure, 2 invalid command line, 3 bad input, 4 model files missing or
 damaged, 5 degraded output (--fallback still wrote the still video; the message names the failed stage).")]
 pub struct GenerateArgs {
-    /// The portrait (PNG or JPEG).
+    /// The portrait (PNG, JPEG, WebP, BMP or TIFF).
     #[arg(long, alias = "source_image", value_name = "IMG")]
     pub source_image: PathBuf,
     /// The speech (WAV, FLAC, MP3, OGG/Vorbis, M4A/AAC).
@@ -148,10 +148,10 @@ pub struct GenerateArgs {
     /// Scale of the expression (mouth) motion.
     #[arg(long, alias = "expression_scale", default_value_t = 1.0)]
     pub expression_scale: f32,
-    /// A video (H.264 MP4) or coefficient .mat whose eye blinks are used.
+    /// A video (H.264 MP4 in process; other codecs through ffmpeg) or coefficient .mat whose eye blinks are used.
     #[arg(long, alias = "ref_eyeblink", value_name = "VIDEO")]
     pub ref_eyeblink: Option<PathBuf>,
-    /// A video (H.264 MP4) or coefficient .mat whose head motion is used.
+    /// A video (H.264 MP4 in process; other codecs through ffmpeg) or coefficient .mat whose head motion is used.
     #[arg(long, alias = "ref_pose", value_name = "VIDEO")]
     pub ref_pose: Option<PathBuf>,
     /// Yaw waypoints in degrees (head turns through them over the video).
@@ -166,12 +166,15 @@ pub struct GenerateArgs {
     /// Frames per face-renderer call.
     #[arg(long, alias = "batch_size", default_value_t = 2)]
     pub batch_size: usize,
-    /// Face enhancer: gfpgan (RestoreFormer is not available in this build).
+    /// Face enhancer: gfpgan (GFPGAN v1.4) or RestoreFormer; frames come out twice the size.
     #[arg(long, value_name = "NAME")]
     pub enhancer: Option<String>,
-    /// Background enhancer (realesrgan): not available in this build.
+    /// Background enhancer for --enhancer: realesrgan (Real-ESRGAN x2 upscales the frame under the faces).
     #[arg(long, alias = "background_enhancer", value_name = "NAME")]
     pub background_enhancer: Option<String>,
+    /// The reference's 3-D face visualisation video (`3dface.mp4`): not offered; the message says why.
+    #[arg(long)]
+    pub face3dvis: bool,
     /// Seed of the random blinks and head-motion latents.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -378,8 +381,20 @@ pub fn report_json(r: &Report) -> serde_json::Value {
     v
 }
 
+/// Why `--face3dvis` is refused.
+pub const FACE3DVIS_UNAVAILABLE: &str = "--face3dvis is not offered: the reference's 3-D face video renders the \
+     Basel Face Model mesh (checkpoints/BFM_Fitting/BFM_model_front.mat, built from the BFM 2009 \
+     `01_MorphableModel.mat`, which the University of Basel gives out only after registration, and which the \
+     official download script does not fetch) with a GPU rasteriser (nvdiffrast / pytorch3d). The shape, \
+     expression and texture bases it needs are in none of the checkpoints this program loads, so there is no \
+     mesh to draw. The coefficients the 3-D face would show are kept with --verbose (the first-frame and \
+     audio-driven .mat files); run without --face3dvis.";
+
 /// Runs `sadtalker generate`.
 pub fn run(args: GenerateArgs) -> Result<(), Failure> {
+    if args.face3dvis {
+        return Err(Failure::new(Kind::BadInput, anyhow!(FACE3DVIS_UNAVAILABLE)));
+    }
     let quiet = args.quiet || args.json;
     let opts = args.options();
     // Opening the store reads no model file; `generate` checks the options and inputs before it loads any.

@@ -84,7 +84,7 @@ pub struct FetchArgs {
     /// Fetch every file of the manifest.
     #[arg(long)]
     all: bool,
-    /// Fetch what a feature needs: 256, 512, face, enhancer, restoreformer, legacy (repeatable).
+    /// Fetch what a feature needs: 256, 512, face, enhancer, restoreformer, realesrgan, legacy (repeatable).
     #[arg(long = "for", value_name = "FEATURE")]
     features: Vec<String>,
     #[command(flatten)]

@@ -36,7 +36,7 @@ enum AudioCodecArg {
 
 #[derive(Args)]
 pub struct StillArgs {
-    /// The portrait (PNG or JPEG).
+    /// The portrait (PNG, JPEG, WebP, BMP or TIFF).
     #[arg(long, value_name = "IMG")]
     source_image: PathBuf,
     /// The speech (WAV, FLAC, MP3, OGG/Vorbis, M4A/AAC). Kept at its own rate and channels where the MP4

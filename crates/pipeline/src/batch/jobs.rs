@@ -202,7 +202,7 @@ fn json_rows(path: &Path, text: &str) -> Result<Vec<Map<String, Value>>, BatchEr
     Ok(rows)
 }
 
-const IMAGE_EXT: &[&str] = &["png", "jpg", "jpeg"];
+const IMAGE_EXT: &[&str] = sadtalker_preprocess::io::IMAGE_EXTENSIONS;
 const AUDIO_EXT: &[&str] = &["wav", "flac", "mp3", "ogg", "m4a", "mp4"];
 
 /// Job rows (column → value) with the folder their relative paths start from.
