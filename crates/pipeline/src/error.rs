@@ -372,8 +372,9 @@ impl Problem {
                 "convert the speech to WAV or FLAC, e.g. `ffmpeg -i IN -ar 16000 -ac 1 out.wav`"
             }
             Problem::ModelsMissing => {
-                "install the model files: `sadtalker models fetch --for 256` (or `sadtalker models import DIR` \
-                 offline)"
+                "install the model files: `sadtalker models fetch --for 256` (512 for --size 512; add `--for \
+                 enhancer`, `--for restoreformer` or `--for realesrgan` for --enhancer gfpgan / RestoreFormer and \
+                 --background-enhancer realesrgan), or `sadtalker models import DIR` offline"
             }
             Problem::ModelsDownloadFailed => {
                 "check the network or give a mirror (--mirror / $SADTALKER_MIRROR), then `sadtalker models fetch \
