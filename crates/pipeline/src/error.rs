@@ -157,6 +157,9 @@ pub enum Cause {
     /// Something that should not happen.
     #[error("internal error: {0}")]
     Internal(String),
+    /// The run was stopped on request ([`Progress::cancelled`](crate::Progress::cancelled)).
+    #[error("cancelled")]
+    Cancelled,
 }
 
 /// A failed job: the stage, and why.
@@ -181,6 +184,16 @@ impl PipelineError {
     /// An unusable option or input.
     pub fn input(stage: Stage, message: impl Into<String>) -> Self {
         Self::new(stage, Cause::Input(message.into()))
+    }
+
+    /// The run was stopped on request at `stage`.
+    pub fn cancelled(stage: Stage) -> Self {
+        Self::new(stage, Cause::Cancelled)
+    }
+
+    /// Whether the run was stopped on request rather than failing.
+    pub fn is_cancelled(&self) -> bool {
+        matches!(*self.cause, Cause::Cancelled)
     }
 
     /// What kind of failure this is.
@@ -235,7 +248,8 @@ impl PipelineError {
             Cause::EnhancerModel(_) => ErrorKind::Model,
             Cause::Enhance(_) => ErrorKind::Internal,
             Cause::Io { .. } | Cause::Input(_) | Cause::Unavailable(_) => ErrorKind::BadInput,
-            Cause::Internal(_) => ErrorKind::Internal,
+            // Not a failure of the job's inputs or models; nothing for a user to fix.
+            Cause::Internal(_) | Cause::Cancelled => ErrorKind::Internal,
         }
     }
 
@@ -261,6 +275,7 @@ impl PipelineError {
             Cause::Store(S::InsufficientSpace { .. }) => "disk_full",
             Cause::Unavailable(_) => "unavailable",
             Cause::Io { .. } => "file_access",
+            Cause::Cancelled => "cancelled",
             _ => match self.kind() {
                 ErrorKind::BadInput => "bad_input",
                 ErrorKind::Model => "models_damaged",
@@ -297,6 +312,7 @@ pub fn hint(code: &str) -> &'static str {
         "unavailable" => "this feature is not in this build yet; run without it",
         "file_access" => "check the path exists and is writable",
         "bad_input" => "check the input files and options named in the message",
+        "cancelled" => "the job was cancelled; submit it again to run it",
         _ => "this is a bug: please report it with the message",
     }
 }
