@@ -6,7 +6,7 @@ The chain is gen_pipeline_goldens.py's (detection replaced by the astronaut's in
 the Rust side), plus the video the reference writes: imageio's MP4 (libx264 through imageio-ffmpeg),
 then ffmpeg muxing the audio as save_video_with_watermark does (without the watermark).
 
-    /work/refenv/bin/python tools/reference/bench_pipeline.py --audio CLIP.wav --out DIR [--threads T]
+    ~/.cache/sadtalker-reference/bin/python tools/reference/bench_pipeline.py --audio CLIP.wav --out DIR [--threads T]
 
 Prints one JSON line: seconds for building the networks (`load`, recipe values written into torch
 modules: not comparable with reading files, reported apart), for the chain (`run`), per stage, frames,

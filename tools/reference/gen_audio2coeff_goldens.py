@@ -5,7 +5,7 @@ safetensors; `audio2pose.` + Audio2Pose's keys), so the Rust tests rebuild the s
 with `Weights::from_recipe(Recipe::default(), ..)`. Each `torch.randn` the CVAE draws is recorded.
 
 Run from the repo root with the reference venv:
-    /work/refenv/bin/python tools/reference/gen_audio2coeff_goldens.py
+    ~/.cache/sadtalker-reference/bin/python tools/reference/gen_audio2coeff_goldens.py
 
 Writes fixtures/goldens/audio2coeff/audio2coeff.safetensors. Per case (op "generate"):
     mels (T, 1, 80, 16)    the per-frame mel windows (indiv_mels[0])

@@ -2,7 +2,7 @@
 sadtalker.generate_batch) on the committed fixtures of fixtures/audio/ (see make_audio_fixtures.sh).
 
 Run from the repo root with the reference venv:
-    /work/refenv/bin/python tools/reference/gen_audio_goldens.py
+    ~/.cache/sadtalker-reference/bin/python tools/reference/gen_audio_goldens.py
 
 Writes fixtures/goldens/audio/{load,mel,batch}.safetensors.
 """

@@ -2,7 +2,7 @@
 and the face renderer's input windows, all computed by the reference's own functions.
 
 Run from the repo root with the reference venv:
-    /work/refenv/bin/python tools/reference/gen_coeffs_goldens.py
+    ~/.cache/sadtalker-reference/bin/python tools/reference/gen_coeffs_goldens.py
 
 Writes fixtures/coeffs/*.mat (files written by scipy, and one MATLAB-written file) and
 fixtures/goldens/coeffs/*.safetensors. It also checks the other direction: scipy must read the
@@ -69,7 +69,8 @@ def write_mat_fixtures():
            coeff_3dmm=back["coeff_3dmm"], ints=back["ints"].astype(np.float32),
            flags=back["flags"].astype(np.float32))
     # 4. A MATLAB-written (compressed, MATLAB type narrowing) file from the official repo.
-    src = "/work/shared/reference/config/similarity_Lm3D_all.mat"
+    config = os.environ.get("SADTALKER_CONFIG_DIR", os.path.join(ROOT, "..", "shared", "reference", "config"))
+    src = os.path.join(config, "similarity_Lm3D_all.mat")
     dst = os.path.join(MAT_DIR, "matlab_similarity_Lm3D_all.mat")
     if os.path.exists(src):
         shutil.copyfile(src, dst)
@@ -84,7 +85,7 @@ def check_rust_written():
     subprocess.run(
         ["cargo", "run", "-q", "-p", "sadtalker-coeffs", "--example", "write_mat_fixtures"],
         cwd=ROOT, check=True,
-        env={**os.environ, "CARGO_TARGET_DIR": os.environ.get("CARGO_TARGET_DIR", "/work/target-audio")},
+        env=dict(os.environ),
     )
     d = sio.loadmat(os.path.join(MAT_DIR, "written_by_rust.mat"))
     exp = np.arange(6 * 70, dtype=np.float32).reshape(6, 70) / 7.0

@@ -14,7 +14,7 @@ The frames are taken before video encoding: the reference writes them through im
 'full') re-reads its own lossy MP4V temp file before pasting; we compare the frames the encoder gets.
 
 Run from the repo root with the reference venv:
-    /work/refenv/bin/python tools/reference/gen_pipeline_goldens.py
+    ~/.cache/sadtalker-reference/bin/python tools/reference/gen_pipeline_goldens.py
 
 Writes fixtures/pipeline/speech_3f.wav (0.125 s of fixtures/audio/speech_16k.wav: 3 video frames),
 fixtures/pipeline/astronaut_lm.txt (the injected landmarks), fixtures/pipeline/<case>_frames.png (the

@@ -4,7 +4,7 @@ sadtalker's utils/preprocess.py (CropAndExtract), utils/croper.py (Preprocesser)
 utils/paste_pic.py (seamlessClone), OpenCV's resize and PIL's resample.
 
 Run from anywhere with the reference venv:
-    /work/refenv/bin/python tools/reference/gen_preprocess_goldens.py [section ...]
+    ~/.cache/sadtalker-reference/bin/python tools/reference/gen_preprocess_goldens.py [section ...]
 Sections: media, resize, crop, align, recon, e2e, detect, fan, paste (default: all).
 
 Networks use recipe weights (tools/reference/recipe.py) named by their keys in the official files:

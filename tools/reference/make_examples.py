@@ -6,7 +6,7 @@
   to 16 kHz mono 16-bit, the rate the audio encoder works at.
 
 Run from the repo root with the reference venv (needs `espeak-ng` on PATH):
-    /work/refenv/bin/python tools/reference/make_examples.py
+    ~/.cache/sadtalker-reference/bin/python tools/reference/make_examples.py
 """
 import os
 import subprocess

@@ -2,13 +2,13 @@
 # Regenerates every committed golden and checkpoint fixture with the reference implementation.
 # Usage: tools/reference/regen.sh [VENV_DIR]
 #   VENV_DIR: a venv built by ../shared/reference/setup-reference-env.sh (default: $SADTALKER_REF_VENV,
-#   else ~/.cache/sadtalker-reference, else /work/refenv). Configs: $SADTALKER_CONFIG_DIR (default
+#   else ~/.cache/sadtalker-reference). Configs: $SADTALKER_CONFIG_DIR (default
 #   ../shared/reference/config).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 venv="${1:-${SADTALKER_REF_VENV:-}}"
 if [ -z "$venv" ]; then
-  for v in "$HOME/.cache/sadtalker-reference" /work/refenv; do [ -x "$v/bin/python" ] && venv="$v" && break; done
+  for v in "$HOME/.cache/sadtalker-reference"; do [ -x "$v/bin/python" ] && venv="$v" && break; done
 fi
 if [ -z "$venv" ] || [ ! -x "$venv/bin/python" ]; then
   echo "no reference venv found: build one with ../shared/reference/setup-reference-env.sh [DIR] and pass DIR" >&2

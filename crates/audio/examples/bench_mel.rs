@@ -4,7 +4,7 @@
 //!
 //! Run: `cargo run --release -p sadtalker-audio --example bench_mel`
 //! The reference side needs the reference venv: `$SADTALKER_REF_PYTHON`, else
-//! `/work/refenv/bin/python` if it exists; without it only our time is printed.
+//! `~/.cache/sadtalker-reference/bin/python` if it exists; without it only our time is printed.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -57,9 +57,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         best * 1e3
     );
 
-    let python = std::env::var_os("SADTALKER_REF_PYTHON")
-        .map(PathBuf::from)
-        .or_else(|| Some(PathBuf::from("/work/refenv/bin/python")).filter(|p| p.exists()));
+    let python = sadtalker_parity::reference_python(None);
     let Some(python) = python else {
         println!("reference: no Python venv found (set SADTALKER_REF_PYTHON); ours only");
         return Ok(());

@@ -6,10 +6,11 @@
 //! - [`mel`]: the Wav2Lip mel spectrogram of `utils/audio.py` + `hparams.py`;
 //! - [`frames`]: the per-video-frame mel windows at 25 fps;
 //! - [`blink`]: the random eye-blink sequence with an injectable random source (including a
-//!   reproduction of Python's `random` for bit-identical runs);
-//! - [`batch`]: the Audio2Coeff batch of `generate_batch.py`.
+//!   reproduction of Python's `random` for bit-identical runs).
+//!
+//! The Audio2Coeff batch of `generate_batch.py` (`get_data`) is assembled in `sadtalker-audio2coeff`
+//! (`speech::speech_input`), which cuts the windows on demand.
 
-pub mod batch;
 pub mod blink;
 pub mod decode;
 mod error;
@@ -18,7 +19,6 @@ pub mod mel;
 mod mp4;
 pub mod resample;
 
-pub use batch::{Audio2CoeffBatch, BatchError, BatchOptions, get_data, get_data_from_files, get_data_idle};
 pub use blink::{BlinkRng, PyRandom, generate_blink_seq_randomly};
 pub use decode::{FPS, LoadOptions, SAMPLE_RATE, SourceInfo, Speech, load_speech};
 pub use error::{AudioError, AudioWarning, SUPPORTED};

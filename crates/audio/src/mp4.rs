@@ -6,9 +6,9 @@
 //! skip `media_time`, keep `segment_duration`), or in Apple's `iTunSMPB` tag. Symphonia's MP4
 //! reader does not apply either (its gapless support does not cover ISO/MP4), so without this the
 //! speech would arrive ~46 ms late at 22.05 kHz and the lips lead the voice. Only the audio track's
-//! edit list is read: a minimal box walker over the `moov` box.
+//! edit list is read, through the shared box walker (`sadtalker-isobmff`) over the `moov` box.
 
-use std::io::{Read, Seek, SeekFrom};
+use std::io::{Read, Seek};
 
 /// What to trim from the decoded audio of an MP4 track, in samples at the track's rate.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -31,7 +31,7 @@ pub fn looks_like_mp4(head: &[u8]) -> bool {
 /// Reads the trim of the first audio track, or `None` when the file gives none (then nothing
 /// is trimmed, as ffmpeg does). `sample_rate` converts media-time units to samples.
 pub fn read_trim<R: Read + Seek>(file: &mut R, sample_rate: u32) -> std::io::Result<Option<Mp4Trim>> {
-    let Some(moov) = find_top_level(file, b"moov")? else {
+    let Some(moov) = find_moov(file)? else {
         return Ok(None);
     };
     let mut movie_timescale = None;
@@ -159,65 +159,20 @@ fn be64(b: &[u8]) -> u64 {
     u64::from_be_bytes(a)
 }
 
-/// Finds a top-level box by type and returns its payload. Large media boxes (`mdat`) are
-/// skipped by seeking, so only the small `moov` is read.
-fn find_top_level<R: Read + Seek>(file: &mut R, kind: &[u8; 4]) -> std::io::Result<Option<Vec<u8>>> {
-    let end = file.seek(SeekFrom::End(0))?;
-    let mut pos = 0u64;
-    while pos + 8 <= end {
-        file.seek(SeekFrom::Start(pos))?;
-        let mut head = [0u8; 16];
-        file.read_exact(&mut head[..8])?;
-        let mut size = u64::from(be32(&head[0..4]));
-        let mut header = 8u64;
-        if size == 1 {
-            file.read_exact(&mut head[8..16])?;
-            size = be64(&head[8..16]);
-            header = 16;
-        } else if size == 0 {
-            size = end - pos;
-        }
-        if size < header || pos + size > end {
-            return Ok(None);
-        }
-        if &head[4..8] == kind {
-            // A moov of more than 64 MiB is not a speech clip; refuse to buffer it.
-            if size - header > 64 << 20 {
-                return Ok(None);
-            }
-            let mut payload = vec![0u8; (size - header) as usize];
-            file.read_exact(&mut payload)?;
-            return Ok(Some(payload));
-        }
-        pos += size;
+/// The `moov` box's body. A file whose boxes cannot be walked gives none: the decoder reports what
+/// is wrong with it.
+fn find_moov<R: Read + Seek>(file: &mut R) -> std::io::Result<Option<Vec<u8>>> {
+    // A moov of more than 64 MiB is not a speech clip; refuse to buffer it.
+    match sadtalker_isobmff::find_top_level(file, b"moov", 64 << 20) {
+        Ok(moov) => Ok(moov),
+        Err(sadtalker_isobmff::BoxError::Io(e)) => Err(e),
+        Err(sadtalker_isobmff::BoxError::Invalid(_)) => Ok(None),
     }
-    Ok(None)
 }
 
-/// Iterates over the child boxes of a container payload: `(type, payload)`.
+/// The child boxes of a container payload, `(type, payload)`, up to the first malformed one.
 fn children(payload: &[u8]) -> impl Iterator<Item = ([u8; 4], &[u8])> {
-    let mut pos = 0usize;
-    std::iter::from_fn(move || {
-        if pos + 8 > payload.len() {
-            return None;
-        }
-        let mut size = be32(&payload[pos..]) as usize;
-        let mut header = 8;
-        if size == 1 {
-            size = usize::try_from(be64(payload.get(pos + 8..pos + 16)?)).ok()?;
-            header = 16;
-        } else if size == 0 {
-            size = payload.len() - pos;
-        }
-        if size < header || pos + size > payload.len() {
-            return None;
-        }
-        let mut kind = [0u8; 4];
-        kind.copy_from_slice(&payload[pos + 4..pos + 8]);
-        let body = &payload[pos + header..pos + size];
-        pos += size;
-        Some((kind, body))
-    })
+    sadtalker_isobmff::children(payload).map_while(Result::ok)
 }
 
 fn child<'a>(payload: &'a [u8], kind: &[u8; 4]) -> Option<&'a [u8]> {

@@ -4,11 +4,7 @@
 
 use candle_core::{Device, Tensor};
 use sadtalker_audio::frames::{frame_aligned, mel_windows};
-use sadtalker_audio::{
-    AudioError, AudioWarning, BatchOptions, LoadOptions, PyRandom, generate_blink_seq_randomly, get_data, load_speech,
-    melspectrogram,
-};
-use sadtalker_coeffs::file::CoeffTable;
+use sadtalker_audio::{AudioError, AudioWarning, LoadOptions, load_speech, melspectrogram};
 use sadtalker_parity::{Golden, assert_close, diff, fixtures_dir};
 use sha2::{Digest, Sha256};
 
@@ -122,66 +118,6 @@ fn mel_matches_reference_on_the_same_waveform() {
         let ours = tensor(&mel.data, &[mel.frames, mel.bands]);
         let d = assert_close(case.name(), &ours, &case.tensor("output"), 1e-4 / 4.0);
         assert!(d.max_abs <= 1e-4, "{}: {}", case.name(), d.max_abs);
-    }
-}
-
-#[test]
-fn batch_matches_get_data_with_seeded_blinks() {
-    let golden = Golden::open("goldens/audio/batch.safetensors");
-    let speech = load_speech(audio_path("speech_16k.wav"), &LoadOptions::default()).unwrap();
-    for case in golden.cases() {
-        let seed = case.params["seed"].as_u64().unwrap();
-        let mut rng = PyRandom::seed(seed);
-        match case.op() {
-            "get_data" => {
-                let (first, dims) = flat(&case.tensor("first"));
-                let first = CoeffTable::new(dims[0], dims[1], first);
-                let eyeblink = case.try_tensor("eyeblink").map(|t| {
-                    let (d, s) = flat(&t);
-                    CoeffTable::new(s[0], s[1], d)
-                });
-                let b = get_data(
-                    &first,
-                    &speech.samples,
-                    eyeblink.as_ref(),
-                    &BatchOptions::default(),
-                    &mut rng,
-                )
-                .unwrap();
-                assert_eq!(b.num_frames, case.params["num_frames"].as_u64().unwrap() as usize);
-                let kept = case.usizes("kept_frames");
-                let windows: Vec<f32> = kept.iter().flat_map(|&i| b.indiv_mels.window(i).to_vec()).collect();
-                let d = assert_close(
-                    &format!("{} indiv_mels", case.name()),
-                    &tensor(&windows, &[kept.len(), 80, 16]),
-                    &case.tensor("indiv_mels_kept"),
-                    1e-4 / 4.0,
-                );
-                assert!(d.max_abs <= 1e-4);
-                let refc: Vec<f32> = b.ref_coeff.iter().flat_map(|r| r.0).collect();
-                let d = assert_close(
-                    &format!("{} ref", case.name()),
-                    &tensor(&refc, &[b.num_frames, 70]),
-                    &case.tensor("ref"),
-                    0.0,
-                );
-                assert_eq!(d.max_abs, 0.0);
-                let d = assert_close(
-                    &format!("{} ratio_gt", case.name()),
-                    &tensor(&b.ratio_gt, &[b.num_frames, 1]),
-                    &case.tensor("ratio_gt"),
-                    0.0,
-                );
-                assert_eq!(d.max_abs, 0.0);
-            }
-            "blink" => {
-                let frames = case.params["frames"].as_u64().unwrap() as usize;
-                let ours = generate_blink_seq_randomly(frames, &mut rng);
-                let d = assert_close(case.name(), &tensor(&ours, &[frames]), &case.tensor("ratio"), 0.0);
-                assert_eq!(d.max_abs, 0.0);
-            }
-            other => panic!("unknown op {other}"),
-        }
     }
 }
 

@@ -31,7 +31,7 @@ struct Args {
     /// Timed runs per side (the median is reported), after one warm-up run.
     #[arg(long, default_value_t = 3)]
     repeat: usize,
-    /// Python of the reference venv. Default: $SADTALKER_REF_PYTHON, else /work/refenv/bin/python.
+    /// Python of the reference venv. Default: $SADTALKER_REF_PYTHON, else ~/.cache/sadtalker-reference/bin/python.
     #[arg(long)]
     python: Option<PathBuf>,
     /// Threads for both sides (default: all cores).
@@ -154,16 +154,13 @@ fn main() -> anyhow::Result<()> {
         println!("  ours peak RSS: {rss:.0} MiB");
     }
     if !args.no_reference {
-        let python = args
-            .python
-            .or_else(|| std::env::var_os("SADTALKER_REF_PYTHON").map(PathBuf::from))
-            .unwrap_or_else(|| PathBuf::from("/work/refenv/bin/python"));
-        if python.exists() {
+        let python = sadtalker_parity::reference_python(args.python);
+        if let Some(python) = python.filter(|p| p.exists()) {
             let theirs = median(reference(&python, frames, repeat, args.threads)?);
             println!("  reference: {theirs:.3} s  ({:.3} s per 10 s of audio)", per10(theirs));
             println!("  ratio reference / ours: {:.2}x", theirs / ours);
         } else {
-            println!("  reference: skipped ({} not found)", python.display());
+            println!("  reference: skipped (no venv: --python, $SADTALKER_REF_PYTHON or ~/.cache/sadtalker-reference)");
         }
     }
     Ok(())

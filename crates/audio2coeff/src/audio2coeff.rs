@@ -61,6 +61,18 @@ pub struct Audio2CoeffInput<'a> {
     pub ref_eyeblink: Option<&'a CoeffTable>,
 }
 
+impl Audio2CoeffInput<'_> {
+    /// `batch['ref'][0, i, :64]` and `batch['ratio_gt'][0, i]` of `get_data`: frame `i`'s reference
+    /// expression (the source's, or the eye-blink reference's repeated over the audio) and its blink
+    /// ratio (zero with an eye-blink reference, as the reference sets it).
+    pub fn reference_at(&self, i: usize) -> (&[f32], f32) {
+        match self.ref_eyeblink {
+            Some(r) => (&r.row(i % r.rows)[EXP], 0.0),
+            None => (self.first_frame.exp(), self.blink_ratio[i]),
+        }
+    }
+}
+
 /// How Audio2Coeff runs.
 #[derive(Clone, Debug)]
 pub struct Audio2CoeffOptions {
@@ -304,16 +316,9 @@ impl Audio2Coeff {
             let mut reference = Vec::with_capacity(n * EXP_DIM);
             let mut ratio = Vec::with_capacity(n);
             for i in range {
-                match input.ref_eyeblink {
-                    Some(r) => {
-                        reference.extend_from_slice(&r.row(i % r.rows)[EXP]);
-                        ratio.push(0.0);
-                    }
-                    None => {
-                        reference.extend_from_slice(input.first_frame.exp());
-                        ratio.push(input.blink_ratio[i]);
-                    }
-                }
+                let (exp, r) = input.reference_at(i);
+                reference.extend_from_slice(exp);
+                ratio.push(r);
             }
             let reference = Tensor::from_vec(reference, (1, n, EXP_DIM), &device)?;
             let ratio = Tensor::from_vec(ratio, (1, n, 1), &device)?;

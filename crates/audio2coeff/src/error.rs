@@ -5,18 +5,10 @@ use std::path::PathBuf;
 /// Why Audio2Coeff could not load or run.
 #[derive(Debug, thiserror::Error)]
 pub enum Audio2CoeffError {
-    /// A weight could not be loaded (missing, wrong shape, damaged file).
-    #[error(transparent)]
-    Checkpoint(#[from] sadtalker_checkpoint::CheckpointError),
-    /// A layer failed.
+    /// A network could not be built or run: a weight that could not be loaded (missing, wrong shape,
+    /// damaged file), an operation that rejected its inputs, or candle.
     #[error(transparent)]
     Nn(#[from] sadtalker_nn::NnError),
-    /// An operation failed.
-    #[error(transparent)]
-    Op(#[from] sadtalker_ops::OpError),
-    /// candle failed.
-    #[error(transparent)]
-    Candle(#[from] candle_core::Error),
     /// No usable checkpoint in the checkpoint folder.
     #[error(
         "no Audio2Coeff checkpoint in {dir}: expected {wanted} (or the legacy pair auido2exp_00300-model.pth + \
@@ -57,6 +49,8 @@ pub enum Audio2CoeffError {
     #[error(transparent)]
     Splice(#[from] sadtalker_coeffs::splice::SpliceError),
 }
+
+sadtalker_nn::layer_error_conversions!(Audio2CoeffError);
 
 /// Result of this crate's operations.
 pub type Result<T> = std::result::Result<T, Audio2CoeffError>;

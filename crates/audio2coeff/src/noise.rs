@@ -7,9 +7,7 @@
 
 use std::collections::VecDeque;
 
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
-use rand_distr::{Distribution, StandardNormal};
+use sadtalker_ops::random::SeededNormal;
 
 use crate::error::Audio2CoeffError;
 
@@ -23,21 +21,21 @@ pub trait NoiseSource {
 /// platforms (ChaCha's stream is fixed by its specification, unlike `StdRng`'s).
 #[derive(Clone, Debug)]
 pub struct SeededNoise {
-    rng: ChaCha8Rng,
+    rng: SeededNormal,
 }
 
 impl SeededNoise {
     /// A generator for `seed`.
     pub fn new(seed: u64) -> Self {
         Self {
-            rng: ChaCha8Rng::seed_from_u64(seed),
+            rng: SeededNormal::new(seed),
         }
     }
 }
 
 impl NoiseSource for SeededNoise {
     fn standard_normal(&mut self, len: usize) -> Result<Vec<f32>, Audio2CoeffError> {
-        Ok((0..len).map(|_| StandardNormal.sample(&mut self.rng)).collect())
+        Ok(self.rng.take(len))
     }
 }
 

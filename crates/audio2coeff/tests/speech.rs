@@ -60,3 +60,86 @@ fn speech_file_to_coefficients_matches_the_reference() {
     }
     assert_eq!(cases, 2);
 }
+
+/// `get_data` (goldens/audio/batch.safetensors, from gen_audio_goldens.py) through the production path:
+/// `speech_input`'s mel windows and seeded blinks, and `Audio2CoeffInput::reference_at`'s per-frame
+/// reference expression (`ref[:, :, :64]`, the eye-blink reference's when given) and `ratio_gt`.
+#[test]
+fn speech_input_matches_get_data_with_seeded_blinks() {
+    use sadtalker_audio::{PyRandom, generate_blink_seq_randomly};
+    let flat = |t: &Tensor| (t.flatten_all().unwrap().to_vec1::<f32>().unwrap(), t.dims().to_vec());
+    let tensor = |data: &[f32], shape: &[usize]| Tensor::from_vec(data.to_vec(), shape, &Device::Cpu).unwrap();
+    let golden = Golden::open("goldens/audio/batch.safetensors");
+    let speech = load_speech(fixtures_dir().join("audio/speech_16k.wav"), &LoadOptions::default()).unwrap();
+    let mut checked = 0;
+    for case in golden.cases() {
+        let seed = case.params["seed"].as_u64().unwrap();
+        let mut rng = PyRandom::seed(seed);
+        match case.op() {
+            "get_data" => {
+                let (first, dims) = flat(&case.tensor("first"));
+                let first = CoeffTable::new(dims[0], dims[1], first);
+                let eyeblink = case.try_tensor("eyeblink").map(|t| {
+                    let (d, s) = flat(&t);
+                    CoeffTable::new(s[0], s[1], d)
+                });
+                let speech_in = speech_input(&speech.samples, true, &mut rng);
+                let frames = speech_in.windows.num_frames();
+                assert_eq!(frames, case.params["num_frames"].as_u64().unwrap() as usize);
+                let kept = case.usizes("kept_frames");
+                let mut windows = Vec::new();
+                for &i in &kept {
+                    windows.extend(
+                        speech_in
+                            .windows
+                            .windows(i..i + 1)
+                            .unwrap()
+                            .flatten_all()
+                            .unwrap()
+                            .to_vec1::<f32>()
+                            .unwrap(),
+                    );
+                }
+                let d = assert_close(
+                    &format!("{} indiv_mels", case.name()),
+                    &tensor(&windows, &[kept.len(), 80, 16]),
+                    &case.tensor("indiv_mels_kept"),
+                    1e-4 / 4.0,
+                );
+                assert!(d.max_abs <= 1e-4);
+                let input = Audio2CoeffInput {
+                    mels: &speech_in.windows,
+                    first_frame: MotionCoeff::from_slice(&first.row(0)[..70]).unwrap(),
+                    blink_ratio: &speech_in.blink_ratio,
+                    ref_eyeblink: eyeblink.as_ref(),
+                };
+                let (reference, ratio): (Vec<Vec<f32>>, Vec<f32>) = (0..frames)
+                    .map(|i| {
+                        let (e, r) = input.reference_at(i);
+                        (e.to_vec(), r)
+                    })
+                    .unzip();
+                let (want_ref, _) = flat(&case.tensor("ref"));
+                let want_exp: Vec<f32> = want_ref.chunks(70).flat_map(|row| row[..64].to_vec()).collect();
+                let ours: Vec<f32> = reference.concat();
+                assert_eq!(ours, want_exp, "{}: reference expression", case.name());
+                let d = assert_close(
+                    &format!("{} ratio_gt", case.name()),
+                    &tensor(&ratio, &[frames, 1]),
+                    &case.tensor("ratio_gt"),
+                    0.0,
+                );
+                assert_eq!(d.max_abs, 0.0);
+            }
+            "blink" => {
+                let frames = case.params["frames"].as_u64().unwrap() as usize;
+                let ours = generate_blink_seq_randomly(frames, &mut rng);
+                let d = assert_close(case.name(), &tensor(&ours, &[frames]), &case.tensor("ratio"), 0.0);
+                assert_eq!(d.max_abs, 0.0);
+            }
+            other => panic!("unknown op {other}"),
+        }
+        checked += 1;
+    }
+    assert!(checked > 0);
+}

@@ -34,8 +34,8 @@ enum Cmd {
 #[derive(clap::Args, Clone)]
 pub struct Common {
     /// Python of the reference venv (tools/reference/bench_ops.py runs in it).
-    /// Default: $SADTALKER_REF_PYTHON, else ~/.cache/sadtalker-reference/bin/python, else
-    /// /work/refenv/bin/python; without one, only our timings are printed.
+    /// Default: $SADTALKER_REF_PYTHON, else ~/.cache/sadtalker-reference/bin/python; without one, only
+    /// our timings are printed.
     #[arg(long)]
     python: Option<PathBuf>,
     /// Timed runs per case (the median is reported), after 2 warm-up runs.
@@ -101,15 +101,7 @@ impl Common {
         if let Some(p) = &self.python {
             return Some(p.clone());
         }
-        let mut candidates: Vec<PathBuf> = std::env::var_os("SADTALKER_REF_PYTHON")
-            .map(PathBuf::from)
-            .into_iter()
-            .collect();
-        if let Some(home) = std::env::var_os("HOME") {
-            candidates.push(PathBuf::from(home).join(".cache/sadtalker-reference/bin/python"));
-        }
-        candidates.push(PathBuf::from("/work/refenv/bin/python"));
-        candidates.into_iter().find(|p| p.exists())
+        sadtalker_parity::reference_python(None).filter(|p| p.exists())
     }
 }
 

@@ -187,11 +187,10 @@ fn foreign_files_are_named_for_what_they_are() {
 /// committed key manifest (fixtures/official/keys.json) is present with its shape, and the
 /// values are the recipe's.
 #[test]
-fn full_size_official_layout_when_available() {
-    let Some(dir) = std::env::var_os("SADTALKER_OFFICIAL_DIR") else {
-        println!("SADTALKER_OFFICIAL_DIR not set: full-size official-layout check skipped");
-        return;
-    };
+#[ignore = "needs SADTALKER_OFFICIAL_DIR from make_official_checkpoints.py DIR (about 1 GB)"]
+fn full_size_official_layout() {
+    let dir = std::env::var_os("SADTALKER_OFFICIAL_DIR")
+        .expect("set SADTALKER_OFFICIAL_DIR to the folder written by make_official_checkpoints.py");
     let manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(fixture("../official/keys.json")).unwrap()).unwrap();
     for (file, keys) in manifest.as_object().unwrap() {

@@ -593,3 +593,51 @@ fn doctor_self_test_passes_every_stage() {
         assert!(names.contains(&n), "{n} not in {names:?}");
     }
 }
+
+/// Result names are the local time, as the reference's `time.strftime`: two runs under time zones
+/// 5 h 30 min apart (POSIX TZ strings, no time-zone database needed) are named 330 minutes apart.
+#[test]
+fn result_names_use_local_time() {
+    let dir = TempDir::new().expect("tempdir");
+    let minutes_of_day = |tz: &str| -> i64 {
+        let results = dir.path().join(format!("results-{}", tz.len()));
+        let o = Command::new(env!("CARGO_BIN_EXE_sadtalker"))
+            .args(args(&[
+                "generate",
+                "--builtin-weights",
+                "self-test",
+                "--size",
+                "64",
+                "--quiet",
+                "--landmarks",
+                &s(&landmarks()),
+                "--source-image",
+                &s(&astronaut()),
+                "--driven-audio",
+                &s(&speech()),
+                "--result-dir",
+                &s(&results),
+            ]))
+            .env("SADTALKER_HOME", dir.path().join("home"))
+            .env("TZ", tz)
+            .output()
+            .expect("run sadtalker");
+        assert!(o.status.success(), "{}", text(&o));
+        let names: Vec<String> = std::fs::read_dir(&results)
+            .expect("result dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names.len(), 1, "{names:?}");
+        // YYYY_MM_DD_HH.MM.SS.mp4
+        let time = names[0].split('_').nth(3).expect("time part");
+        let hm: Vec<i64> = time.split('.').take(2).map(|v| v.parse().expect("number")).collect();
+        hm[0] * 60 + hm[1]
+    };
+    let utc = minutes_of_day("UTC0");
+    let ahead = minutes_of_day("XYZ-05:30");
+    let diff = (ahead - utc).rem_euclid(24 * 60);
+    assert!(
+        (330..=331).contains(&diff),
+        "UTC {utc} min, UTC+5:30 {ahead} min: {diff} apart"
+    );
+}

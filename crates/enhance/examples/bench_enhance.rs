@@ -11,7 +11,7 @@
 //! the timing covers detection, alignment, GFPGAN, ParseNet and pasting. Both the best wall time and the
 //! best process CPU time (all threads) of N runs are printed; on a shared machine the CPU time is the
 //! steadier figure. Ratio = reference / ours (> 1: we are faster). The reference side runs with the
-//! reference venv's Python (`--python`, else `$SADTALKER_REF_PYTHON`, else `/work/refenv/bin/python`).
+//! reference venv's Python (`--python`, else `$SADTALKER_REF_PYTHON`, else `~/.cache/sadtalker-reference/bin/python`).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -58,7 +58,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(t) = threads {
         rayon::ThreadPoolBuilder::new().num_threads(t).build_global()?;
     }
-    let python = sadtalker_parity::reference_python(opt("--python"));
+    let python = sadtalker_parity::reference_python(opt("--python").map(std::path::PathBuf::from));
 
     let dev = Device::Cpu;
     let frame = image::open(root().join("fixtures/preprocess/astronaut.png"))?.to_rgb8();
@@ -142,7 +142,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
          align + paste {warp_ms:.0}"
     );
 
-    let reference = sadtalker_parity::reference_bench(&python, "bench_enhance.py", repeat, threads);
+    let reference = match &python {
+        Some(py) => sadtalker_parity::reference_bench(py, "bench_enhance.py", repeat, threads),
+        None => {
+            eprintln!("no reference venv (--python, $SADTALKER_REF_PYTHON or ~/.cache/sadtalker-reference); ours only");
+            None
+        }
+    };
     println!(
         "GFPGANer.enhance, 256x256 frame -> 512x512, one face, best of {repeat} (threads: ours {}, reference {})",
         rayon::current_num_threads(),

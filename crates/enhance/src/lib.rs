@@ -34,18 +34,10 @@ pub use stylegan2_clean_arch::NoiseSource;
 /// Why enhancing failed.
 #[derive(Debug, thiserror::Error)]
 pub enum EnhanceError {
-    /// A network could not be built or run.
+    /// A network could not be built or run: a weight that could not be loaded (missing, wrong shape,
+    /// damaged file), an operation that rejected its inputs, or candle.
     #[error(transparent)]
     Nn(#[from] sadtalker_nn::NnError),
-    /// A weight could not be loaded (missing, wrong shape, damaged file).
-    #[error(transparent)]
-    Weights(#[from] sadtalker_checkpoint::CheckpointError),
-    /// An operation rejected its inputs.
-    #[error(transparent)]
-    Op(#[from] sadtalker_ops::OpError),
-    /// candle failed.
-    #[error(transparent)]
-    Candle(#[from] candle_core::Error),
     /// Face detection failed.
     #[error(transparent)]
     Detect(#[from] sadtalker_preprocess::PreprocessError),
@@ -69,6 +61,8 @@ pub enum EnhanceError {
     #[error("{0}")]
     BadFrame(String),
 }
+
+sadtalker_nn::layer_error_conversions!(EnhanceError);
 
 /// Result of enhancer operations.
 pub type Result<T> = std::result::Result<T, EnhanceError>;

@@ -1,68 +1,48 @@
 //! The noise GFPGAN's StyleGAN2 decoder adds in every style layer.
 //!
 //! The reference draws it with `torch.randn` afresh for every face (`randomize_noise=True`), so its output
-//! is not reproducible; here it comes from a seeded generator, so a run is. Hand-written (SplitMix64 and
-//! Box–Muller, a few lines) rather than a dependency: nothing else in the project needs random numbers.
+//! is not reproducible; here it comes from the project's seeded generator
+//! ([`sadtalker_ops::random::SeededNormal`]), a stream per (seed, frame, face), so a run is.
 
 use candle_core::{Device, Tensor};
+use sadtalker_ops::random::SeededNormal;
 
 use crate::Result;
 use crate::stylegan2_clean_arch::NoiseSource;
 
-/// Standard normal noise from a seeded SplitMix64 stream.
+/// Standard normal noise for one face.
 #[derive(Clone, Debug)]
 pub struct GaussianNoise {
-    state: u64,
-    spare: Option<f32>,
+    normal: SeededNormal,
     device: Device,
 }
 
 impl GaussianNoise {
-    /// A stream for `seed` (e.g. a hash of the run seed, the frame and the face).
+    /// A stream for `seed`.
     pub fn new(seed: u64, device: &Device) -> Self {
         Self {
-            state: seed,
-            spare: None,
+            normal: SeededNormal::new(seed),
             device: device.clone(),
         }
     }
 
     /// A stream for one face: `seed`, frame `frame`, face `face`.
     pub fn for_face(seed: u64, frame: u64, face: usize, device: &Device) -> Self {
-        let mut s = Self::new(seed ^ 0x005E_ED0F_FACE, device);
-        let a = s.next_u64() ^ frame.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        Self::new(a ^ (face as u64).wrapping_mul(0xD1B5_4A32_D192_ED03), device)
-    }
-
-    fn next_u64(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// A uniform value in (0, 1].
-    fn uniform(&mut self) -> f64 {
-        ((self.next_u64() >> 11) as f64 + 1.0) * (1.0 / (1u64 << 53) as f64)
-    }
-
-    /// One standard normal value (Box–Muller, both values used).
-    pub fn sample(&mut self) -> f32 {
-        if let Some(v) = self.spare.take() {
-            return v;
+        Self {
+            normal: SeededNormal::derived(seed, &[frame, face as u64]),
+            device: device.clone(),
         }
-        let (u1, u2) = (self.uniform(), self.uniform());
-        let r = (-2.0 * u1.ln()).sqrt();
-        let t = std::f64::consts::TAU * u2;
-        self.spare = Some((r * t.sin()) as f32);
-        (r * t.cos()) as f32
+    }
+
+    /// One standard normal value.
+    pub fn sample(&mut self) -> f32 {
+        self.normal.sample()
     }
 }
 
 impl NoiseSource for GaussianNoise {
     fn noise(&mut self, _layer: usize, batch: usize, height: usize, width: usize) -> Result<Tensor> {
-        let v: Vec<f32> = (0..batch * height * width).map(|_| self.sample()).collect();
+        let v = self.normal.take(batch * height * width);
         Ok(Tensor::from_vec(v, (batch, 1, height, width), &self.device)?)
     }
 }

@@ -38,5 +38,44 @@ pub enum NnError {
     Candle(#[from] candle_core::Error),
 }
 
+impl NnError {
+    /// Whether a model file is at fault (a weight missing, of the wrong shape or damaged), rather than
+    /// the program.
+    pub fn is_weights(&self) -> bool {
+        matches!(self, NnError::Weights(e) if !matches!(e, sadtalker_checkpoint::CheckpointError::Candle(_)))
+    }
+}
+
 /// Result of layer operations.
 pub type Result<T> = std::result::Result<T, NnError>;
+
+#[doc(hidden)]
+pub mod __private {
+    pub use candle_core::Error as CandleError;
+    pub use sadtalker_checkpoint::CheckpointError;
+    pub use sadtalker_ops::OpError;
+}
+
+/// Gives a network crate's error type (which has an `Nn(NnError)` variant) the conversions from the
+/// parts of [`NnError`], so `?` works on checkpoint, op and candle results alike. Every network crate
+/// carries layer failures in that one variant instead of repeating the three.
+#[macro_export]
+macro_rules! layer_error_conversions {
+    ($error:ty) => {
+        impl From<$crate::__private::CheckpointError> for $error {
+            fn from(e: $crate::__private::CheckpointError) -> Self {
+                Self::Nn(e.into())
+            }
+        }
+        impl From<$crate::__private::OpError> for $error {
+            fn from(e: $crate::__private::OpError) -> Self {
+                Self::Nn(e.into())
+            }
+        }
+        impl From<$crate::__private::CandleError> for $error {
+            fn from(e: $crate::__private::CandleError) -> Self {
+                Self::Nn(e.into())
+            }
+        }
+    };
+}

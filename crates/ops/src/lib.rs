@@ -23,6 +23,7 @@ pub mod norm;
 pub mod pad;
 pub mod pool;
 pub mod profile;
+pub mod random;
 mod winograd;
 
 pub use activation::{leaky_relu, sigmoid, softmax_last_dim};

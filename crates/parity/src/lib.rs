@@ -40,6 +40,8 @@ impl Golden {
             .get("cases")
             .and_then(|s| serde_json::from_str::<Vec<Value>>(s).ok())
             .unwrap_or_else(|| panic!("golden {rel}: no `cases` list in its metadata"));
+        // A golden without cases would let every parity test over it pass without checking anything.
+        assert!(!cases.is_empty(), "golden {rel}: its `cases` list is empty");
         Golden { ckpt, cases }
     }
 
@@ -181,18 +183,26 @@ pub fn assert_close(label: &str, ours: &Tensor, reference: &Tensor, rel_tol: f32
     }
 }
 
-/// The reference venv's Python for benchmarks: `given` (a `--python` option), else
-/// `$SADTALKER_REF_PYTHON`, else `/work/refenv/bin/python`.
-pub fn reference_python(given: Option<String>) -> String {
-    given
-        .or_else(|| std::env::var("SADTALKER_REF_PYTHON").ok())
-        .unwrap_or_else(|| "/work/refenv/bin/python".into())
+/// The reference venv's Python (the one lookup every benchmark and tool uses): `given` (a `--python`
+/// option), else `$SADTALKER_REF_PYTHON`, else the venv that `setup-reference-env.sh` builds by default,
+/// `~/.cache/sadtalker-reference/bin/python`, if it exists. `None`: no reference here (benchmarks then
+/// print our figures alone).
+pub fn reference_python(given: Option<std::path::PathBuf>) -> Option<std::path::PathBuf> {
+    use std::path::PathBuf;
+    if let Some(p) = given {
+        return Some(p);
+    }
+    if let Some(p) = std::env::var_os("SADTALKER_REF_PYTHON") {
+        return Some(PathBuf::from(p));
+    }
+    let home = std::env::var_os("HOME")?;
+    Some(PathBuf::from(home).join(".cache/sadtalker-reference/bin/python")).filter(|p| p.exists())
 }
 
 /// Runs the reference side of a benchmark, `tools/reference/<script> --repeat R [--threads T]`, with
 /// `python`, and returns the JSON object on the last line it prints. `None`, with the reason on
 /// stderr, when there is no reference to compare with: the bench then prints our timings alone.
-pub fn reference_bench(python: &str, script: &str, repeat: usize, threads: Option<usize>) -> Option<Value> {
+pub fn reference_bench(python: &std::path::Path, script: &str, repeat: usize, threads: Option<usize>) -> Option<Value> {
     let mut cmd = std::process::Command::new(python);
     cmd.arg(fixtures_dir().join("../tools/reference").join(script))
         .args(["--repeat", &repeat.to_string()]);
@@ -209,7 +219,7 @@ pub fn reference_bench(python: &str, script: &str, repeat: usize, threads: Optio
             None
         }
         Err(e) => {
-            eprintln!("no reference ({python}: {e}); printing our timings only");
+            eprintln!("no reference ({}: {e}); printing our timings only", python.display());
             None
         }
     }

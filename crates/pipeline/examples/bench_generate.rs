@@ -78,16 +78,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let seconds: f64 = opt("--seconds").map_or(Ok(1.0), |v| v.parse())?;
     let preprocess = opt("--preprocess").unwrap_or_else(|| "crop".into());
     let size: u32 = opt("--size").map_or(Ok(256), |v| v.parse())?;
-    let python = opt("--python")
-        .or_else(|| std::env::var("SADTALKER_REF_PYTHON").ok())
-        .unwrap_or_else(|| "/work/refenv/bin/python".into());
+    let python = sadtalker_parity::reference_python(opt("--python").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("(no reference venv)"));
     let tmp = tempfile::tempdir()?;
     let clip = tmp.path().join("clip.wav");
     cut_wav(&root().join("examples/speech.wav"), &clip, seconds)?;
     println!("clip: {seconds} s of examples/speech.wav, preprocess {preprocess}, size {size}, recipe weights");
 
     // The reference first (a child process: its memory is not ours).
-    let reference: Option<serde_json::Value> = if Path::new(&python).exists() {
+    let reference: Option<serde_json::Value> = if python.exists() {
         let out = Command::new(&python)
             .arg(root().join("tools/reference/bench_pipeline.py"))
             .arg("--audio")
@@ -107,7 +106,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let last = text.lines().last().ok_or("no output from the reference")?;
         Some(serde_json::from_str(last)?)
     } else {
-        println!("no reference Python at {python}: our figures only");
+        println!("no reference Python at {}: our figures only", python.display());
         None
     };
 

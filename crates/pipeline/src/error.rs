@@ -212,7 +212,7 @@ impl PipelineError {
             Cause::Checkpoint(C::Candle(_)) => ErrorKind::Internal,
             Cause::Checkpoint(_) => ErrorKind::Model,
             Cause::Preprocess(e) => match e {
-                P::Weights(_) => ErrorKind::Model,
+                P::Nn(e) if e.is_weights() => ErrorKind::Model,
                 P::ImageRead { .. }
                 | P::ImageTooLarge { .. }
                 | P::NoFace { .. }
@@ -228,12 +228,13 @@ impl PipelineError {
                 _ => ErrorKind::BadInput,
             },
             Cause::Audio2Coeff(e) => match e {
-                A::Checkpoint(_) | A::NoCheckpoint { .. } | A::UnexpectedTensors { .. } => ErrorKind::Model,
+                A::Nn(e) if e.is_weights() => ErrorKind::Model,
+                A::NoCheckpoint { .. } | A::UnexpectedTensors { .. } => ErrorKind::Model,
                 A::Input(_) | A::Splice(_) => ErrorKind::BadInput,
                 _ => ErrorKind::Internal,
             },
             Cause::Coeff(_) | Cause::FaceRenderData(_) => ErrorKind::BadInput,
-            Cause::Render(sadtalker_render::RenderError::Weights(_)) => ErrorKind::Model,
+            Cause::Render(sadtalker_render::RenderError::Nn(e)) if e.is_weights() => ErrorKind::Model,
             Cause::Render(_) => ErrorKind::Internal,
             Cause::Video(e) => match e {
                 V::Write { .. }
@@ -253,68 +254,163 @@ impl PipelineError {
         }
     }
 
-    /// A stable short name of the problem, for reports and the batch summary (`no_face`,
-    /// `audio_too_short`, `models_missing`, ...).
-    pub fn code(&self) -> &'static str {
+    /// The problem, for reports, the batch summary and the hint (`no_face`, `audio_too_short`,
+    /// `models_missing`, ...).
+    pub fn code(&self) -> Problem {
         use sadtalker_audio::AudioError as Au;
         use sadtalker_preprocess::PreprocessError as P;
         use sadtalker_store::StoreError as S;
         match &*self.cause {
-            Cause::Preprocess(P::NoFace { .. }) => "no_face",
-            Cause::Preprocess(P::FaceIndex { .. }) => "face_index",
-            Cause::Preprocess(P::ImageTooLarge { .. }) => "image_too_large",
-            Cause::Preprocess(P::ImageRead { .. }) => "image_unreadable",
-            Cause::Preprocess(P::Landmarks(_)) => "bad_landmarks",
-            Cause::Preprocess(P::Geometry(_)) => "face_geometry",
-            Cause::Audio(Au::TooShort { .. }) => "audio_too_short",
-            Cause::Audio(Au::TooLong { .. }) => "audio_too_long",
-            Cause::Audio(_) => "audio_unreadable",
-            Cause::Store(S::Missing { .. } | S::Offline { .. }) => "models_missing",
-            Cause::Store(S::FetchFailed { .. }) => "models_download_failed",
-            Cause::Store(S::Damaged { .. }) => "models_damaged",
-            Cause::Store(S::InsufficientSpace { .. }) => "disk_full",
-            Cause::Unavailable(_) => "unavailable",
-            Cause::Io { .. } => "file_access",
-            Cause::Cancelled => "cancelled",
+            Cause::Preprocess(P::NoFace { .. }) => Problem::NoFace,
+            Cause::Preprocess(P::FaceIndex { .. }) => Problem::FaceIndex,
+            Cause::Preprocess(P::ImageTooLarge { .. }) => Problem::ImageTooLarge,
+            Cause::Preprocess(P::ImageRead { .. }) => Problem::ImageUnreadable,
+            Cause::Preprocess(P::Landmarks(_)) => Problem::BadLandmarks,
+            Cause::Preprocess(P::Geometry(_)) => Problem::FaceGeometry,
+            Cause::Audio(Au::TooShort { .. }) => Problem::AudioTooShort,
+            Cause::Audio(Au::TooLong { .. }) => Problem::AudioTooLong,
+            Cause::Audio(_) => Problem::AudioUnreadable,
+            Cause::Store(S::Missing { .. } | S::Offline { .. }) => Problem::ModelsMissing,
+            Cause::Store(S::FetchFailed { .. }) => Problem::ModelsDownloadFailed,
+            Cause::Store(S::Damaged { .. }) => Problem::ModelsDamaged,
+            Cause::Store(S::InsufficientSpace { .. }) => Problem::DiskFull,
+            Cause::Unavailable(_) => Problem::Unavailable,
+            Cause::Io { .. } => Problem::FileAccess,
+            Cause::Cancelled => Problem::Cancelled,
             _ => match self.kind() {
-                ErrorKind::BadInput => "bad_input",
-                ErrorKind::Model => "models_damaged",
-                ErrorKind::Internal => "internal",
+                ErrorKind::BadInput => Problem::BadInput,
+                ErrorKind::Model => Problem::ModelsDamaged,
+                ErrorKind::Internal => Problem::Internal,
             },
         }
     }
 }
 
-/// The troubleshooting hint for a problem code (see [`PipelineError::code`]).
-pub fn hint(code: &str) -> &'static str {
-    match code {
-        "no_face" => {
-            "no face was found: try `--preprocess full` (a wider shot), a lower `--face-threshold`, a larger and \
-             frontal face, or give the 68 landmarks with `--landmarks FILE`"
+/// A problem a job can have: its stable name in reports (`no_face`, ...) and what to try
+/// ([`Problem::hint`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Problem {
+    /// No face found in the portrait.
+    NoFace,
+    /// Fewer faces than `--face-index`.
+    FaceIndex,
+    /// The portrait is larger than the pixel cap.
+    ImageTooLarge,
+    /// The portrait cannot be decoded.
+    ImageUnreadable,
+    /// The landmark file is unusable.
+    BadLandmarks,
+    /// The face is at the border or too large to crop.
+    FaceGeometry,
+    /// The speech is shorter than one frame.
+    AudioTooShort,
+    /// The speech is longer than `--max-seconds`.
+    AudioTooLong,
+    /// The speech cannot be decoded.
+    AudioUnreadable,
+    /// Model files are not installed.
+    ModelsMissing,
+    /// Model files could not be downloaded.
+    ModelsDownloadFailed,
+    /// Model files are damaged.
+    ModelsDamaged,
+    /// Not enough disk space.
+    DiskFull,
+    /// A feature this build does not have.
+    Unavailable,
+    /// A file cannot be read or written.
+    FileAccess,
+    /// A job list row with an unusable value.
+    BadOption,
+    /// Another unusable input or option.
+    BadInput,
+    /// Something that should not happen.
+    Internal,
+    /// The run was stopped on request (a server's cancel or time limit).
+    Cancelled,
+    /// A name this version does not know (a report written by another version).
+    #[serde(other)]
+    Unknown,
+}
+
+impl Problem {
+    /// The name in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Problem::NoFace => "no_face",
+            Problem::FaceIndex => "face_index",
+            Problem::ImageTooLarge => "image_too_large",
+            Problem::ImageUnreadable => "image_unreadable",
+            Problem::BadLandmarks => "bad_landmarks",
+            Problem::FaceGeometry => "face_geometry",
+            Problem::AudioTooShort => "audio_too_short",
+            Problem::AudioTooLong => "audio_too_long",
+            Problem::AudioUnreadable => "audio_unreadable",
+            Problem::ModelsMissing => "models_missing",
+            Problem::ModelsDownloadFailed => "models_download_failed",
+            Problem::ModelsDamaged => "models_damaged",
+            Problem::DiskFull => "disk_full",
+            Problem::Unavailable => "unavailable",
+            Problem::FileAccess => "file_access",
+            Problem::BadOption => "bad_option",
+            Problem::BadInput => "bad_input",
+            Problem::Internal => "internal",
+            Problem::Cancelled => "cancelled",
+            Problem::Unknown => "unknown",
         }
-        "face_index" => "fewer faces than --face-index: use 0 for the most prominent face",
-        "image_too_large" => "downscale the portrait to at most 4096 pixels per side",
-        "image_unreadable" => "the portrait must be a PNG or JPEG file; re-save it with an image editor",
-        "bad_landmarks" => "the landmark file needs 68 points (136 numbers, x y per point)",
-        "face_geometry" => "the face is too close to the image border or too large: try `--preprocess resize`",
-        "audio_too_short" => "the speech must be at least 0.04 s (one video frame) long",
-        "audio_too_long" => "split the speech into shorter files (see --max-seconds)",
-        "audio_unreadable" => "convert the speech to WAV or FLAC, e.g. `ffmpeg -i IN -ar 16000 -ac 1 out.wav`",
-        "models_missing" => {
-            "install the model files: `sadtalker models fetch --for 256` (or `sadtalker models import DIR` offline)"
-        }
-        "models_download_failed" => {
-            "check the network or give a mirror (--mirror / $SADTALKER_MIRROR), then `sadtalker models fetch --for \
-             256`; without internet, copy the files here and run `sadtalker models import DIR`"
-        }
-        "models_damaged" => "run `sadtalker models verify`, then `sadtalker models fetch` for the files it names",
-        "disk_full" => "free some disk space or set SADTALKER_HOME to a larger disk",
-        "unavailable" => "this feature is not in this build yet; run without it",
-        "file_access" => "check the path exists and is writable",
-        "bad_input" => "check the input files and options named in the message",
-        "cancelled" => "the job was cancelled; submit it again to run it",
-        _ => "this is a bug: please report it with the message",
     }
+
+    /// What to try.
+    pub fn hint(self) -> &'static str {
+        match self {
+            Problem::NoFace => {
+                "no face was found: try `--preprocess full` (a wider shot), a lower `--face-threshold`, a larger \
+                 and frontal face, or give the 68 landmarks with `--landmarks FILE`"
+            }
+            Problem::FaceIndex => "fewer faces than --face-index: use 0 for the most prominent face",
+            Problem::ImageTooLarge => "downscale the portrait to at most 4096 pixels per side",
+            Problem::ImageUnreadable => "the portrait must be a PNG or JPEG file; re-save it with an image editor",
+            Problem::BadLandmarks => "the landmark file needs 68 points (136 numbers, x y per point)",
+            Problem::FaceGeometry => {
+                "the face is too close to the image border or too large: try `--preprocess resize`"
+            }
+            Problem::AudioTooShort => "the speech must be at least 0.04 s (one video frame) long",
+            Problem::AudioTooLong => "split the speech into shorter files (see --max-seconds)",
+            Problem::AudioUnreadable => {
+                "convert the speech to WAV or FLAC, e.g. `ffmpeg -i IN -ar 16000 -ac 1 out.wav`"
+            }
+            Problem::ModelsMissing => {
+                "install the model files: `sadtalker models fetch --for 256` (or `sadtalker models import DIR` \
+                 offline)"
+            }
+            Problem::ModelsDownloadFailed => {
+                "check the network or give a mirror (--mirror / $SADTALKER_MIRROR), then `sadtalker models fetch \
+                 --for 256`; without internet, copy the files here and run `sadtalker models import DIR`"
+            }
+            Problem::ModelsDamaged => {
+                "run `sadtalker models verify`, then `sadtalker models fetch` for the files it names"
+            }
+            Problem::DiskFull => "free some disk space or set SADTALKER_HOME to a larger disk",
+            Problem::Unavailable => "this feature is not in this build yet; run without it",
+            Problem::FileAccess => "check the path exists and is writable",
+            Problem::BadOption => "fix the job's row in the job list",
+            Problem::BadInput => "check the input files and options named in the message",
+            Problem::Cancelled => "the job was cancelled; submit it again to run it",
+            Problem::Internal | Problem::Unknown => "this is a bug: please report it with the message",
+        }
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The troubleshooting hint for a problem (see [`PipelineError::code`]).
+pub fn hint(problem: Problem) -> &'static str {
+    problem.hint()
 }
 
 pub(crate) fn io_err(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Cause {

@@ -1,14 +1,55 @@
 //! The face renderer's frame loop (the reference's `make_animation` + `img_as_ubyte`): coefficient
 //! windows in, 8-bit frames out, one batch at a time, each frame handed to the caller as soon as it
-//! exists — no list of all frames is ever held. `sadtalker render` and `sadtalker generate` share it.
+//! exists — no list of all frames is ever held. `sadtalker render` and `sadtalker generate` share it,
+//! and the steps before it: the renderer's windows from the coefficients ([`facerender_input`]) and the
+//! source picture at the render size ([`source_picture`]).
 
 use std::time::{Duration, Instant};
 
 use candle_core::{Device, Tensor};
 use image::RgbImage;
-use sadtalker_coeffs::facerender::{FaceRenderInput, SEMANTIC_WINDOW};
+use sadtalker_coeffs::CoeffTable;
+use sadtalker_coeffs::facerender::{FaceRenderInput, FaceRenderOptions, SEMANTIC_WINDOW, get_facerender_data};
 use sadtalker_render::image::{RgbF32, frame_to_rgb8};
 use sadtalker_render::{DrivingFrame, FaceRenderer, PreparedSource, RenderError};
+
+use crate::error::{AtStage, PipelineError, Stage};
+use crate::options::GenerateOptions;
+
+/// The renderer's coefficient windows (`get_facerender_data`) for the portrait's first-frame
+/// coefficients and the generated motion, with the options of `opts` (batch size, expression scale,
+/// still, the 73-input mapping of the `full` modes, head-angle waypoints).
+pub fn facerender_input(
+    first: &CoeffTable,
+    generated: &CoeffTable,
+    opts: &GenerateOptions,
+) -> Result<FaceRenderInput, PipelineError> {
+    get_facerender_data(
+        first,
+        generated,
+        &FaceRenderOptions {
+            batch_size: opts.batch_size,
+            expression_scale: opts.expression_scale,
+            still_mode: opts.still,
+            full: opts.full(),
+            yaw: opts.input_yaw.clone(),
+            pitch: opts.input_pitch.clone(),
+            roll: opts.input_roll.clone(),
+        },
+    )
+    .at(Stage::Render)
+}
+
+/// The (cropped) portrait as the renderer's source: `size × size`, resized as the reference's
+/// `skimage.transform.resize` does.
+pub fn source_picture(picture: &RgbImage, size: u32) -> Result<RgbF32, PipelineError> {
+    let size = size as usize;
+    Ok(
+        RgbF32::from_rgb8(picture.width() as usize, picture.height() as usize, picture.as_raw())
+            .at(Stage::Render)?
+            .resize_like_skimage(size, size),
+    )
+}
 
 /// The driving frames of output frames `start .. start + n`.
 pub fn driving_frames(input: &FaceRenderInput, start: usize, n: usize) -> Result<Vec<DrivingFrame>, RenderError> {

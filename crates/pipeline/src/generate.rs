@@ -8,25 +8,23 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use image::RgbImage;
 use sadtalker_audio::{LoadOptions, PyRandom, SAMPLE_RATE, Speech, load_speech};
 use sadtalker_audio2coeff::speech::speech_input;
 use sadtalker_audio2coeff::{Audio2CoeffInput, Audio2CoeffOptions, NoiseSource, SeededNoise};
-use sadtalker_coeffs::facerender::{FaceRenderOptions, get_facerender_data};
 use sadtalker_coeffs::file::{COEFF_KEY, FirstFrameFile, write_motion};
 use sadtalker_coeffs::{CoeffTable, MOTION_DIM, MotionCoeff};
 use sadtalker_preprocess::Landmarks68;
 use sadtalker_preprocess::extract::{ExtractOptions, Extracted, LandmarkSource, PictureLandmarks};
 use sadtalker_preprocess::imgproc::cv_resize_linear;
 use sadtalker_preprocess::paste::paste_back;
-use sadtalker_render::image::RgbF32;
 use sadtalker_video::{Audio, Mp4Writer, VideoSettings, write_still_video};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{AtStage, Cause, ErrorKind, PipelineError, Stage, io_err};
-use crate::frames::{prepare_source, render_frames};
+use crate::error::{AtStage, Cause, ErrorKind, PipelineError, Problem, Stage, io_err};
+use crate::frames::{facerender_input, prepare_source, render_frames, source_picture};
 use crate::models::{ModelSource, Models};
 use crate::options::{Fallback, GenerateOptions};
 use crate::progress::Progress;
@@ -38,8 +36,8 @@ pub struct Degraded {
     pub stage: Stage,
     /// Its kind.
     pub kind: ErrorKind,
-    /// Short problem code (see [`PipelineError::code`]).
-    pub code: String,
+    /// The problem (see [`PipelineError::code`]).
+    pub code: Problem,
     /// The error message.
     pub reason: String,
 }
@@ -209,7 +207,7 @@ pub fn generate_with(
                     Some(Degraded {
                         stage: e.stage,
                         kind: e.kind(),
-                        code: e.code().to_owned(),
+                        code: e.code(),
                         reason,
                     }),
                     None,
@@ -304,13 +302,13 @@ fn read_inputs(opts: &GenerateOptions) -> Result<Inputs, PipelineError> {
     })
 }
 
-/// `-o`, else `<result_dir>/<YYYY_MM_DD_HH.MM.SS>.mp4` as the reference names it (UTC here), made
+/// `-o`, else `<result_dir>/<YYYY_MM_DD_HH.MM.SS>.mp4` in local time as the reference names it, made
 /// unique if a video of that second exists. Creates the folder.
 fn output_path(opts: &GenerateOptions) -> Result<PathBuf, PipelineError> {
     let path = match &opts.output {
         Some(p) => p.clone(),
         None => {
-            let stamp = timestamp(SystemTime::now());
+            let stamp = local_timestamp(SystemTime::now());
             let mut p = opts.result_dir.join(format!("{stamp}.mp4"));
             let mut n = 1;
             while p.exists() {
@@ -332,28 +330,21 @@ fn output_path(opts: &GenerateOptions) -> Result<PathBuf, PipelineError> {
     Ok(path)
 }
 
-/// `strftime("%Y_%m_%d_%H.%M.%S")` of `t` in UTC.
+/// `strftime("%Y_%m_%d_%H.%M.%S")` of `t` in UTC (batch reports: comparable across machines).
 pub fn timestamp(t: SystemTime) -> String {
-    let secs = t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm): no date crate needed for one
-    // file name.
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}_{month:02}_{day:02}_{:02}.{:02}.{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    chrono::DateTime::<chrono::Utc>::from(t)
+        .format(STAMP_FORMAT)
+        .to_string()
 }
+
+/// The same of `t` in local time, as the reference's `time.strftime` names its results.
+pub fn local_timestamp(t: SystemTime) -> String {
+    chrono::DateTime::<chrono::Local>::from(t)
+        .format(STAMP_FORMAT)
+        .to_string()
+}
+
+const STAMP_FORMAT: &str = "%Y_%m_%d_%H.%M.%S";
 
 /// Everything after the inputs; its failures can degrade to the still video.
 #[allow(clippy::too_many_arguments, reason = "one call site; the pieces of one job")]
@@ -505,25 +496,8 @@ fn run_stages(
     };
 
     // The renderer's windows and source.
-    let input = get_facerender_data(
-        &first_table,
-        &generated,
-        &FaceRenderOptions {
-            batch_size: opts.batch_size,
-            expression_scale: opts.expression_scale,
-            still_mode: opts.still,
-            full: opts.full(),
-            yaw: opts.input_yaw.clone(),
-            pitch: opts.input_pitch.clone(),
-            roll: opts.input_roll.clone(),
-        },
-    )
-    .at(Stage::Render)?;
-    let size = opts.size as usize;
-    let pic = &extracted.picture;
-    let source = RgbF32::from_rgb8(pic.width() as usize, pic.height() as usize, pic.as_raw())
-        .at(Stage::Render)?
-        .resize_like_skimage(size, size);
+    let input = facerender_input(&first_table, &generated, opts)?;
+    let source = source_picture(&extracted.picture, opts.size)?;
 
     progress.stage(Stage::Render, Some(input.frame_num as u64));
     check_cancel(&*progress, Stage::Render)?;
@@ -642,6 +616,7 @@ fn write_intermediates(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::UNIX_EPOCH;
 
     #[test]
     fn timestamps_match_strftime() {

@@ -4,6 +4,8 @@
 //! - [`generate()`]: one portrait + one speech → one talking-head MP4, with the options of the reference's
 //!   `inference.py` ([`GenerateOptions`]), a per-stage report ([`Report`]) and the still-video fallback.
 //! - [`frames`]: the face renderer's frame loop, shared with `sadtalker render`.
+//! - [`JobOverrides`]: a job's option values as data (a batch CSV row, a JSON job, a form), merged over a
+//!   base [`GenerateOptions`].
 //! - [`batch`]: many jobs with the models loaded once, a JSON-lines report, resume and sharding.
 //! - [`doctor`]: system checks and the self-test (every stage on built-in weights, in seconds).
 //!
@@ -17,10 +19,12 @@ pub mod frames;
 mod generate;
 mod models;
 mod options;
+mod overrides;
 mod progress;
 
-pub use error::{Cause, ErrorKind, PipelineError, Stage, hint};
-pub use generate::{Degraded, Hooks, ModelUsed, Report, generate, generate_with, timestamp};
+pub use error::{Cause, ErrorKind, PipelineError, Problem, Stage, hint};
+pub use generate::{Degraded, Hooks, ModelUsed, Report, generate, generate_with, local_timestamp, timestamp};
 pub use models::{DETECTOR, LANDMARKS, LEGACY_FACEVID, LEGACY_RECON, MAPPING, MAPPING_FULL, ModelSource, Models};
 pub use options::{DeviceChoice, ENHANCERS, Fallback, GenerateOptions};
+pub use overrides::{COLUMNS, JobOverrides, normalise_key};
 pub use progress::{NoProgress, Progress, StageLog};

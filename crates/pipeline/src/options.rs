@@ -20,6 +20,18 @@ pub enum Fallback {
     Still,
 }
 
+impl std::str::FromStr for Fallback {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "none" => Ok(Fallback::None),
+            "still" => Ok(Fallback::Still),
+            other => Err(format!("`{other}`: none or still")),
+        }
+    }
+}
+
 /// Where the networks run.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

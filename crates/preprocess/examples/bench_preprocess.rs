@@ -6,7 +6,7 @@
 //! ```
 //!
 //! The reference side runs `tools/reference/bench_preprocess.py` with the reference venv's Python
-//! (`--python`, else `$SADTALKER_REF_PYTHON`, else `/work/refenv/bin/python`); without one only our
+//! (`--python`, else `$SADTALKER_REF_PYTHON`, else `~/.cache/sadtalker-reference/bin/python`); without one only our
 //! timings are printed. Ratio = reference / ours (> 1: we are faster).
 
 use std::path::{Path, PathBuf};
@@ -49,7 +49,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(t) = threads {
         rayon::ThreadPoolBuilder::new().num_threads(t).build_global()?;
     }
-    let python = sadtalker_parity::reference_python(opt("--python"));
+    let python = sadtalker_parity::reference_python(opt("--python").map(std::path::PathBuf::from));
 
     let dev = Device::Cpu;
     let astro = image::open(root().join("fixtures/preprocess/astronaut.png"))?.to_rgb8();
@@ -88,7 +88,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }),
     ));
 
-    let reference = sadtalker_parity::reference_bench(&python, "bench_preprocess.py", repeat, threads);
+    let reference = match &python {
+        Some(py) => sadtalker_parity::reference_bench(py, "bench_preprocess.py", repeat, threads),
+        None => {
+            eprintln!("no reference venv (--python, $SADTALKER_REF_PYTHON or ~/.cache/sadtalker-reference); ours only");
+            None
+        }
+    };
     println!(
         "{:<10} {:>10} {:>14} {:>8}",
         "stage", "ours ms", "reference ms", "ratio"

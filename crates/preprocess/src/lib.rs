@@ -37,18 +37,10 @@ pub use landmarks::Landmarks68;
 /// Why preprocessing failed.
 #[derive(Debug, thiserror::Error)]
 pub enum PreprocessError {
-    /// A network could not be built or run.
+    /// A network could not be built or run: a weight that could not be loaded (missing, wrong shape,
+    /// damaged file), an operation that rejected its inputs, or candle.
     #[error(transparent)]
     Nn(#[from] sadtalker_nn::NnError),
-    /// A weight could not be loaded (missing, wrong shape, damaged file).
-    #[error(transparent)]
-    Weights(#[from] sadtalker_checkpoint::CheckpointError),
-    /// An operation rejected its inputs.
-    #[error(transparent)]
-    Op(#[from] sadtalker_ops::OpError),
-    /// candle failed.
-    #[error(transparent)]
-    Candle(#[from] candle_core::Error),
     /// Writing the coefficient file failed.
     #[error(transparent)]
     Coeff(#[from] sadtalker_coeffs::CoeffError),
@@ -116,6 +108,8 @@ pub enum PreprocessError {
     #[error("internal error: {0}")]
     Internal(String),
 }
+
+sadtalker_nn::layer_error_conversions!(PreprocessError);
 
 /// Result of preprocessing operations.
 pub type Result<T> = std::result::Result<T, PreprocessError>;

@@ -29,22 +29,16 @@ pub use renderer::{DrivingFrame, FaceRenderer, PreparedSource, RenderDetails};
 /// Why rendering failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
-    /// A network could not be built or run.
+    /// A network could not be built or run: a weight that could not be loaded (missing, wrong shape,
+    /// damaged file), an operation that rejected its inputs, or candle.
     #[error(transparent)]
     Nn(#[from] sadtalker_nn::NnError),
-    /// A weight could not be loaded.
-    #[error(transparent)]
-    Weights(#[from] sadtalker_checkpoint::CheckpointError),
-    /// An operation rejected its inputs.
-    #[error(transparent)]
-    Op(#[from] sadtalker_ops::OpError),
-    /// candle failed.
-    #[error(transparent)]
-    Candle(#[from] candle_core::Error),
     /// The inputs do not fit the renderer (wrong coefficient width, image size, ...).
     #[error("{0}")]
     Input(String),
 }
+
+sadtalker_nn::layer_error_conversions!(RenderError);
 
 /// Result of rendering operations.
 pub type Result<T> = std::result::Result<T, RenderError>;

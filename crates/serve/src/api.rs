@@ -21,6 +21,8 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
+use sadtalker_pipeline::Problem;
+
 use crate::db::{JobRow, JobState, now};
 use crate::upload::{self, TmpDir};
 use crate::worker::{App, Readiness};
@@ -67,13 +69,13 @@ impl ApiError {
         )
     }
 
-    /// 422 with a problem code and its pipeline hint.
-    pub fn unprocessable(code: &str, message: String) -> Self {
+    /// 422 with a pipeline problem: its code and hint.
+    pub fn unprocessable(problem: Problem, message: String) -> Self {
         Self::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            code,
+            problem.as_str(),
             message,
-            sadtalker_pipeline::hint(code),
+            problem.hint(),
         )
     }
 

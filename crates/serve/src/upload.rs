@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use axum::extract::Multipart;
 use axum::http::StatusCode;
-use sadtalker_pipeline::{GenerateOptions, PipelineError, Stage, hint};
+use sadtalker_pipeline::{GenerateOptions, PipelineError, Problem, Stage};
 use tokio::io::AsyncWriteExt;
 
 use crate::api::ApiError;
@@ -92,8 +92,8 @@ pub fn sniff(role: &str, head: &[u8]) -> Result<&'static str, ApiError> {
             "unsupported_type",
             format!("`{role}`: the file's content is not {what} (types are read from the content, not the name)"),
             match role {
-                "image" => hint("image_unreadable"),
-                "audio" => hint("audio_unreadable"),
+                "image" => Problem::ImageUnreadable.hint(),
+                "audio" => Problem::AudioUnreadable.hint(),
                 _ => "check the file given for this field",
             },
         )
@@ -209,7 +209,7 @@ pub async fn receive(mut multipart: Multipart, dir: &Path, max_bytes: u64) -> Re
                         value.extend_from_slice(&c);
                         if value.len() > MAX_TEXT_FIELD {
                             return Err(ApiError::unprocessable(
-                                "bad_input",
+                                Problem::BadInput,
                                 format!("field `{name}` is longer than {MAX_TEXT_FIELD} bytes"),
                             ));
                         }
@@ -220,7 +220,7 @@ pub async fn receive(mut multipart: Multipart, dir: &Path, max_bytes: u64) -> Re
                 }
             }
             let value = String::from_utf8(value)
-                .map_err(|_| ApiError::unprocessable("bad_input", format!("field `{name}` is not UTF-8 text")))?;
+                .map_err(|_| ApiError::unprocessable(Problem::BadInput, format!("field `{name}` is not UTF-8 text")))?;
             if name.is_empty() {
                 return Err(ApiError::bad_request("a form part has no name".into()));
             }
@@ -234,7 +234,12 @@ pub async fn receive(mut multipart: Multipart, dir: &Path, max_bytes: u64) -> Re
 /// taken out of the message.
 fn pipeline_refusal(e: PipelineError, dir: &Path) -> ApiError {
     let message = e.to_string().replace(&format!("{}/", dir.display()), "");
-    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.code(), message, hint(e.code()))
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        e.code().as_str(),
+        message,
+        e.code().hint(),
+    )
 }
 
 /// Checks a received submission (blocking: decodes the portrait and the speech) and returns the job's
@@ -255,21 +260,22 @@ pub fn check(
     }
     let at = |role: &str| r.files.get(role).map(|n| r.dir.join(n));
     // Options first: cheap, and the most common mistake.
-    let opts = options_from(base, &r.fields, &r.files, &r.dir).map_err(|m| ApiError::unprocessable("bad_input", m))?;
+    let opts =
+        options_from(base, &r.fields, &r.files, &r.dir).map_err(|m| ApiError::unprocessable(Problem::BadInput, m))?;
     opts.validate(sizes).map_err(|e| pipeline_refusal(e, &r.dir))?;
 
     // The portrait: its size from the header, before any pixel is decoded.
     if let Some(img) = at("image") {
         let dims = image::ImageReader::open(&img)
             .and_then(|r| r.with_guessed_format())
-            .map_err(|e| ApiError::unprocessable("image_unreadable", format!("image: {e}")))?
+            .map_err(|e| ApiError::unprocessable(Problem::ImageUnreadable, format!("image: {e}")))?
             .into_dimensions()
             .map_err(|e| {
                 ApiError::new(
                     StatusCode::UNPROCESSABLE_ENTITY,
                     "image_unreadable",
                     format!("image: {e}"),
-                    hint("image_unreadable"),
+                    Problem::ImageUnreadable.hint(),
                 )
             })?;
         let pixels = u64::from(dims.0) * u64::from(dims.1);
@@ -299,18 +305,18 @@ pub fn check(
     }
     if let Some(lm) = at("landmarks") {
         let text = std::fs::read_to_string(&lm)
-            .map_err(|_| ApiError::unprocessable("bad_landmarks", "landmarks: not UTF-8 text".into()))?;
+            .map_err(|_| ApiError::unprocessable(Problem::BadLandmarks, "landmarks: not UTF-8 text".into()))?;
         sadtalker_preprocess::Landmarks68::parse(&text).map_err(|e| {
             ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "bad_landmarks",
                 format!("landmarks: {e}"),
-                hint("bad_landmarks"),
+                Problem::BadLandmarks.hint(),
             )
         })?;
     }
     // The same options, with the files where the job folder will have them.
-    options_from(base, &r.fields, &r.files, final_dir).map_err(|m| ApiError::unprocessable("bad_input", m))
+    options_from(base, &r.fields, &r.files, final_dir).map_err(|m| ApiError::unprocessable(Problem::BadInput, m))
 }
 
 /// The job's options from its stored fields and files (role → name in `dir`).

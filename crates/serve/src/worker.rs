@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use sadtalker_pipeline::{GenerateOptions, Models, NoProgress, PipelineError, Progress, Report, Stage, hint};
+use sadtalker_pipeline::{GenerateOptions, Models, NoProgress, PipelineError, Problem, Progress, Report, Stage, hint};
 
 use crate::db::{Db, JobError, JobRow, JobState, Recovered};
 use crate::metrics::Metrics;
@@ -271,7 +271,7 @@ pub fn job_error(e: &PipelineError) -> JobError {
     JobError {
         stage: Some(e.stage.as_str().to_owned()),
         kind: e.kind().as_str().to_owned(),
-        code: e.code().to_owned(),
+        code: e.code().as_str().to_owned(),
         message: e.to_string(),
         hint: hint(e.code()).to_owned(),
     }
@@ -401,7 +401,7 @@ fn run_job(app: &App, job: JobRow) {
                     kind: "internal".into(),
                     code: "internal".into(),
                     message: "the job crashed (a panic in the pipeline)".into(),
-                    hint: hint("internal").into(),
+                    hint: Problem::Internal.hint().into(),
                 }),
             }
         }
@@ -410,7 +410,7 @@ fn run_job(app: &App, job: JobRow) {
             kind: "bad_input".into(),
             code: "bad_input".into(),
             message: m,
-            hint: hint("bad_input").into(),
+            hint: Problem::BadInput.hint().into(),
         }),
     };
     // The last progress, not the last throttled one (a cancelled job shows where it stopped).
@@ -429,9 +429,9 @@ fn run_job(app: &App, job: JobRow) {
                     Some(JobError {
                         stage: Some(d.stage.as_str().to_owned()),
                         kind: d.kind.as_str().to_owned(),
-                        code: d.code.clone(),
+                        code: d.code.as_str().to_owned(),
                         message: d.reason.clone(),
-                        hint: hint(&d.code).to_owned(),
+                        hint: d.code.hint().to_owned(),
                     }),
                 ),
                 None => (JobState::Done, None),

@@ -218,7 +218,7 @@ fn a_job_that_fails_reports_the_code_and_hint_of_the_cli() {
     assert_eq!(v["state"], "failed", "{v}");
     assert_eq!(v["error"]["code"], "no_face", "{v}");
     assert_eq!(v["error"]["stage"], "preprocess");
-    assert_eq!(v["error"]["hint"], sadtalker_pipeline::hint("no_face"));
+    assert_eq!(v["error"]["hint"], sadtalker_pipeline::Problem::NoFace.hint());
     // With the still fallback the same job is degraded, with a video.
     let r = s.submit(&[
         Part::File("image", "f.png", &img),

@@ -2,7 +2,7 @@
 //! the structural check of model files.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::UNIX_EPOCH;
@@ -66,29 +66,7 @@ pub(crate) fn create_dir(dir: &Path) -> Result<(), StoreError> {
     fs::create_dir_all(dir).map_err(io_err(format!("creating folder {}", dir.display())))
 }
 
-/// Makes a rename in `dir` durable (the directory entry itself must reach the disk).
-pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
-    #[cfg(unix)]
-    {
-        File::open(dir)?.sync_all()
-    }
-    #[cfg(not(unix))]
-    {
-        // Windows cannot open a directory as a file; NTFS journals the rename itself.
-        let _ = dir;
-        Ok(())
-    }
-}
-
-/// Writes `bytes` to `path` atomically: a temporary file in the same folder, fsync, rename.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
-}
+pub(crate) use sadtalker_fsio::{sync_dir, write_atomic};
 
 /// An exclusive advisory lock on a lock file, released on drop (also when the process dies).
 pub(crate) struct FileLock {

@@ -44,17 +44,9 @@ pub fn save_png(path: &Path, frame: Frame<'_>) -> Result<()> {
         path: path.to_path_buf(),
         source,
     };
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let mut temp = tempfile::Builder::new()
-        .prefix(".frame.")
-        .suffix(".partial")
-        .tempfile_in(dir)
-        .map_err(write_err)?;
+    let mut temp = sadtalker_fsio::AtomicFile::create(path).map_err(write_err)?;
     {
-        let mut out = std::io::BufWriter::new(temp.as_file_mut());
+        let mut out = std::io::BufWriter::new(temp.file_mut());
         PngEncoder::new(&mut out)
             .write_image(frame.rgb, frame.width, frame.height, ExtendedColorType::Rgb8)
             .map_err(|source| VideoError::Image {
@@ -63,6 +55,6 @@ pub fn save_png(path: &Path, frame: Frame<'_>) -> Result<()> {
             })?;
         std::io::Write::flush(&mut out).map_err(write_err)?;
     }
-    temp.persist(path).map_err(|e| write_err(e.error))?;
+    temp.commit().map_err(write_err)?;
     Ok(())
 }

@@ -5,7 +5,7 @@ use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
 use image::RgbImage;
-use tempfile::NamedTempFile;
+use sadtalker_fsio::AtomicFile;
 
 use crate::audio::{Audio, AudioCodec, AudioEncoder, new_encoder, to_i16};
 use crate::error::{Result, VideoError};
@@ -135,7 +135,7 @@ struct AudioTrack<'a> {
 pub struct Mp4Writer<'a> {
     path: PathBuf,
     settings: VideoSettings,
-    temp: Option<NamedTempFile>,
+    temp: Option<AtomicFile>,
     muxer: Option<Mp4Muxer<BufWriter<File>>>,
     encoder: Option<H264Encoder>,
     size: Option<(u32, u32)>,
@@ -195,20 +195,8 @@ impl<'a> Mp4Writer<'a> {
                 "the output path is a directory; give a file name ending in .mp4",
             )));
         }
-        let dir = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let temp = tempfile::Builder::new()
-            .prefix(&format!(".{name}."))
-            .suffix(".partial")
-            .tempfile_in(&dir)
-            .map_err(write_err)?;
-        let file = temp.as_file().try_clone().map_err(write_err)?;
+        let temp = AtomicFile::create(&path).map_err(write_err)?;
+        let file = temp.file().try_clone().map_err(write_err)?;
         let muxer = Mp4Muxer::new(BufWriter::with_capacity(1 << 20, file)).map_err(write_err)?;
         let dumper = match &settings.frames_dir {
             Some(dir) => Some(FrameDumper::new(dir)?),
@@ -383,10 +371,9 @@ impl<'a> Mp4Writer<'a> {
             .finish(&video_config, audio_config.as_ref(), &tags)
             .map_err(write_err)?;
         let file = out.into_inner().map_err(|e| write_err(e.into_error()))?;
-        file.sync_all().map_err(write_err)?;
         let bytes = file.metadata().map_err(write_err)?.len();
         drop(file);
-        temp.persist(&self.path).map_err(|e| write_err(e.error))?;
+        temp.commit().map_err(write_err)?;
         Ok(WriteSummary {
             path: self.path.clone(),
             frames: self.frames,

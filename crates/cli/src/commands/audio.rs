@@ -1,7 +1,7 @@
 //! `sadtalker audio`: the speech front end on its own, for checking what the models will hear.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 use sadtalker_audio::frames::{frame_aligned, mel_windows};
@@ -167,20 +167,4 @@ fn npy_f32(shape: &[usize], data: &[f32]) -> Vec<u8> {
     out
 }
 
-/// Writes through a temporary file in the same directory, renamed on success.
-fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let result = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
-}
+use sadtalker_fsio::write_atomic;

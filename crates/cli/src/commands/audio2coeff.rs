@@ -77,7 +77,8 @@ pub struct Audio2CoeffArgs {
 impl From<Audio2CoeffError> for Failure {
     fn from(e: Audio2CoeffError) -> Self {
         let kind = match &e {
-            Audio2CoeffError::Checkpoint(_) | Audio2CoeffError::NoCheckpoint { .. } => Kind::Model,
+            Audio2CoeffError::Nn(e) if e.is_weights() => Kind::Model,
+            Audio2CoeffError::NoCheckpoint { .. } => Kind::Model,
             Audio2CoeffError::UnexpectedTensors { .. } => Kind::Model,
             Audio2CoeffError::Input(_) | Audio2CoeffError::Splice(_) => Kind::BadInput,
             _ => Kind::Internal,

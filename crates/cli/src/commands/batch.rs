@@ -9,7 +9,7 @@ use clap::{Args, Subcommand};
 use sadtalker_pipeline::batch::{
     BatchError, BatchOptions, JobRecord, JobSource, JobStatus, Shard, load_jobs, run_batch,
 };
-use sadtalker_pipeline::{Fallback, GenerateOptions, hint};
+use sadtalker_pipeline::{Fallback, GenerateOptions, JobOverrides};
 use sadtalker_preprocess::PreprocessMode;
 use serde_json::json;
 
@@ -22,8 +22,8 @@ use crate::exit::{Failure, Kind};
     subcommand_negates_reqs = true,
     after_help = "Job lists:
   CSV with a header: image,audio[,name,preprocess,still,pose_style,expression_scale,size,batch_size,seed,
-    ref_eyeblink,ref_pose,input_yaw,input_pitch,input_roll,enhancer,landmarks,face_index,face_threshold,
-    fallback,use_blink]; paths are relative to the CSV file. A JSON list of objects with the same keys.
+    ref_eyeblink,ref_pose,input_yaw,input_pitch,input_roll,enhancer,background_enhancer,landmarks,face_index,
+    face_threshold,fallback,use_blink]; paths are relative to the CSV file. A JSON list of objects with the same keys.
     Or two folders (IMAGES AUDIO) whose files pair by name (alice.png + alice.wav).
 Examples:
   sadtalker batch jobs.csv --out results/
@@ -157,33 +157,20 @@ fn run_jobs(args: RunArgs) -> Result<(), Failure> {
             ));
         }
     };
-    let mut base = GenerateOptions::default();
-    if let Some(p) = args.preprocess {
-        base.preprocess = p;
-    }
-    base.still = args.still;
-    if let Some(v) = args.size {
-        base.size = v;
-    }
-    if let Some(v) = args.pose_style {
-        base.pose_style = v;
-    }
-    if let Some(v) = args.expression_scale {
-        base.expression_scale = v;
-    }
-    if let Some(v) = args.batch_size {
-        base.batch_size = v;
-    }
-    if let Some(v) = args.seed {
-        base.seed = v;
-    }
-    base.enhancer = args.enhancer.clone();
-    if let Some(f) = args.fallback {
-        base.fallback = match f {
-            FallbackArg::None => Fallback::None,
-            FallbackArg::Still => Fallback::Still,
-        };
-    }
+    // The command line's per-job values are the jobs' defaults: the same type a CSV row or JSON job fills.
+    let defaults = JobOverrides {
+        preprocess: args.preprocess,
+        still: args.still.then_some(true),
+        size: args.size,
+        pose_style: args.pose_style,
+        expression_scale: args.expression_scale,
+        batch_size: args.batch_size,
+        seed: args.seed,
+        enhancer: args.enhancer.clone(),
+        fallback: args.fallback.map(Fallback::from),
+        ..JobOverrides::default()
+    };
+    let base = defaults.apply(&GenerateOptions::default(), Path::new(""));
     let jobs = load_jobs(&source, &base, &out).map_err(batch_failure)?;
     let quiet = args.quiet || args.json;
     let models = args.models.models(quiet)?;
@@ -278,14 +265,14 @@ fn print_table(records: &[JobRecord]) {
         "{:<width$}  {:<8}  {:>6}  {:>8}  problem",
         "job", "status", "frames", "seconds"
     );
-    let mut codes: Vec<String> = Vec::new();
+    let mut codes: Vec<sadtalker_pipeline::Problem> = Vec::new();
     for r in records {
         let problem = r
             .error
             .as_ref()
             .map(|e| {
                 if !codes.contains(&e.code) {
-                    codes.push(e.code.clone());
+                    codes.push(e.code);
                 }
                 format!("{}: {}", e.code, first_line(&e.message))
             })
@@ -301,12 +288,7 @@ fn print_table(records: &[JobRecord]) {
     if !codes.is_empty() {
         println!("troubleshooting:");
         for c in codes {
-            let h = if c == "bad_option" {
-                "fix the job's row in the job list"
-            } else {
-                hint(&c)
-            };
-            println!("  {c}: {h}");
+            println!("  {c}: {}", c.hint());
         }
     }
 }

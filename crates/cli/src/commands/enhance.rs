@@ -46,7 +46,8 @@ pub struct EnhanceArgs {
 impl From<EnhanceError> for Failure {
     fn from(e: EnhanceError) -> Self {
         let kind = match &e {
-            EnhanceError::ModelFile { .. } | EnhanceError::Weights(_) => Kind::Model,
+            EnhanceError::ModelFile { .. } => Kind::Model,
+            EnhanceError::Nn(e) if e.is_weights() => Kind::Model,
             EnhanceError::BadFrame(_) => Kind::BadInput,
             _ => Kind::Internal,
         };
@@ -185,31 +186,16 @@ fn enhance_image(args: &EnhanceArgs, enhancer: &mut GFPGANer, summary: &mut Summ
     let out = enhancer.enhance(&input)?;
     summary.count(&out);
     // Written next to the target and renamed, so a failed run leaves nothing partial.
-    let tmp = staging_path(&args.output);
-    let written = out
-        .image
-        .save_with_format(&tmp, format)
-        .map_err(|e| anyhow!("cannot write {}: {e}", tmp.display()))
-        .and_then(|()| {
-            std::fs::rename(&tmp, &args.output).with_context(|| format!("cannot write {}", args.output.display()))
-        });
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(Failure::new(Kind::BadInput, e));
-    }
-    Ok(())
-}
-
-fn staging_path(target: &Path) -> PathBuf {
-    let name = target
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let ext = target
-        .extension()
-        .map(|e| e.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    target.with_file_name(format!(".{name}.partial-{}.{ext}", std::process::id()))
+    let written = (|| -> anyhow::Result<()> {
+        let mut file = sadtalker_fsio::AtomicFile::create(&args.output)?;
+        out.image
+            .write_to(&mut std::io::BufWriter::new(file.file_mut()), format)?;
+        file.commit()?;
+        Ok(())
+    })();
+    written
+        .with_context(|| format!("cannot write {}", args.output.display()))
+        .map_err(|e| Failure::new(Kind::BadInput, e))
 }
 
 /// The input's audio track as the writer takes it (interleaved, at most two channels), or `None` when the

@@ -62,7 +62,7 @@ pub struct ExtractArgs {
 impl From<PreprocessError> for Failure {
     fn from(e: PreprocessError) -> Self {
         let kind = match &e {
-            PreprocessError::Weights(_) => Kind::Model,
+            PreprocessError::Nn(e) if e.is_weights() => Kind::Model,
             PreprocessError::ImageRead { .. }
             | PreprocessError::ImageTooLarge { .. }
             | PreprocessError::NoFace { .. }

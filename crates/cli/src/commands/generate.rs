@@ -41,6 +41,15 @@ pub enum FallbackArg {
     Still,
 }
 
+impl From<FallbackArg> for Fallback {
+    fn from(f: FallbackArg) -> Self {
+        match f {
+            FallbackArg::None => Fallback::None,
+            FallbackArg::Still => Fallback::Still,
+        }
+    }
+}
+
 /// Built-in deterministic networks instead of model files (tests and demos of the plumbing only).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum BuiltinWeights {
@@ -246,10 +255,7 @@ impl GenerateArgs {
             landmarks: self.landmarks.clone(),
             face_index: self.face_index,
             face_threshold: self.face_threshold,
-            fallback: match self.fallback {
-                FallbackArg::None => Fallback::None,
-                FallbackArg::Still => Fallback::Still,
-            },
+            fallback: self.fallback.into(),
             frames_dir: self.frames_dir.clone(),
             max_seconds: self.max_seconds,
         }
@@ -440,7 +446,7 @@ pub fn run(args: GenerateArgs) -> Result<(), Failure> {
                 d.stage,
                 report.output.display(),
                 d.reason,
-                hint(&d.code)
+                d.code.hint()
             ),
         ));
     }

@@ -1,51 +1,23 @@
 //! `sadtalker render`: coefficients + a cropped portrait → frames (PNG folder or MP4).
 //!
-//! The coefficient windows come from `sadtalker-coeffs` (`get_facerender_data`), the
-//! networks from `sadtalker-render`, the files from `sadtalker-store`, the video from
-//! `sadtalker-video`. Frames are produced in batches and handed straight to the output:
-//! no list of all frames is ever held.
+//! The same steps as `sadtalker generate`'s render stage, through the same library functions: the
+//! renderer from `sadtalker_pipeline::Models` (the same files, `--checkpoint-dir` and store lookup),
+//! the windows, source and frame loop from `sadtalker_pipeline::frames`. This module parses the
+//! arguments, shows progress and writes the frames where they were asked for.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, anyhow};
-use clap::{Args, ValueEnum};
+use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use sadtalker_checkpoint::Weights;
 use sadtalker_coeffs::CoeffTable;
-use sadtalker_coeffs::facerender::{FaceRenderInput, FaceRenderOptions, SEMANTIC_WINDOW, get_facerender_data};
-use sadtalker_render::image::{RgbF32, frame_to_rgb8};
-use sadtalker_render::{DrivingFrame, FaceRenderConfig, FaceRenderer};
+use sadtalker_pipeline::GenerateOptions;
+use sadtalker_pipeline::frames::{facerender_input, prepare_source, render_frames, source_picture};
+use sadtalker_preprocess::PreprocessMode;
 
-use crate::commands::models::StoreArgs;
+use crate::commands::generate::{ModelArgs, pipeline_failure};
 use crate::exit::{Failure, Kind};
-
-/// The reference's `--preprocess` modes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Preprocess {
-    /// Crop to the face (default).
-    Crop,
-    /// Crop with a margin.
-    Extcrop,
-    /// The whole image resized.
-    Resize,
-    /// Crop, render, paste back into the full image (73-input mapping).
-    Full,
-    /// Extended crop, pasted back (73-input mapping).
-    Extfull,
-}
-
-impl Preprocess {
-    fn name(self) -> &'static str {
-        match self {
-            Preprocess::Crop => "crop",
-            Preprocess::Extcrop => "extcrop",
-            Preprocess::Resize => "resize",
-            Preprocess::Full => "full",
-            Preprocess::Extfull => "extfull",
-        }
-    }
-}
 
 #[derive(Args)]
 #[command(after_help = "Examples:
@@ -68,14 +40,15 @@ pub struct RenderArgs {
     #[arg(long, alias = "driven_audio", value_name = "AUDIO")]
     driven_audio: Option<PathBuf>,
     /// Face render size: 256 or 512 (picks SadTalker_V0.0.2_<size>.safetensors).
-    #[arg(long, default_value_t = 256, value_parser = parse_size)]
-    size: usize,
+    #[arg(long, default_value_t = 256)]
+    size: u32,
     /// Keep the portrait's head pose (and crop) instead of the generated one.
     #[arg(long)]
     still: bool,
-    /// Preprocess mode the coefficients were made with; full/extfull use the 73-input mapping.
-    #[arg(long, value_enum, default_value_t = Preprocess::Crop)]
-    preprocess: Preprocess,
+    /// Preprocess mode the coefficients were made with (crop, extcrop, resize, full, extfull); full and
+    /// extfull use the 73-input mapping.
+    #[arg(long, default_value = "crop", value_parser = parse_preprocess)]
+    preprocess: PreprocessMode,
     /// Scale of the expression coefficients (the reference's --expression_scale).
     #[arg(long, alias = "expression_scale", default_value_t = 1.0)]
     expression_scale: f32,
@@ -92,7 +65,7 @@ pub struct RenderArgs {
     #[arg(long, alias = "batch_size", default_value_t = 2)]
     batch_size: usize,
     #[command(flatten)]
-    store: StoreArgs,
+    models: ModelArgs,
     /// Print a JSON summary instead of text.
     #[arg(long)]
     json: bool,
@@ -155,23 +128,14 @@ impl Sink {
         })
     }
 
-    fn push(&mut self, index: usize, width: usize, height: usize, rgb: Vec<u8>) -> anyhow::Result<()> {
+    fn push(&mut self, index: usize, img: &image::RgbImage) -> anyhow::Result<()> {
         match self {
             Sink::Pngs { staging, .. } => {
-                let img = image::RgbImage::from_raw(width as u32, height as u32, rgb)
-                    .ok_or_else(|| anyhow!("internal: frame buffer size mismatch"))?;
                 let path = staging.join(format!("{:06}.png", index + 1));
                 img.save(&path)
                     .with_context(|| format!("cannot write {}", path.display()))
             }
-            Sink::Mp4(w) => {
-                let frame = sadtalker_video::Frame {
-                    width: width as u32,
-                    height: height as u32,
-                    rgb: &rgb,
-                };
-                Ok(w.write_frame(frame)?)
-            }
+            Sink::Mp4(w) => Ok(w.write_image(img)?),
         }
     }
 
@@ -196,85 +160,48 @@ impl Sink {
     }
 }
 
-/// `--size`: the two sizes official checkpoints exist for.
-fn parse_size(s: &str) -> Result<usize, String> {
-    match s {
-        "256" => Ok(256),
-        "512" => Ok(512),
-        _ => Err(format!("{s} is not a face render size; use 256 or 512")),
-    }
+fn parse_preprocess(s: &str) -> Result<PreprocessMode, String> {
+    s.parse()
 }
 
 fn bad(e: impl Into<anyhow::Error>) -> Failure {
     Failure::new(Kind::BadInput, e)
 }
 
-/// Loads the portrait as the reference does, at `size × size`.
-fn load_source(path: &Path, size: usize) -> Result<RgbF32, Failure> {
-    let img = image::open(path)
-        .with_context(|| format!("cannot read the source image {}", path.display()))
-        .map_err(bad)?
-        .to_rgb8();
-    let (w, h) = (img.width() as usize, img.height() as usize);
-    let rgb = RgbF32::from_rgb8(w, h, img.as_raw()).map_err(bad)?;
-    Ok(rgb.resize_like_skimage(size, size))
-}
-
-/// The driving frames of output frames `start .. start + n` (padded frames repeat the last).
-fn driving(input: &FaceRenderInput, start: usize, n: usize) -> anyhow::Result<Vec<DrivingFrame>> {
-    let angle = |p: &Option<sadtalker_coeffs::camera::CameraPath>, i: usize| p.as_ref().map(|p| p.values[i]);
-    (start..start + n)
-        .map(|i| {
-            let w = input.target_window(i).to_vec();
-            Ok(DrivingFrame {
-                semantics: candle_core::Tensor::from_vec(
-                    w,
-                    (input.channels, SEMANTIC_WINDOW),
-                    &candle_core::Device::Cpu,
-                )?,
-                yaw: angle(&input.yaw, i),
-                pitch: angle(&input.pitch, i),
-                roll: angle(&input.roll, i),
-            })
-        })
-        .collect()
-}
-
 pub fn run(args: RenderArgs) -> Result<(), Failure> {
     let started = Instant::now();
-    let full = matches!(args.preprocess, Preprocess::Full | Preprocess::Extfull);
+    let opts = GenerateOptions {
+        source_image: args.source_image.clone(),
+        size: args.size,
+        preprocess: args.preprocess,
+        still: args.still,
+        expression_scale: args.expression_scale,
+        batch_size: args.batch_size,
+        input_yaw: args.input_yaw.clone(),
+        input_pitch: args.input_pitch.clone(),
+        input_roll: args.input_roll.clone(),
+        ..GenerateOptions::default()
+    };
+    let models = args.models.models(args.quiet || args.json)?;
+    if !models.sizes().contains(&opts.size) {
+        return Err(Failure::new(
+            Kind::BadInput,
+            anyhow!(
+                "--size {}: the face render size is one of {:?}",
+                opts.size,
+                models.sizes()
+            ),
+        ));
+    }
     let first = CoeffTable::read(&args.first_coeff, "coeff_3dmm").map_err(bad)?;
     let generated = CoeffTable::read(&args.coeffs, "coeff_3dmm").map_err(bad)?;
-    let opts = FaceRenderOptions {
-        batch_size: args.batch_size,
-        expression_scale: args.expression_scale,
-        still_mode: args.still,
-        full,
-        yaw: args.input_yaw.clone(),
-        pitch: args.input_pitch.clone(),
-        roll: args.input_roll.clone(),
-    };
-    let input = get_facerender_data(&first, &generated, &opts).map_err(bad)?;
-    let source = load_source(&args.source_image, args.size)?;
-
-    let store = args.store.open()?;
-    let facevid_name = format!("SadTalker_V0.0.2_{}.safetensors", args.size);
-    let mapping_name = if full {
-        "mapping_00109-model.pth.tar"
-    } else {
-        "mapping_00229-model.pth.tar"
-    };
-    let facevid = store.locate(&facevid_name)?;
-    let mapping = store.locate(mapping_name)?;
-    let device = candle_core::Device::Cpu;
-    let cfg = FaceRenderConfig::official(full);
-    let renderer = FaceRenderer::load(
-        &Weights::from_file(&facevid.path, &device)?,
-        &Weights::from_file(&mapping.path, &device)?,
-        &cfg,
-    )
-    .map_err(|e| Failure::new(Kind::Model, e))?;
-
+    let input = facerender_input(&first, &generated, &opts).map_err(pipeline_failure)?;
+    let picture = image::open(&args.source_image)
+        .with_context(|| format!("cannot read the source image {}", args.source_image.display()))
+        .map_err(bad)?
+        .to_rgb8();
+    let source = source_picture(&picture, opts.size).map_err(pipeline_failure)?;
+    let renderer = models.renderer(&opts).map_err(pipeline_failure)?;
     let audio = match &args.driven_audio {
         Some(p) => Some(
             sadtalker_audio::load_speech(p, &sadtalker_audio::LoadOptions::default())
@@ -283,18 +210,7 @@ pub fn run(args: RenderArgs) -> Result<(), Failure> {
         ),
         None => None,
     };
-    let source_semantics = candle_core::Tensor::from_vec(
-        input.source_semantics.clone(),
-        (input.channels, SEMANTIC_WINDOW),
-        &device,
-    )
-    .map_err(|e| Failure::new(Kind::Internal, e))?;
-    let prepared = renderer
-        .prepare(
-            &source.to_tensor().map_err(|e| Failure::new(Kind::Internal, e))?,
-            &source_semantics,
-        )
-        .map_err(|e| Failure::new(Kind::Internal, e))?;
+    let prepared = prepare_source(&renderer, &source, &input).map_err(|e| Failure::new(Kind::Internal, e))?;
 
     let mut sink = Sink::open(&args.output, audio)?;
     let bar = if args.quiet || args.json {
@@ -308,22 +224,11 @@ pub fn run(args: RenderArgs) -> Result<(), Failure> {
         b
     };
     let render_started = Instant::now();
-    let result = (|| -> anyhow::Result<()> {
-        let padded = input.frame_num.div_ceil(args.batch_size.max(1)) * args.batch_size.max(1);
-        for start in (0..padded).step_by(args.batch_size.max(1)) {
-            let frames = driving(&input, start, args.batch_size.max(1))?;
-            let batch = renderer.render(&prepared, &frames)?;
-            for (k, i) in (start..start + frames.len()).enumerate() {
-                if i >= input.frame_num {
-                    break;
-                }
-                let (w, h, rgb) = frame_to_rgb8(&batch.get(k)?)?;
-                sink.push(i, w, h, rgb)?;
-                bar.inc(1);
-            }
-        }
-        Ok(())
-    })();
+    let result = render_frames(&renderer, &prepared, &input, opts.batch_size, |i, img| {
+        sink.push(i, &img)?;
+        bar.inc(1);
+        Ok::<(), anyhow::Error>(())
+    });
     bar.finish_and_clear();
     if let Err(e) = result {
         sink.abandon();
@@ -335,15 +240,20 @@ pub fn run(args: RenderArgs) -> Result<(), Failure> {
     sink.finish().map_err(|e| Failure::new(Kind::BadInput, e))?;
     let secs = render_started.elapsed().as_secs_f64();
     if args.json {
+        let used: serde_json::Map<String, serde_json::Value> = models
+            .files_used()
+            .into_iter()
+            .map(|(role, path)| (role, serde_json::json!(path)))
+            .collect();
         let doc = serde_json::json!({
             "output": args.output,
             "frames": input.frame_num,
             "size": args.size,
-            "preprocess": args.preprocess.name(),
+            "preprocess": args.preprocess.as_str(),
             "render_seconds": secs,
-            "seconds_per_frame": secs / input.frame_num as f64,
+            "seconds_per_frame": secs / input.frame_num.max(1) as f64,
             "total_seconds": started.elapsed().as_secs_f64(),
-            "models": { "facevid": facevid.path, "mapping": mapping.path },
+            "models": used,
         });
         println!("{doc:#}");
     } else {
@@ -351,7 +261,7 @@ pub fn run(args: RenderArgs) -> Result<(), Failure> {
             "wrote {} frames to {} ({:.2} s per frame)",
             input.frame_num,
             args.output.display(),
-            secs / input.frame_num as f64
+            secs / input.frame_num.max(1) as f64
         );
     }
     Ok(())

@@ -1,10 +1,12 @@
 //! Reads the video track's sample table from an MP4/MOV file: enough to decode its H.264 samples in
 //! order, and to name the codec precisely when it is not H.264.
 //!
-//! Hand-written (a few hundred lines of box walking) so that every kind of unusable file gets an
+//! Hand-written (the sample tables, over the shared box walker `sadtalker-isobmff`) so that every kind of unusable file gets an
 //! error that names the problem, including codecs other crates' readers reject with a generic parse error.
 
 use std::io::{Read, Seek, SeekFrom};
+
+use sadtalker_isobmff::{BoxError, fourcc, read_header};
 
 /// Largest `moov` we load: real ones are kilobytes to a few megabytes.
 const MAX_MOOV_BYTES: u64 = 256 << 20;
@@ -22,6 +24,15 @@ pub(crate) enum DemuxError {
 impl From<std::io::Error> for DemuxError {
     fn from(e: std::io::Error) -> Self {
         DemuxError::Io(e)
+    }
+}
+
+impl From<BoxError> for DemuxError {
+    fn from(e: BoxError) -> Self {
+        match e {
+            BoxError::Io(e) => DemuxError::Io(e),
+            BoxError::Invalid(m) => DemuxError::Invalid(m),
+        }
     }
 }
 
@@ -62,56 +73,6 @@ impl VideoTrack {
     }
 }
 
-/// One parsed box header: type, body range in the file.
-struct BoxHeader {
-    kind: [u8; 4],
-    body_start: u64,
-    /// `None`: extends to the end of the file.
-    body_len: Option<u64>,
-}
-
-fn read_header<R: Read>(r: &mut R, pos: u64) -> DResult<Option<BoxHeader>> {
-    let mut head = [0u8; 8];
-    match r.read_exact(&mut head) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(e) => return Err(e.into()),
-    }
-    let size = u32::from_be_bytes([head[0], head[1], head[2], head[3]]);
-    let kind = [head[4], head[5], head[6], head[7]];
-    let (body_start, body_len) = match size {
-        0 => (pos + 8, None),
-        1 => {
-            let mut large = [0u8; 8];
-            r.read_exact(&mut large)?;
-            let large = u64::from_be_bytes(large);
-            if large < 16 {
-                return invalid(format!("box '{}' has an impossible size", fourcc(&kind)));
-            }
-            (pos + 16, Some(large - 16))
-        }
-        s if s < 8 => return invalid(format!("box '{}' has an impossible size {s}", fourcc(&kind))),
-        s => (pos + 8, Some(u64::from(s) - 8)),
-    };
-    Ok(Some(BoxHeader {
-        kind,
-        body_start,
-        body_len,
-    }))
-}
-
-fn fourcc(kind: &[u8]) -> String {
-    kind.iter()
-        .map(|&c| {
-            if c.is_ascii_graphic() || c == b' ' {
-                c as char
-            } else {
-                '?'
-            }
-        })
-        .collect()
-}
-
 /// Finds `moov` at the top level and returns its body and the file length; names the container when it
 /// is not MP4.
 fn load_moov<R: Read + Seek>(r: &mut R) -> DResult<(Vec<u8>, u64)> {
@@ -142,7 +103,7 @@ fn load_moov<R: Read + Seek>(r: &mut R) -> DResult<(Vec<u8>, u64)> {
     while pos < file_len {
         r.seek(SeekFrom::Start(pos))?;
         let Some(h) = read_header(r, pos)? else { break };
-        let len = h.body_len.unwrap_or(file_len.saturating_sub(h.body_start));
+        let len = h.len_in(file_len);
         match &h.kind {
             b"moov" => {
                 if len > MAX_MOOV_BYTES {
@@ -167,57 +128,14 @@ fn load_moov<R: Read + Seek>(r: &mut R) -> DResult<(Vec<u8>, u64)> {
     invalid("no 'moov' index (an incomplete copy or an unfinished recording)")
 }
 
-/// Iterates over the child boxes inside a box body held in memory.
-struct Children<'a> {
-    data: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Iterator for Children<'a> {
-    type Item = DResult<([u8; 4], &'a [u8])>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        let rest = &self.data[self.pos..];
-        if rest.len() < 8 {
-            return None;
-        }
-        let size = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
-        let kind = [rest[4], rest[5], rest[6], rest[7]];
-        let (start, end) = match size {
-            0 => (8, rest.len()),
-            1 if rest.len() >= 16 => {
-                let large = u64::from_be_bytes([
-                    rest[8], rest[9], rest[10], rest[11], rest[12], rest[13], rest[14], rest[15],
-                ]);
-                (16, usize::try_from(large).unwrap_or(usize::MAX))
-            }
-            s => (8, s),
-        };
-        if end < start || end > rest.len() {
-            self.pos = self.data.len();
-            return Some(Err(DemuxError::Invalid(format!(
-                "box '{}' runs past its parent",
-                fourcc(&kind)
-            ))));
-        }
-        self.pos += end;
-        Some(Ok((kind, &rest[start..end])))
-    }
-}
-
-fn children(data: &[u8]) -> Children<'_> {
-    Children { data, pos: 0 }
+/// The children of a box body (the shared walker; its errors are this reader's `Invalid`).
+fn children(data: &[u8]) -> impl Iterator<Item = DResult<([u8; 4], &[u8])>> {
+    sadtalker_isobmff::children(data).map(|c| c.map_err(DemuxError::from))
 }
 
 /// The first child of type `kind`.
 fn child<'a>(data: &'a [u8], kind: &[u8; 4]) -> DResult<Option<&'a [u8]>> {
-    for c in children(data) {
-        let (k, body) = c?;
-        if &k == kind {
-            return Ok(Some(body));
-        }
-    }
-    Ok(None)
+    Ok(sadtalker_isobmff::child(data, kind)?)
 }
 
 fn require<'a>(data: &'a [u8], kind: &[u8; 4], parent: &str) -> DResult<&'a [u8]> {
