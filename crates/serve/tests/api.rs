@@ -421,3 +421,47 @@ fn health_readiness_metrics_and_the_api_description() {
         assert!(m.contains(name), "{name} not in\n{m}");
     }
 }
+
+#[test]
+fn a_job_past_the_time_limit_is_stopped_and_failed() {
+    let s = start(|c| c.limits.job_timeout = Duration::from_millis(1500));
+    let (img, lm, audio) = (portrait(), landmarks(), long_speech());
+    let r = s.submit(&job_parts(&img, &lm, &audio, &[]));
+    assert_eq!(r.status, 202);
+    let id = r.json()["id"].as_str().expect("id").to_owned();
+    let v = s.wait_final(&id, LIMIT);
+    assert_eq!(v["state"], "failed", "{v}");
+    assert_eq!(v["error"]["code"], "time_limit", "{v}");
+    assert!(!s.data.path().join("jobs").join(&id).join("result.mp4").exists());
+}
+
+#[test]
+fn cors_headers_only_when_asked_for() {
+    let origin_of = |base: &str, method: &str| {
+        let url = format!("{base}/v1/jobs");
+        let r = match method {
+            "OPTIONS" => agent().options(&url).header("Origin", "https://app.example").call(),
+            _ => agent().get(&url).header("Origin", "https://app.example").call(),
+        }
+        .expect("request");
+        let allow = r
+            .headers()
+            .get("access-control-allow-origin")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        (r.status().as_u16(), allow)
+    };
+    let off = start(|_| {});
+    assert_eq!(origin_of(&off.base, "GET"), (200, None));
+    let on = start(|c| c.cors_origin = Some("https://app.example".into()));
+    assert_eq!(
+        origin_of(&on.base, "GET"),
+        (200, Some("https://app.example".to_owned()))
+    );
+    assert_eq!(
+        origin_of(&on.base, "OPTIONS"),
+        (204, Some("https://app.example".to_owned()))
+    );
+    let other = start(|c| c.cors_origin = Some("https://other.example".into()));
+    assert_eq!(origin_of(&other.base, "GET").1, None);
+}
