@@ -28,6 +28,8 @@ enum Command {
     Generate(Box<commands::generate::GenerateArgs>),
     /// Many portrait + speech jobs (CSV/JSON list or two folders): models loaded once, report, resume, shards.
     Batch(Box<commands::batch::BatchArgs>),
+    /// HTTP API + web page: a durable job queue (SQLite), progress events, models loaded once.
+    Serve(Box<commands::serve::ServeArgs>),
     /// Check this machine: model files, disk, folders, CPU, codecs, and a self-test of every stage.
     Doctor(commands::doctor::DoctorArgs),
     /// Restore the faces of an image or a video with GFPGAN v1.4, upscaled ×2 (the reference's --enhancer gfpgan).
@@ -60,6 +62,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Generate(args) => commands::generate::run(*args),
         Command::Batch(args) => commands::batch::run(*args),
+        Command::Serve(args) => commands::serve::run(*args),
         Command::Doctor(args) => commands::doctor::run(args),
         Command::Enhance(args) => commands::enhance::run(args),
         Command::Checkpoint(cmd) => commands::checkpoint::run(cmd),

@@ -157,6 +157,9 @@ pub enum Cause {
     /// Something that should not happen.
     #[error("internal error: {0}")]
     Internal(String),
+    /// The run was stopped on request ([`Progress::cancelled`](crate::Progress::cancelled)).
+    #[error("cancelled")]
+    Cancelled,
 }
 
 /// A failed job: the stage, and why.
@@ -181,6 +184,16 @@ impl PipelineError {
     /// An unusable option or input.
     pub fn input(stage: Stage, message: impl Into<String>) -> Self {
         Self::new(stage, Cause::Input(message.into()))
+    }
+
+    /// The run was stopped on request at `stage`.
+    pub fn cancelled(stage: Stage) -> Self {
+        Self::new(stage, Cause::Cancelled)
+    }
+
+    /// Whether the run was stopped on request rather than failing.
+    pub fn is_cancelled(&self) -> bool {
+        matches!(*self.cause, Cause::Cancelled)
     }
 
     /// What kind of failure this is.
@@ -239,7 +252,8 @@ impl PipelineError {
             Cause::EnhancerModel(_) => ErrorKind::Model,
             Cause::Enhance(_) => ErrorKind::Internal,
             Cause::Io { .. } | Cause::Input(_) | Cause::Unavailable(_) => ErrorKind::BadInput,
-            Cause::Internal(_) => ErrorKind::Internal,
+            // Not a failure of the job's inputs or models; nothing for a user to fix.
+            Cause::Internal(_) | Cause::Cancelled => ErrorKind::Internal,
         }
     }
 
@@ -266,6 +280,7 @@ impl PipelineError {
             Cause::Video(sadtalker_video::VideoError::NeedsFfmpeg { .. }) => Problem::NeedsFfmpeg,
             Cause::Unavailable(_) => Problem::Unavailable,
             Cause::Io { .. } => Problem::FileAccess,
+            Cause::Cancelled => Problem::Cancelled,
             _ => match self.kind() {
                 ErrorKind::BadInput => Problem::BadInput,
                 ErrorKind::Model => Problem::ModelsDamaged,
@@ -318,6 +333,8 @@ pub enum Problem {
     BadInput,
     /// Something that should not happen.
     Internal,
+    /// The run was stopped on request (a server's cancel or time limit).
+    Cancelled,
     /// A name this version does not know (a report written by another version).
     #[serde(other)]
     Unknown,
@@ -346,6 +363,7 @@ impl Problem {
             Problem::BadOption => "bad_option",
             Problem::BadInput => "bad_input",
             Problem::Internal => "internal",
+            Problem::Cancelled => "cancelled",
             Problem::Unknown => "unknown",
         }
     }
@@ -392,6 +410,7 @@ impl Problem {
             Problem::FileAccess => "check the path exists and is writable",
             Problem::BadOption => "fix the job's row in the job list",
             Problem::BadInput => "check the input files and options named in the message",
+            Problem::Cancelled => "the job was cancelled; submit it again to run it",
             Problem::Internal | Problem::Unknown => "this is a bug: please report it with the message",
         }
     }

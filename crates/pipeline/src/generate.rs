@@ -148,6 +148,7 @@ pub fn generate_with(
     let started = Instant::now();
     let mut timer = Timer::default();
     progress.stage(Stage::Inputs, None);
+    check_cancel(&*progress, Stage::Inputs)?;
     let t = Instant::now();
     opts.validate(models.sizes())?;
     let inputs = read_inputs(opts)?;
@@ -188,7 +189,8 @@ pub fn generate_with(
         .collect();
     let (summary, degraded, intermediates) = match result {
         Ok((summary, intermediates)) => (summary, None, intermediates),
-        Err(e) if opts.fallback == Fallback::Still => {
+        // A cancelled run is stopped, not degraded: no fallback video.
+        Err(e) if opts.fallback == Fallback::Still && !e.is_cancelled() => {
             let reason = e.to_string();
             progress.note(&format!(
                 "{} failed; writing the still fallback video (--fallback still)",
@@ -407,6 +409,7 @@ fn run_stages(
 ) -> Result<(sadtalker_video::WriteSummary, Option<PathBuf>), PipelineError> {
     // Models.
     progress.stage(Stage::Models, None);
+    check_cancel(&*progress, Stage::Models)?;
     let t = Instant::now();
     models.ensure_files(opts, progress)?;
     let refs_need_detection = matches!(inputs.ref_eyeblink, Some(RefInput::Frames(_)))
@@ -422,6 +425,7 @@ fn run_stages(
 
     // Preprocess: the portrait, then the reference videos.
     progress.stage(Stage::Preprocess, None);
+    check_cancel(&*progress, Stage::Preprocess)?;
     let t = Instant::now();
     let landmarks = match &inputs.landmarks {
         Some(lm) => LandmarkSource::Given(Box::new(lm.clone())),
@@ -490,6 +494,7 @@ fn run_stages(
 
     // Audio: mel spectrogram and blinks (`get_data`; Python's `random` seeded as `random.seed(seed)`).
     progress.stage(Stage::Audio, None);
+    check_cancel(&*progress, Stage::Audio)?;
     let speech_in = timer.time(Stage::Audio, || {
         speech_input(&inputs.speech.samples, opts.use_blink, &mut PyRandom::seed(opts.seed))
     });
@@ -497,6 +502,7 @@ fn run_stages(
 
     // Audio2Coeff.
     progress.stage(Stage::Audio2Coeff, Some(2 * frames as u64));
+    check_cancel(&*progress, Stage::Audio2Coeff)?;
     let t = Instant::now();
     let mut seeded = SeededNoise::new(opts.seed);
     let noise: &mut dyn NoiseSource = match hooks.noise {
@@ -543,6 +549,7 @@ fn run_stages(
     let source = source_picture(&extracted.picture, opts.size)?;
 
     progress.stage(Stage::Render, Some(input.frame_num as u64));
+    check_cancel(&*progress, Stage::Render)?;
     let t = Instant::now();
     let prepared = prepare_source(&renderer, &source, &input).at(Stage::Render)?;
     timer.add(Stage::Render, t.elapsed());
@@ -590,6 +597,7 @@ fn run_stages(
         writer.write_image(&frame).at(Stage::Encode)?;
         encode_time += t.elapsed();
         progress.advance(i as u64 + 1);
+        check_cancel(&*progress, Stage::Render)?;
         Ok::<(), PipelineError>(())
     })?;
     timer.add(Stage::Render, loop_times.render);
@@ -603,6 +611,15 @@ fn run_stages(
     let summary = writer.finish().at(Stage::Encode)?;
     timer.add(Stage::Encode, encode_time + t.elapsed());
     Ok((summary, intermediates))
+}
+
+/// Fails with [`Cause::Cancelled`] when the caller asked the run to stop.
+fn check_cancel(progress: &dyn Progress, stage: Stage) -> Result<(), PipelineError> {
+    if progress.cancelled() {
+        Err(PipelineError::cancelled(stage))
+    } else {
+        Ok(())
+    }
 }
 
 /// Renderer errors inside the frame loop belong to the render stage.

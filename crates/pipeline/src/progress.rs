@@ -11,6 +11,11 @@ pub trait Progress {
     fn advance(&mut self, done: u64);
     /// A note for the user (a warning, a download starting); shown above the bar.
     fn note(&mut self, text: &str);
+    /// Whether the job should stop now (a server's cancel request or time limit). Checked at every stage
+    /// boundary and after every frame; the run then fails with [`Cause::Cancelled`](crate::Cause::Cancelled).
+    fn cancelled(&self) -> bool {
+        false
+    }
 }
 
 /// Discards progress.

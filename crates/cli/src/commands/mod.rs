@@ -11,4 +11,5 @@ pub mod extract;
 pub mod generate;
 pub mod models;
 pub mod render;
+pub mod serve;
 pub mod video;
