@@ -71,26 +71,35 @@ fn render_writes_the_frames_generate_made_from_the_same_coefficients() {
     assert!(o.status.success(), "generate: {}", text(&o));
     let kept = dir.path().join("talk");
     let first = kept.join("first_frame_dir");
-    let out = dir.path().join("render_frames");
-    let o = sadtalker(
-        &[
-            "render",
-            "--builtin-weights",
-            "self-test",
-            "--size",
-            "64",
-            "--quiet",
-            "--coeffs",
-            &s(&kept.join("astronaut##speech_3f.mat")),
-            "--first-coeff",
-            &s(&first.join("astronaut.mat")),
-            "--source-image",
-            &s(&first.join("astronaut.png")),
-            "-o",
-            &s(&out),
-        ],
-        &home,
+    let (coeffs, first_coeff, crop) = (
+        s(&kept.join("astronaut##speech_3f.mat")),
+        s(&first.join("astronaut.mat")),
+        s(&first.join("astronaut.png")),
     );
+    let render = |size: &str, out: &Path| {
+        let out = s(out);
+        sadtalker(
+            &[
+                "render",
+                "--builtin-weights",
+                "self-test",
+                "--size",
+                size,
+                "--quiet",
+                "--coeffs",
+                &coeffs,
+                "--first-coeff",
+                &first_coeff,
+                "--source-image",
+                &crop,
+                "-o",
+                &out,
+            ],
+            &home,
+        )
+    };
+    let out = dir.path().join("render_frames");
+    let o = render("64", &out);
     assert!(o.status.success(), "render: {}", text(&o));
     let (a, b) = (pngs(&gen_frames), pngs(&out));
     assert_eq!(
@@ -105,24 +114,7 @@ fn render_writes_the_frames_generate_made_from_the_same_coefficients() {
     }
 
     // A size the networks do not have is refused before any work, naming the sizes there are.
-    let o = sadtalker(
-        &[
-            "render",
-            "--builtin-weights",
-            "self-test",
-            "--size",
-            "256",
-            "--coeffs",
-            &s(&kept.join("astronaut##speech_3f.mat")),
-            "--first-coeff",
-            &s(&first.join("astronaut.mat")),
-            "--source-image",
-            &s(&first.join("astronaut.png")),
-            "-o",
-            &s(&dir.path().join("never")),
-        ],
-        &home,
-    );
+    let o = render("256", &dir.path().join("never"));
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
     assert!(text(&o).contains("[64]"), "{}", text(&o));
     assert!(!dir.path().join("never").exists());

@@ -87,19 +87,7 @@ pub fn instance_norm(x: &Tensor, weight: Option<&Tensor>, bias: Option<&Tensor>,
         return shape_err(OP, format!("expected (N, C, ...spatial), got {xd:?}"));
     }
     let c = xd[1];
-    let w = weight.map(|t| Input::new(OP, t)).transpose()?;
-    let b = bias.map(|t| Input::new(OP, t)).transpose()?;
-    for t in [w.as_ref(), b.as_ref()].into_iter().flatten() {
-        if t.dims() != [c] {
-            return shape_err(
-                OP,
-                format!(
-                    "affine parameter {:?} does not match {c} channels of input {xd:?}",
-                    t.dims()
-                ),
-            );
-        }
-    }
+    let (w, b) = affine_params(OP, weight, bias, c, &xd)?;
     let plane: usize = xd[2..].iter().product();
     let data = x.with(|xs| {
         with_opt(w.as_ref(), |w| {
@@ -148,19 +136,7 @@ pub fn group_norm(
     if num_groups == 0 || c % num_groups != 0 {
         return shape_err(OP, format!("{c} channels cannot be split into {num_groups} groups"));
     }
-    let w = weight.map(|t| Input::new(OP, t)).transpose()?;
-    let b = bias.map(|t| Input::new(OP, t)).transpose()?;
-    for t in [w.as_ref(), b.as_ref()].into_iter().flatten() {
-        if t.dims() != [c] {
-            return shape_err(
-                OP,
-                format!(
-                    "affine parameter {:?} does not match {c} channels of input {xd:?}",
-                    t.dims()
-                ),
-            );
-        }
-    }
+    let (w, b) = affine_params(OP, weight, bias, c, &xd)?;
     let plane: usize = xd[2..].iter().product();
     let per_group = c / num_groups;
     let group_len = per_group * plane;
@@ -193,6 +169,30 @@ pub fn group_norm(
         })
     });
     output(data, xd)
+}
+
+/// The optional per-channel `weight` and `bias` of a normalisation, each checked to hold `c` values.
+fn affine_params(
+    op: &'static str,
+    weight: Option<&Tensor>,
+    bias: Option<&Tensor>,
+    c: usize,
+    xd: &[usize],
+) -> Result<(Option<Input>, Option<Input>)> {
+    let w = weight.map(|t| Input::new(op, t)).transpose()?;
+    let b = bias.map(|t| Input::new(op, t)).transpose()?;
+    for t in [w.as_ref(), b.as_ref()].into_iter().flatten() {
+        if t.dims() != [c] {
+            return shape_err(
+                op,
+                format!(
+                    "affine parameter {:?} does not match {c} channels of input {xd:?}",
+                    t.dims()
+                ),
+            );
+        }
+    }
+    Ok((w, b))
 }
 
 /// `y = x * alpha[c] + beta[c]` over `(N, C, plane)` data.

@@ -422,11 +422,6 @@ impl fmt::Display for Problem {
     }
 }
 
-/// The troubleshooting hint for a problem (see [`PipelineError::code`]).
-pub fn hint(problem: Problem) -> &'static str {
-    problem.hint()
-}
-
 pub(crate) fn io_err(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Cause {
     let path = path.into();
     move |source| Cause::Io { path, source }

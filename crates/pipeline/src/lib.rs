@@ -22,7 +22,7 @@ mod options;
 mod overrides;
 mod progress;
 
-pub use error::{Cause, ErrorKind, PipelineError, Problem, Stage, hint};
+pub use error::{Cause, ErrorKind, PipelineError, Problem, Stage};
 pub use generate::{Degraded, Hooks, ModelUsed, Report, generate, generate_with, local_timestamp, timestamp};
 pub use models::{DETECTOR, LANDMARKS, LEGACY_FACEVID, LEGACY_RECON, MAPPING, MAPPING_FULL, ModelSource, Models};
 pub use options::{DeviceChoice, ENHANCERS, Fallback, GenerateOptions};

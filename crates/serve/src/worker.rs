@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use sadtalker_pipeline::{GenerateOptions, Models, NoProgress, PipelineError, Problem, Progress, Report, Stage, hint};
+use sadtalker_pipeline::{GenerateOptions, Models, NoProgress, PipelineError, Problem, Progress, Report, Stage};
 
 use crate::db::{Db, JobError, JobRow, JobState, Recovered};
 use crate::metrics::Metrics;
@@ -258,7 +258,7 @@ fn load_models(app: &App) {
     let state = match result {
         Ok(()) => Readiness::Ready,
         Err(e) => {
-            eprintln!("error: the models cannot be loaded: {e}\nhint: {}", hint(e.code()));
+            eprintln!("error: the models cannot be loaded: {e}\nhint: {}", e.code().hint());
             Readiness::Failed(job_error(&e))
         }
     };
@@ -273,7 +273,7 @@ pub fn job_error(e: &PipelineError) -> JobError {
         kind: e.kind().as_str().to_owned(),
         code: e.code().as_str().to_owned(),
         message: e.to_string(),
-        hint: hint(e.code()).to_owned(),
+        hint: e.code().hint().to_owned(),
     }
 }
 

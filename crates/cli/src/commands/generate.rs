@@ -12,7 +12,7 @@ use anyhow::anyhow;
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use sadtalker_pipeline::{
-    DeviceChoice, ErrorKind, Fallback, GenerateOptions, Models, PipelineError, Progress, Report, Stage, hint,
+    DeviceChoice, ErrorKind, Fallback, GenerateOptions, Models, PipelineError, Progress, Report, Stage,
 };
 use sadtalker_preprocess::PreprocessMode;
 use sadtalker_store::{ConsoleMode, ConsoleReporter};
@@ -277,7 +277,7 @@ pub fn kind_of(kind: ErrorKind) -> Kind {
 /// A pipeline failure as the CLI reports it: the message, then what to try.
 pub fn pipeline_failure(e: PipelineError) -> Failure {
     let kind = kind_of(e.kind());
-    let h = hint(e.code());
+    let h = e.code().hint();
     Failure::new(kind, anyhow!("{e}\nhint: {h}"))
 }
 
@@ -415,7 +415,7 @@ pub fn run(args: GenerateArgs) -> Result<(), Failure> {
                         "kind": e.kind(),
                         "code": e.code(),
                         "message": e.to_string(),
-                        "hint": hint(e.code()),
+                        "hint": e.code().hint(),
                     },
                 });
                 println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
