@@ -8,18 +8,21 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use image::RgbImage;
 use sadtalker_audio::{LoadOptions, PyRandom, SAMPLE_RATE, Speech, load_speech};
 use sadtalker_audio2coeff::speech::speech_input;
 use sadtalker_audio2coeff::{Audio2CoeffInput, Audio2CoeffOptions, NoiseSource, SeededNoise};
+use sadtalker_coeffs::facerender::FaceRenderInput;
 use sadtalker_coeffs::file::{COEFF_KEY, FirstFrameFile, write_motion};
 use sadtalker_coeffs::{CoeffTable, MOTION_DIM, MotionCoeff};
 use sadtalker_preprocess::Landmarks68;
 use sadtalker_preprocess::extract::{ExtractOptions, Extracted, LandmarkSource, PictureLandmarks};
 use sadtalker_preprocess::imgproc::cv_resize_linear;
 use sadtalker_preprocess::paste::paste_back;
+use sadtalker_render::FaceRenderer;
 use sadtalker_video::{Audio, Mp4Writer, VideoSettings, write_still_video};
 use serde::{Deserialize, Serialize};
 
@@ -28,6 +31,7 @@ use crate::frames::{facerender_input, prepare_source, render_frames, source_pict
 use crate::models::{ModelSource, Models};
 use crate::options::{Fallback, GenerateOptions};
 use crate::progress::Progress;
+use crate::source_cache::{PortraitKey, PreparedPortrait};
 
 /// A degraded result: which stage failed and why.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -78,6 +82,10 @@ pub struct Report {
     pub models: Vec<ModelUsed>,
     /// Where the intermediate files are (`--verbose`).
     pub intermediates: Option<PathBuf>,
+    /// The portrait was prepared by an earlier job of this process ([`crate::source_cache`]): no
+    /// preprocessing ran and the renderer's source was reused.
+    #[serde(default)]
+    pub source_cached: bool,
 }
 
 /// Receives each final frame (index, picture) before it is encoded.
@@ -167,6 +175,7 @@ pub fn generate_with(
         progress.note(n);
     }
 
+    let mut source_cached = false;
     let result = run_stages(
         models,
         opts,
@@ -176,6 +185,7 @@ pub fn generate_with(
         hooks,
         &mut timer,
         &mut warnings,
+        &mut source_cached,
     );
     warnings.extend(models.take_warnings());
     // A report (and so `--json`) must say when the video is not from the model files.
@@ -240,6 +250,7 @@ pub fn generate_with(
         warnings,
         models: models_used,
         intermediates,
+        source_cached,
     })
 }
 
@@ -406,6 +417,7 @@ fn run_stages(
     hooks: Hooks<'_>,
     timer: &mut Timer,
     warnings: &mut Vec<String>,
+    source_cached: &mut bool,
 ) -> Result<(sadtalker_video::WriteSummary, Option<PathBuf>), PipelineError> {
     // Models.
     progress.stage(Stage::Models, None);
@@ -414,7 +426,15 @@ fn run_stages(
     models.ensure_files(opts, progress)?;
     let refs_need_detection = matches!(inputs.ref_eyeblink, Some(RefInput::Frames(_)))
         || matches!(inputs.ref_pose, Some(RefInput::Frames(_)));
-    let extractor = models.extractor(opts, inputs.landmarks.is_none() || refs_need_detection)?;
+    // A portrait prepared by an earlier job of this process needs no extractor, unless a reference
+    // video does.
+    let portrait_key = PortraitKey::new(&inputs.image, opts, inputs.landmarks.as_ref());
+    let cached = models.source_cache().get(&portrait_key);
+    let extractor = if cached.is_none() || refs_need_detection {
+        Some(models.extractor(opts, inputs.landmarks.is_none() || refs_need_detection)?)
+    } else {
+        None
+    };
     let a2c = models.audio2coeff(opts)?;
     let renderer = models.renderer(opts)?;
     let mut enhancer = match &opts.enhancer {
@@ -427,23 +447,41 @@ fn run_stages(
     progress.stage(Stage::Preprocess, None);
     check_cancel(&*progress, Stage::Preprocess)?;
     let t = Instant::now();
-    let landmarks = match &inputs.landmarks {
-        Some(lm) => LandmarkSource::Given(Box::new(lm.clone())),
-        None => LandmarkSource::Detect {
-            face_index: opts.face_index,
-            threshold: opts.face_threshold,
-        },
+    let portrait = match (cached, &extractor) {
+        (Some(p), _) => {
+            progress.note("the portrait was prepared by an earlier job: crop, coefficients and source reused");
+            Portrait::Cached(p)
+        }
+        (None, Some(extractor)) => {
+            let landmarks = match &inputs.landmarks {
+                Some(lm) => LandmarkSource::Given(Box::new(lm.clone())),
+                None => LandmarkSource::Detect {
+                    face_index: opts.face_index,
+                    threshold: opts.face_threshold,
+                },
+            };
+            Portrait::Fresh(Box::new(
+                extractor
+                    .extract(
+                        std::slice::from_ref(&inputs.image),
+                        &ExtractOptions {
+                            mode: opts.preprocess,
+                            pic_size: opts.size,
+                            landmarks,
+                        },
+                    )
+                    .at(Stage::Preprocess)?,
+            ))
+        }
+        (None, None) => {
+            return Err(PipelineError::new(
+                Stage::Preprocess,
+                Cause::Internal("no extractor for an unprepared portrait".into()),
+            ));
+        }
     };
-    let extracted = extractor
-        .extract(
-            std::slice::from_ref(&inputs.image),
-            &ExtractOptions {
-                mode: opts.preprocess,
-                pic_size: opts.size,
-                landmarks,
-            },
-        )
-        .at(Stage::Preprocess)?;
+    *source_cached = matches!(portrait, Portrait::Cached(_));
+    let extracted = portrait.extracted();
     if extracted
         .picture_landmarks
         .iter()
@@ -460,6 +498,12 @@ fn run_stages(
             None => Ok(None),
             Some(RefInput::Coeffs(t)) => Ok(Some(t.clone())),
             Some(RefInput::Frames(frames)) => {
+                let extractor = extractor.as_ref().ok_or_else(|| {
+                    PipelineError::new(
+                        Stage::Preprocess,
+                        Cause::Internal("no extractor for a reference video".into()),
+                    )
+                })?;
                 // As the reference: the video's frames cut where its first frame's face is, 256 px.
                 let ex = extractor
                     .extract(
@@ -539,19 +583,29 @@ fn run_stages(
     let generated = CoeffTable::from_motion(&a2c_out.coeffs);
 
     let intermediates = if opts.verbose {
-        Some(write_intermediates(opts, output, &extracted, &a2c_out.coeffs)?)
+        Some(write_intermediates(opts, output, extracted, &a2c_out.coeffs)?)
     } else {
         None
     };
 
     // The renderer's windows and source.
     let input = facerender_input(&first_table, &generated, opts)?;
-    let source = source_picture(&extracted.picture, opts.size)?;
 
     progress.stage(Stage::Render, Some(input.frame_num as u64));
     check_cancel(&*progress, Stage::Render)?;
     let t = Instant::now();
-    let prepared = prepare_source(&renderer, &source, &input).at(Stage::Render)?;
+    let portrait = match portrait {
+        // The key covers everything the source window is made from; compared anyway, as it is cheap.
+        Portrait::Cached(p) if p.source_semantics == input.source_semantics => p,
+        Portrait::Cached(p) => Arc::new(prepare_portrait(&renderer, p.extracted.clone(), &input, opts)?),
+        Portrait::Fresh(extracted) => {
+            let p = Arc::new(prepare_portrait(&renderer, *extracted, &input, opts)?);
+            models.source_cache().insert(portrait_key, p.clone());
+            p
+        }
+    };
+    let extracted = &portrait.extracted;
+    let prepared = &portrait.source;
     timer.add(Stage::Render, t.elapsed());
 
     // `AnimateFromCoeff.generate`: the square frame resized to the crop's aspect,
@@ -573,7 +627,7 @@ fn run_stages(
     let mut encode_time = Duration::ZERO;
     let mut on_frame = hooks.on_frame;
     let paste = opts.preprocess.pastes_back();
-    let loop_times = render_frames(&renderer, &prepared, &input, opts.batch_size, |i, frame| {
+    let loop_times = render_frames(&renderer, prepared, &input, opts.batch_size, |i, frame| {
         let t = Instant::now();
         let mut frame = frame;
         if aspect_h != frame.height() || opts.size != frame.width() {
@@ -611,6 +665,38 @@ fn run_stages(
     let summary = writer.finish().at(Stage::Encode)?;
     timer.add(Stage::Encode, encode_time + t.elapsed());
     Ok((summary, intermediates))
+}
+
+/// The portrait of a job: prepared by an earlier one, or extracted now (its source is prepared at the
+/// render stage, once the renderer's windows are known).
+enum Portrait {
+    Cached(Arc<PreparedPortrait>),
+    Fresh(Box<Extracted>),
+}
+
+impl Portrait {
+    fn extracted(&self) -> &Extracted {
+        match self {
+            Portrait::Cached(p) => &p.extracted,
+            Portrait::Fresh(e) => e,
+        }
+    }
+}
+
+/// The renderer's source for `extracted`'s picture and `input`'s source window.
+fn prepare_portrait(
+    renderer: &FaceRenderer,
+    extracted: Extracted,
+    input: &FaceRenderInput,
+    opts: &GenerateOptions,
+) -> Result<PreparedPortrait, PipelineError> {
+    let picture = source_picture(&extracted.picture, opts.size)?;
+    let source = prepare_source(renderer, &picture, input).at(Stage::Render)?;
+    Ok(PreparedPortrait {
+        extracted,
+        source,
+        source_semantics: input.source_semantics.clone(),
+    })
 }
 
 /// Fails with [`Cause::Cancelled`] when the caller asked the run to stop.

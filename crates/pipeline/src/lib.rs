@@ -7,6 +7,8 @@
 //! - [`JobOverrides`]: a job's option values as data (a batch CSV row, a JSON job, a form), merged over a
 //!   base [`GenerateOptions`].
 //! - [`batch`]: many jobs with the models loaded once, a JSON-lines report, resume and sharding.
+//! - [`source_cache`]: portraits prepared by earlier jobs (crop, coefficients, renderer source), kept in
+//!   [`Models`] so a second recording for the same portrait skips the preparation.
 //! - [`doctor`]: system checks and the self-test (every stage on built-in weights, in seconds).
 //!
 //! Every failure is a [`PipelineError`]: the [`Stage`] that failed, the cause, and its [`ErrorKind`]
@@ -21,6 +23,7 @@ mod models;
 mod options;
 mod overrides;
 mod progress;
+pub mod source_cache;
 
 pub use error::{Cause, ErrorKind, PipelineError, Problem, Stage};
 pub use generate::{Degraded, Hooks, ModelUsed, Report, generate, generate_with, local_timestamp, timestamp};

@@ -23,6 +23,7 @@ use sadtalker_store::{FileState, ModelStore, Reporter, Silent, StoreError, Store
 
 use crate::error::{AtStage, PipelineError, Stage};
 use crate::options::GenerateOptions;
+use crate::source_cache::{DEFAULT_SOURCE_CACHE, SourceCache};
 
 /// The face detector file (facexlib RetinaFace).
 pub const DETECTOR: &str = "detection_Resnet50_Final.pth";
@@ -68,11 +69,13 @@ pub struct Models {
     extractors: Mutex<HashMap<(u32, bool, bool), Arc<Extractor>>>,
     audio2coeff: Mutex<HashMap<(u32, bool), Arc<Audio2Coeff>>>,
     renderers: Mutex<HashMap<RenderKey, Arc<FaceRenderer>>>,
+    /// Portraits prepared by earlier jobs (made by these networks).
+    sources: SourceCache,
     /// Model files used, by role (for reports).
     used: Mutex<Vec<(String, PathBuf)>>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding a cache lock leaves a usable map (at worst without the entry).
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -195,8 +198,21 @@ impl Models {
             extractors: Mutex::default(),
             audio2coeff: Mutex::default(),
             renderers: Mutex::default(),
+            sources: SourceCache::new(DEFAULT_SOURCE_CACHE),
             used: Mutex::default(),
         }
+    }
+
+    /// Keeps at most `capacity` prepared portraits between jobs (default [`DEFAULT_SOURCE_CACHE`]; 0
+    /// turns the cache off). Entries made so far are dropped.
+    pub fn with_source_cache(mut self, capacity: usize) -> Self {
+        self.sources = SourceCache::new(capacity);
+        self
+    }
+
+    /// The prepared portraits kept between jobs.
+    pub fn source_cache(&self) -> &SourceCache {
+        &self.sources
     }
 
     /// The render sizes these models support.

@@ -259,9 +259,12 @@ async fn metrics(State(app): Shared) -> Result<Response, ApiError> {
         move || app.db.counts().map_err(ApiError::from)
     })
     .await?;
-    let text = app
-        .metrics
-        .render(&counts, app.started.elapsed().as_secs_f64(), app.cfg.workers);
+    let text = app.metrics.render(
+        &counts,
+        app.started.elapsed().as_secs_f64(),
+        app.cfg.workers,
+        app.models.source_cache().stats(),
+    );
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
 }
 

@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Mutex;
 
+use sadtalker_pipeline::source_cache::CacheStats;
+
 use crate::db::JobState;
 
 #[derive(Default)]
@@ -49,7 +51,7 @@ impl Metrics {
     }
 
     /// The exposition text.
-    pub fn render(&self, counts: &BTreeMap<JobState, u64>, uptime: f64, workers: usize) -> String {
+    pub fn render(&self, counts: &BTreeMap<JobState, u64>, uptime: f64, workers: usize, cache: CacheStats) -> String {
         let c = self.lock();
         let mut s = String::new();
         let mut metric = |name: &str, kind: &str, help: &str, lines: Vec<(String, String)>| {
@@ -134,6 +136,21 @@ impl Metrics {
                     )
                 })
                 .collect(),
+        );
+        metric(
+            "sadtalker_source_cache_lookups_total",
+            "counter",
+            "Jobs that looked up their prepared portrait, by result (hit: preprocessing skipped).",
+            vec![
+                ("{result=\"hit\"}".to_owned(), cache.hits.to_string()),
+                ("{result=\"miss\"}".to_owned(), cache.misses.to_string()),
+            ],
+        );
+        metric(
+            "sadtalker_source_cache_entries",
+            "gauge",
+            "Prepared portraits held (at most --source-cache).",
+            vec![(String::new(), cache.entries.to_string())],
         );
         metric(
             "sadtalker_uptime_seconds",

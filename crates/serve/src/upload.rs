@@ -70,22 +70,28 @@ pub fn sniff(role: &str, head: &[u8]) -> Result<&'static str, ApiError> {
     let kind = match role {
         "image" if starts(b"\x89PNG\r\n\x1a\n") => Some("png"),
         "image" if starts(&[0xFF, 0xD8, 0xFF]) => Some("jpg"),
+        "image" if starts(b"RIFF") && at(8, b"WEBP") => Some("webp"),
+        "image" if starts(b"BM") => Some("bmp"),
+        "image" if starts(b"II*\0") || starts(b"MM\0*") => Some("tiff"),
         "audio" if starts(b"RIFF") && at(8, b"WAVE") => Some("wav"),
         "audio" if starts(b"fLaC") => Some("flac"),
         "audio" if starts(b"OggS") => Some("ogg"),
         "audio" if starts(b"ID3") || (head.len() >= 2 && head[0] == 0xFF && head[1] & 0xE0 == 0xE0) => Some("mp3"),
         "audio" if at(4, b"ftyp") => Some("m4a"),
         "ref_eyeblink" | "ref_pose" if at(4, b"ftyp") => Some("mp4"),
+        // Decoded through ffmpeg when it is installed (as on the command line).
+        "ref_eyeblink" | "ref_pose" if starts(&[0x1A, 0x45, 0xDF, 0xA3]) => Some("mkv"),
+        "ref_eyeblink" | "ref_pose" if starts(b"RIFF") && at(8, b"AVI ") => Some("avi"),
         "ref_eyeblink" | "ref_pose" if starts(b"MATLAB") => Some("mat"),
         "landmarks" if !head.is_empty() && std::str::from_utf8(head).is_ok_and(|t| !t.contains('\0')) => Some("txt"),
         _ => None,
     };
     kind.ok_or_else(|| {
         let what = match role {
-            "image" => "a PNG or JPEG picture",
+            "image" => "a PNG, JPEG, WebP, BMP or TIFF picture",
             "audio" => "a WAV, FLAC, MP3, OGG/Vorbis or M4A/AAC recording",
             "landmarks" => "a text file of 68 points",
-            _ => "an H.264 MP4 video or a coefficient .mat file",
+            _ => "a video (MP4/MOV, MKV/WebM, AVI) or a coefficient .mat file",
         };
         ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -340,6 +346,12 @@ mod tests {
         assert_eq!(sniff("image", b"\x89PNG\r\n\x1a\n....").ok(), Some("png"));
         assert_eq!(sniff("image", &[0xFF, 0xD8, 0xFF, 0xE0]).ok(), Some("jpg"));
         assert!(sniff("image", b"RIFF\0\0\0\0WAVEfmt ").is_err());
+        assert_eq!(sniff("image", b"RIFF\0\0\0\0WEBPVP8 ").ok(), Some("webp"));
+        assert_eq!(sniff("image", b"BM\x36\0\0\0").ok(), Some("bmp"));
+        assert_eq!(sniff("image", b"II*\0\x08\0").ok(), Some("tiff"));
+        assert_eq!(sniff("image", b"MM\0*\0\0").ok(), Some("tiff"));
+        assert_eq!(sniff("ref_pose", &[0x1A, 0x45, 0xDF, 0xA3, 0x9F]).ok(), Some("mkv"));
+        assert_eq!(sniff("ref_pose", b"RIFF\0\0\0\0AVI LIST").ok(), Some("avi"));
         assert_eq!(sniff("audio", b"RIFF\0\0\0\0WAVEfmt ").ok(), Some("wav"));
         assert_eq!(sniff("audio", b"fLaC").ok(), Some("flac"));
         assert!(sniff("audio", b"#!/bin/sh").is_err());

@@ -351,6 +351,7 @@ fn report_json(r: &Report) -> serde_json::Value {
         "audio_seconds": r.audio_seconds,
         "seconds": r.seconds,
         "warnings": r.warnings,
+        "source_cached": r.source_cached,
     })
 }
 

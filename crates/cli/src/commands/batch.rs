@@ -13,7 +13,7 @@ use sadtalker_pipeline::{Fallback, GenerateOptions, JobOverrides};
 use sadtalker_preprocess::PreprocessMode;
 use serde_json::json;
 
-use crate::commands::generate::{FallbackArg, ModelArgs, StageBar};
+use crate::commands::generate::{FallbackArg, ModelArgs, SourceCacheArg, StageBar};
 use crate::exit::{Failure, Kind};
 
 #[derive(Args)]
@@ -97,6 +97,8 @@ struct RunArgs {
     #[arg(long, value_enum)]
     fallback: Option<FallbackArg>,
     #[command(flatten)]
+    cache: SourceCacheArg,
+    #[command(flatten)]
     models: ModelArgs,
     /// No progress output.
     #[arg(long, short)]
@@ -175,6 +177,7 @@ fn run_jobs(args: RunArgs) -> Result<(), Failure> {
     let jobs = load_jobs(&source, &base, &out).map_err(batch_failure)?;
     let quiet = args.quiet || args.json;
     let models = args.models.models(quiet)?;
+    let models = args.cache.apply(models);
     let mut bar = StageBar::new(!quiet);
     let shown = bar.clone();
     let mut observe = |pos: usize, n: usize, job: &sadtalker_pipeline::batch::Job, rec: Option<&JobRecord>| match rec {

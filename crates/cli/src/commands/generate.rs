@@ -11,6 +11,7 @@ use std::time::Duration;
 use anyhow::anyhow;
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use sadtalker_pipeline::source_cache::DEFAULT_SOURCE_CACHE;
 use sadtalker_pipeline::{
     DeviceChoice, ErrorKind, Fallback, GenerateOptions, Models, PipelineError, Progress, Report, Stage,
 };
@@ -109,6 +110,24 @@ impl ModelArgs {
         }
         let mode = if quiet { ConsoleMode::Quiet } else { ConsoleMode::Auto };
         Models::from_store(opts, Arc::new(ConsoleReporter::new(mode))).map_err(pipeline_failure)
+    }
+}
+
+/// `--source-cache`, for the commands that run many jobs on one set of models (`batch`, `serve`).
+#[derive(Args, Clone)]
+pub struct SourceCacheArg {
+    /// Portraits kept prepared between jobs (crop, 3DMM coefficients, the renderer's source volume;
+    /// about 10 MB each at 256, 40 MB at 512): another recording for the same portrait goes straight
+    /// to the audio stages. 0 turns it off.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_SOURCE_CACHE as u16,
+          value_parser = clap::value_parser!(u16).range(0..=256))]
+    pub source_cache: u16,
+}
+
+impl SourceCacheArg {
+    /// Applies the cache size to `models`.
+    pub fn apply(&self, models: Models) -> Models {
+        models.with_source_cache(usize::from(self.source_cache))
     }
 }
 

@@ -11,7 +11,7 @@ use clap::Args;
 use sadtalker_pipeline::GenerateOptions;
 use sadtalker_serve::{Limits, Retention, ServeConfig};
 
-use crate::commands::generate::ModelArgs;
+use crate::commands::generate::{ModelArgs, SourceCacheArg};
 use crate::exit::{Failure, Kind};
 
 #[derive(Args)]
@@ -63,6 +63,8 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N")]
     pub size: Option<u32>,
     #[command(flatten)]
+    pub cache: SourceCacheArg,
+    #[command(flatten)]
     pub models: ModelArgs,
 }
 
@@ -87,6 +89,7 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
         );
     }
     let models = args.models.models(false)?;
+    let models = args.cache.apply(models);
     let mut base = GenerateOptions::default();
     base.size = match args.size {
         Some(s) => s,
