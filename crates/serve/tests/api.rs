@@ -408,10 +408,16 @@ fn health_readiness_metrics_and_the_api_description() {
     s.wait_final(&b, LIMIT);
     assert_eq!(s.get(&format!("/v1/jobs/{a}")).status, 404);
     assert!(!s.data.path().join("jobs").join(&a).exists());
-    assert_eq!(s.get(&format!("/v1/jobs/{b}")).json()["state"], "done");
+    let second = s.get(&format!("/v1/jobs/{b}")).json();
+    assert_eq!(second["state"], "done");
+    // The same portrait again: its preparation came from the source cache.
+    assert_eq!(second["report"]["source_cached"], true, "{second}");
 
     let m = String::from_utf8(s.get("/metrics").body).expect("text");
     for name in [
+        "sadtalker_source_cache_lookups_total{result=\"hit\"} 1",
+        "sadtalker_source_cache_lookups_total{result=\"miss\"} 1",
+        "sadtalker_source_cache_entries 1",
         "sadtalker_queue_length 0",
         "sadtalker_jobs{state=\"done\"} 1",
         "sadtalker_jobs_finished_total 2",
