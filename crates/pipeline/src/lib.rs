@@ -19,6 +19,7 @@ pub mod frames;
 mod generate;
 mod models;
 mod options;
+pub mod outputs;
 mod overrides;
 mod progress;
 
@@ -26,5 +27,6 @@ pub use error::{Cause, ErrorKind, PipelineError, Problem, Stage};
 pub use generate::{Degraded, Hooks, ModelUsed, Report, generate, generate_with, local_timestamp, timestamp};
 pub use models::{DETECTOR, LANDMARKS, LEGACY_FACEVID, LEGACY_RECON, MAPPING, MAPPING_FULL, ModelSource, Models};
 pub use options::{DeviceChoice, ENHANCERS, Fallback, GenerateOptions};
+pub use outputs::{OutputBlocked, check_output_locations};
 pub use overrides::{COLUMNS, JobOverrides, normalise_key};
 pub use progress::{NoProgress, Progress, StageLog};
