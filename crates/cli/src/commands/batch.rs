@@ -13,7 +13,7 @@ use sadtalker_pipeline::{Fallback, GenerateOptions, JobOverrides};
 use sadtalker_preprocess::PreprocessMode;
 use serde_json::json;
 
-use crate::commands::generate::{FallbackArg, ModelArgs, StageBar};
+use crate::commands::generate::{FallbackArg, ModelArgs, StageBar, blocked_failure};
 use crate::exit::{Failure, Kind};
 
 #[derive(Args)]
@@ -130,6 +130,8 @@ fn run_jobs(args: RunArgs) -> Result<(), Failure> {
         .out
         .clone()
         .ok_or_else(|| Failure::new(Kind::BadInput, anyhow!("--out DIR is required")))?;
+    // Before the job list and the models: a file where the output folder must be.
+    sadtalker_pipeline::outputs::check_folder("--out", &out).map_err(blocked_failure)?;
     let shard: Option<Shard> = args
         .shard
         .as_deref()
@@ -202,6 +204,9 @@ fn run_jobs(args: RunArgs) -> Result<(), Failure> {
     );
     bar.finish();
     let summary = summary.map_err(batch_failure)?;
+    for w in &summary.warnings {
+        eprintln!("warning: {w}");
+    }
     let failed = summary.count(JobStatus::Failed);
     let degraded = summary.count(JobStatus::Degraded);
     let skipped_failed = summary
@@ -217,12 +222,26 @@ fn run_jobs(args: RunArgs) -> Result<(), Failure> {
             "failed": failed,
             "degraded": degraded,
             "skipped": summary.count(JobStatus::Skipped),
+            "cancelled": summary.cancelled,
+            "warnings": summary.warnings,
             "records": summary.records,
         });
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
     } else {
         print_table(&summary.records);
         println!("report: {}", summary.report.display());
+    }
+    if summary.cancelled {
+        let signal = crate::signals::received().unwrap_or(crate::signals::SIGINT);
+        return Err(Failure::new(
+            Kind::of_signal(signal),
+            anyhow!(
+                "stopped after {} job(s): {} has their records; the stopped job left no file behind. Run the \
+                 same command with --resume to do the rest",
+                summary.records.len(),
+                summary.report.display()
+            ),
+        ));
     }
     partial_exit(
         failed + degraded + skipped_failed,
@@ -296,6 +315,9 @@ fn print_table(records: &[JobRecord]) {
 
 fn merge(args: MergeArgs) -> Result<(), Failure> {
     let merged = sadtalker_pipeline::batch::merge(&args.dir).map_err(batch_failure)?;
+    for w in &merged.warnings {
+        eprintln!("warning: {w}");
+    }
     let bad = merged
         .records
         .iter()
@@ -308,6 +330,7 @@ fn merge(args: MergeArgs) -> Result<(), Failure> {
             "missing_shards": merged.missing_shards,
             "jobs": merged.records.len(),
             "failed_or_degraded": bad,
+            "warnings": merged.warnings,
             "records": merged.records,
         });
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());

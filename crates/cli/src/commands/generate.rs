@@ -274,8 +274,25 @@ pub fn kind_of(kind: ErrorKind) -> Kind {
     }
 }
 
-/// A pipeline failure as the CLI reports it: the message, then what to try.
+/// An output location blocked by a file: a usage error (exit 2), found before any model is loaded.
+pub fn blocked_failure(e: sadtalker_pipeline::OutputBlocked) -> Failure {
+    Failure::new(Kind::Usage, anyhow!("{e}"))
+}
+
+/// A pipeline failure as the CLI reports it: the message, then what to try. A run stopped by a signal
+/// exits 130 (SIGINT) or 143 (SIGTERM).
 pub fn pipeline_failure(e: PipelineError) -> Failure {
+    if e.is_cancelled()
+        && let Some(signal) = crate::signals::received()
+    {
+        return Failure::new(
+            Kind::of_signal(signal),
+            anyhow!(
+                "stopped in the {} stage; no video was written and its temporary files were removed",
+                e.stage
+            ),
+        );
+    }
     let kind = kind_of(e.kind());
     let h = e.code().hint();
     Failure::new(kind, anyhow!("{e}\nhint: {h}"))
@@ -367,6 +384,11 @@ impl Progress for StageBar {
     fn note(&mut self, text: &str) {
         self.println(text);
     }
+
+    /// Ctrl-C / SIGTERM asks the run to stop (see `crate::signals`).
+    fn cancelled(&self) -> bool {
+        crate::signals::received().is_some()
+    }
 }
 
 /// The result as JSON (the report, with `degraded` a boolean plus its details).
@@ -397,6 +419,8 @@ pub fn run(args: GenerateArgs) -> Result<(), Failure> {
     }
     let quiet = args.quiet || args.json;
     let opts = args.options();
+    // Before anything slow: a file where an output folder must be is a mistake in the command line.
+    sadtalker_pipeline::check_output_locations(&opts).map_err(blocked_failure)?;
     // Opening the store reads no model file; `generate` checks the options and inputs before it loads any.
     let models = args.models.models(quiet)?;
     let mut bar = StageBar::new(!quiet);
