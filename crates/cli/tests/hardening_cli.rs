@@ -484,7 +484,7 @@ fn a_failing_job_leaves_no_reservation() {
         .expect("results")
         .map(|e| e.expect("e").path())
         .collect();
-    assert_eq!(names, [out.clone()]);
+    assert_eq!(names, std::slice::from_ref(&out));
     assert!(sadtalker_video::read_video(&out).is_ok_and(|v| !v.frames.is_empty()));
 }
 
