@@ -8,16 +8,15 @@ pub const EXIT_CODES_HELP: &str = "\
 Exit codes:
   0  success
   1  internal failure (a bug: please report it with the message)
-  2  invalid command line
+  2  invalid command line; also an output location blocked by a file (`-o`, `--result-dir`,
+     `--frames-dir`, `batch --out` where a file is in the way of a folder), found before models load
   3  bad input (unreadable, corrupt or unsuitable file)
   4  model files missing or damaged (see `sadtalker models`)
   5  degraded output: `generate --fallback still` wrote the still video because a stage failed
-  2  also: an output location blocked by a file (`-o`, `--result-dir`, `--frames-dir`, `batch --out`
-     where a file is in the way of a folder), found before any model is loaded
   6  partial batch: `batch` finished, but some jobs failed or were degraded (see DIR/report.jsonl)
-130  interrupted (SIGINT, Ctrl-C): the run stopped after the current frame; its temporary files were
-     removed, a batch's report keeps the jobs that finished (rerun with --resume); a second Ctrl-C
-     stops at once, removing them too
+130  interrupted (SIGINT, Ctrl-C) during `generate` or `batch`: stopped after the current frame, its
+     temporary files removed; a batch's report keeps the jobs that finished (rerun with --resume).
+     A second Ctrl-C stops at once, removing them too
 143  terminated (SIGTERM): as 130";
 
 /// Categories of failure, each with its exit code.

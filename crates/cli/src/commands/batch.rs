@@ -30,8 +30,11 @@ Examples:
   sadtalker batch portraits/ speeches/ --out results/ --preprocess full --still
   sadtalker batch jobs.csv --out results/ --shard $SLURM_ARRAY_TASK_ID/8 --resume --offline || [ $? -eq 6 ]
   sadtalker batch merge results/    (once every shard is done; README: Scaling out)
-Exit codes: 0 every job ok, 6 some jobs failed or were degraded (see DIR/report.jsonl), 3 unusable job list,
-4 model files missing."
+Exit codes: 0 every job ok, 6 some jobs failed or were degraded (see DIR/report.jsonl), 2 --out blocked by a
+file, 3 unusable job list, 4 model files missing, 130/143 stopped by Ctrl-C/SIGTERM (the finished jobs'
+records are kept; rerun with --resume).
+Report: one whole line per job (one write under flock), so batches running into one --out at once never
+mix their lines; a line cut by a crash is skipped with a warning and removed before the next record."
 )]
 pub struct BatchArgs {
     #[command(subcommand)]

@@ -118,8 +118,9 @@ impl ModelArgs {
   sadtalker generate --source_image face.png --driven_audio talk.wav --preprocess full --still -o talk.mp4
   sadtalker generate --source-image face.png --driven-audio talk.wav --fallback still --json
 
-Exit codes: 0 success, 1 internal failure, 2 invalid command line, 3 bad input, 4 model files missing or
-damaged, 5 degraded output (--fallback still wrote the still video; the message names the failed stage).")]
+Exit codes: 0 success, 1 internal failure, 2 invalid command line (also: an output location blocked by a
+file), 3 bad input, 4 model files missing or damaged, 5 degraded output (--fallback still wrote the still
+video; the message names the failed stage), 130/143 stopped by Ctrl-C/SIGTERM (temporary files removed).")]
 pub struct GenerateArgs {
     /// The portrait (PNG, JPEG, WebP, BMP or TIFF).
     #[arg(long, alias = "source_image", value_name = "IMG")]
