@@ -173,7 +173,7 @@ fn finish(mut child: Child, log: &Path) -> (Option<i32>, String) {
 fn an_interrupted_generate_leaves_no_temporary_files() {
     let dir = TempDir::new().expect("tempdir");
     let home = dir.path().join("home");
-    let audio = long_speech(dir.path(), 40.0);
+    let audio = long_speech(dir.path(), 10.0);
     let audio_before = std::fs::read(&audio).expect("read");
     for (sig, code, twice) in [("INT", 130, false), ("TERM", 143, false), ("INT", 130, true)] {
         let out_dir = dir.path().join(format!("out-{sig}-{twice}"));
@@ -213,7 +213,7 @@ fn a_terminated_batch_keeps_the_finished_records() {
     std::fs::copy(astronaut(), inputs.join("astro.png")).expect("copy");
     std::fs::copy(landmarks(), inputs.join("lm.txt")).expect("copy");
     std::fs::copy(speech(), inputs.join("short.wav")).expect("copy");
-    long_speech(&inputs, 40.0);
+    long_speech(&inputs, 10.0);
     let csv = inputs.join("jobs.csv");
     std::fs::write(
         &csv,
