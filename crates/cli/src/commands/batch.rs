@@ -13,7 +13,8 @@ use sadtalker_pipeline::{Fallback, GenerateOptions, JobOverrides};
 use sadtalker_preprocess::PreprocessMode;
 use serde_json::json;
 
-use crate::commands::generate::{FallbackArg, ModelArgs, StageBar, blocked_failure};
+use crate::commands::generate::blocked_failure;
+use crate::commands::generate::{FallbackArg, ModelArgs, StageBar};
 use crate::exit::{Failure, Kind};
 
 #[derive(Args)]
