@@ -13,7 +13,6 @@ use sadtalker_pipeline::{Fallback, GenerateOptions, JobOverrides};
 use sadtalker_preprocess::PreprocessMode;
 use serde_json::json;
 
-use crate::commands::generate::blocked_failure;
 use crate::commands::generate::{FallbackArg, ModelArgs, StageBar};
 use crate::exit::{Failure, Kind};
 
@@ -135,7 +134,7 @@ fn run_jobs(args: RunArgs) -> Result<(), Failure> {
         .clone()
         .ok_or_else(|| Failure::new(Kind::BadInput, anyhow!("--out DIR is required")))?;
     // Before the job list and the models: a file where the output folder must be.
-    sadtalker_pipeline::outputs::check_folder("--out", &out).map_err(blocked_failure)?;
+    sadtalker_pipeline::outputs::check_folder("--out", &out).map_err(crate::commands::generate::blocked_failure)?;
     let shard: Option<Shard> = args
         .shard
         .as_deref()
