@@ -5,6 +5,7 @@
 
 mod commands;
 mod exit;
+mod signals;
 
 use clap::{Parser, Subcommand};
 
@@ -59,6 +60,11 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    // The long-running commands that write through temporary files stop cleanly on Ctrl-C / SIGTERM
+    // (`serve` has its own shutdown).
+    if matches!(cli.command, Command::Generate(_) | Command::Batch(_)) {
+        signals::install();
+    }
     let result = match cli.command {
         Command::Generate(args) => commands::generate::run(*args),
         Command::Batch(args) => commands::batch::run(*args),

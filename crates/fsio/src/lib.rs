@@ -6,16 +6,29 @@
 //!
 //! Files are created with mode `0o666` less the process umask, as `File::create` and any Unix tool do
 //! (`tempfile` alone would make them `0o600`).
+//!
+//! Every temporary file and every name [`Reservation`] is also listed in a process-wide registry while it
+//! lives, so that a process that must exit at once (a second Ctrl-C during a stage that cannot stop
+//! early) can remove them with [`remove_live_files`] before it exits: destructors do not run on
+//! `std::process::exit`.
 
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+
+mod live;
+mod reserve;
+
+pub use live::{live_files, remove_live_files};
+pub use reserve::{Reservation, reserve_unique};
 
 /// A file being written to a temporary name beside its target.
 #[derive(Debug)]
 pub struct AtomicFile {
     temp: tempfile::NamedTempFile,
     target: PathBuf,
+    // Declared after `temp`: fields drop in order, so the file is gone before it leaves the registry.
+    entry: live::Entry,
 }
 
 /// The folder a target is written in (`.` for a bare file name).
@@ -43,9 +56,11 @@ impl AtomicFile {
             builder.permissions(std::fs::Permissions::from_mode(0o666));
         }
         let temp = builder.tempfile_in(parent_dir(target))?;
+        let entry = live::Entry::temp(temp.path());
         Ok(Self {
             temp,
             target: target.to_owned(),
+            entry,
         })
     }
 
@@ -71,11 +86,17 @@ impl AtomicFile {
 
     /// Flushes, fsyncs and renames the file into place (replacing a file already there), then fsyncs
     /// the folder.
-    pub fn commit(mut self) -> io::Result<()> {
-        self.temp.as_file_mut().flush()?;
-        self.temp.as_file().sync_all()?;
-        let target = self.target;
-        self.temp.persist(&target).map_err(|e| e.error)?;
+    pub fn commit(self) -> io::Result<()> {
+        let Self {
+            mut temp,
+            target,
+            entry,
+        } = self;
+        temp.as_file_mut().flush()?;
+        temp.as_file().sync_all()?;
+        // On failure `persist` hands the file back and it is removed when dropped here.
+        temp.persist(&target).map_err(|e| e.error)?;
+        drop(entry);
         sync_dir(parent_dir(&target))
     }
 }
@@ -145,6 +166,37 @@ mod tests {
         }
         assert_eq!(std::fs::read(&target).expect("read"), b"old");
         assert!(leftovers(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn temporaries_are_registered_while_they_live() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let target = dir.path().join("reg.bin");
+        let f = AtomicFile::create(&target).expect("create");
+        let temp = f.temp_path().to_owned();
+        assert!(live_files().contains(&temp));
+        f.commit().expect("commit");
+        assert!(!live_files().contains(&temp));
+        let f = AtomicFile::create(&target).expect("create");
+        let temp = f.temp_path().to_owned();
+        drop(f);
+        assert!(!live_files().contains(&temp));
+        assert!(leftovers(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn remove_live_files_removes_temporaries_and_untouched_reservations() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let f = AtomicFile::create(&dir.path().join("a.bin")).expect("create");
+        let temp = f.temp_path().to_owned();
+        let r = reserve_unique(dir.path(), "name", "mp4").expect("reserve");
+        let reserved = r.path().to_owned();
+        // The process is about to exit: no destructor will run.
+        std::mem::forget(f);
+        std::mem::forget(r);
+        // Only this test's files: other tests of this process have theirs in the registry too.
+        live::remove_where(|p| p.starts_with(dir.path()));
+        assert!(!temp.exists() && !reserved.exists());
     }
 
     #[cfg(unix)]

@@ -422,6 +422,13 @@ impl fmt::Display for Problem {
     }
 }
 
+/// A blocked output location is unusable input, found while reading the inputs.
+impl From<crate::outputs::OutputBlocked> for PipelineError {
+    fn from(e: crate::outputs::OutputBlocked) -> Self {
+        PipelineError::input(Stage::Inputs, e.to_string())
+    }
+}
+
 pub(crate) fn io_err(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Cause {
     let path = path.into();
     move |source| Cause::Io { path, source }

@@ -159,8 +159,11 @@ pub fn generate_with(
     check_cancel(&*progress, Stage::Inputs)?;
     let t = Instant::now();
     opts.validate(models.sizes())?;
+    crate::outputs::check_output_locations(opts)?;
     let inputs = read_inputs(opts)?;
-    let output = output_path(opts)?;
+    // Held to the end: it removes the reserved name's placeholder unless the video (or the still
+    // fallback) was renamed over it.
+    let (output, _reservation) = output_path(opts)?;
     timer.add(Stage::Inputs, t.elapsed());
     let mut warnings: Vec<String> = inputs
         .speech
@@ -323,23 +326,23 @@ fn read_inputs(opts: &GenerateOptions) -> Result<Inputs, PipelineError> {
     })
 }
 
-/// `-o`, else `<result_dir>/<YYYY_MM_DD_HH.MM.SS>.mp4` in local time as the reference names it, made
-/// unique if a video of that second exists. Creates the folder.
-fn output_path(opts: &GenerateOptions) -> Result<PathBuf, PipelineError> {
-    let path = match &opts.output {
-        Some(p) => p.clone(),
-        None => {
-            let stamp = local_timestamp(SystemTime::now());
-            let mut p = opts.result_dir.join(format!("{stamp}.mp4"));
-            let mut n = 1;
-            while p.exists() {
-                n += 1;
-                p = opts.result_dir.join(format!("{stamp}_{n}.mp4"));
-            }
-            p
-        }
+/// `-o`, else `<result_dir>/<YYYY_MM_DD_HH.MM.SS>.mp4` in local time as the reference names it (`_2`,
+/// `_3`, … when the name is taken). Creates the folder.
+///
+/// A time-stamped name is reserved by creating it exclusively ([`sadtalker_fsio::reserve_unique`]), so
+/// that concurrent runs in one folder never pick the same name; the finished video is renamed over the
+/// placeholder, and the returned reservation removes the placeholder if the job ends without a video.
+fn output_path(opts: &GenerateOptions) -> Result<(PathBuf, Option<sadtalker_fsio::Reservation>), PipelineError> {
+    let Some(path) = &opts.output else {
+        let dir = &opts.result_dir;
+        std::fs::create_dir_all(dir).map_err(|e| PipelineError::new(Stage::Inputs, io_err(dir)(e)))?;
+        let stamp = local_timestamp(SystemTime::now());
+        let reserved = sadtalker_fsio::reserve_unique(dir, &stamp, "mp4")
+            .map_err(|e| PipelineError::new(Stage::Inputs, io_err(dir)(e)))?;
+        // A file just created exclusively cannot be one of the inputs.
+        return Ok((reserved.path().to_owned(), Some(reserved)));
     };
-    check_output_is_not_an_input(&path, opts)?;
+    check_output_is_not_an_input(path, opts)?;
     if path.is_dir() {
         return Err(PipelineError::input(
             Stage::Inputs,
@@ -349,7 +352,7 @@ fn output_path(opts: &GenerateOptions) -> Result<PathBuf, PipelineError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| PipelineError::new(Stage::Inputs, io_err(dir)(e)))?;
     }
-    Ok(path)
+    Ok((path.clone(), None))
 }
 
 /// Refuses an output that would replace one of the job's inputs (the same file by identity, not by

@@ -30,8 +30,11 @@ Examples:
   sadtalker batch portraits/ speeches/ --out results/ --preprocess full --still
   sadtalker batch jobs.csv --out results/ --shard $SLURM_ARRAY_TASK_ID/8 --resume --offline || [ $? -eq 6 ]
   sadtalker batch merge results/    (once every shard is done; README: Scaling out)
-Exit codes: 0 every job ok, 6 some jobs failed or were degraded (see DIR/report.jsonl), 3 unusable job list,
-4 model files missing."
+Exit codes: 0 every job ok, 6 some jobs failed or were degraded (see DIR/report.jsonl), 2 --out blocked by a
+file, 3 unusable job list, 4 model files missing, 130/143 stopped by Ctrl-C/SIGTERM (the finished jobs'
+records are kept; rerun with --resume).
+Report: one whole line per job (one write under flock), so batches running into one --out at once never
+mix their lines; a line cut by a crash is skipped with a warning and removed before the next record."
 )]
 pub struct BatchArgs {
     #[command(subcommand)]
@@ -132,6 +135,8 @@ fn run_jobs(args: RunArgs) -> Result<(), Failure> {
         .out
         .clone()
         .ok_or_else(|| Failure::new(Kind::BadInput, anyhow!("--out DIR is required")))?;
+    // Before the job list and the models: a file where the output folder must be.
+    sadtalker_pipeline::outputs::check_folder("--out", &out).map_err(crate::commands::generate::blocked_failure)?;
     let shard: Option<Shard> = args
         .shard
         .as_deref()
@@ -205,6 +210,9 @@ fn run_jobs(args: RunArgs) -> Result<(), Failure> {
     );
     bar.finish();
     let summary = summary.map_err(batch_failure)?;
+    for w in &summary.warnings {
+        eprintln!("warning: {w}");
+    }
     let failed = summary.count(JobStatus::Failed);
     let degraded = summary.count(JobStatus::Degraded);
     let skipped_failed = summary
@@ -220,12 +228,26 @@ fn run_jobs(args: RunArgs) -> Result<(), Failure> {
             "failed": failed,
             "degraded": degraded,
             "skipped": summary.count(JobStatus::Skipped),
+            "cancelled": summary.cancelled,
+            "warnings": summary.warnings,
             "records": summary.records,
         });
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
     } else {
         print_table(&summary.records);
         println!("report: {}", summary.report.display());
+    }
+    if summary.cancelled {
+        let signal = crate::signals::received().unwrap_or(crate::signals::SIGINT);
+        return Err(Failure::new(
+            Kind::of_signal(signal),
+            anyhow!(
+                "stopped after {} job(s): {} has their records; the stopped job left no file behind. Run the \
+                 same command with --resume to do the rest",
+                summary.records.len(),
+                summary.report.display()
+            ),
+        ));
     }
     partial_exit(
         failed + degraded + skipped_failed,
@@ -299,6 +321,9 @@ fn print_table(records: &[JobRecord]) {
 
 fn merge(args: MergeArgs) -> Result<(), Failure> {
     let merged = sadtalker_pipeline::batch::merge(&args.dir).map_err(batch_failure)?;
+    for w in &merged.warnings {
+        eprintln!("warning: {w}");
+    }
     let bad = merged
         .records
         .iter()
@@ -311,6 +336,7 @@ fn merge(args: MergeArgs) -> Result<(), Failure> {
             "missing_shards": merged.missing_shards,
             "jobs": merged.records.len(),
             "failed_or_degraded": bad,
+            "warnings": merged.warnings,
             "records": merged.records,
         });
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());

@@ -137,8 +137,9 @@ impl SourceCacheArg {
   sadtalker generate --source_image face.png --driven_audio talk.wav --preprocess full --still -o talk.mp4
   sadtalker generate --source-image face.png --driven-audio talk.wav --fallback still --json
 
-Exit codes: 0 success, 1 internal failure, 2 invalid command line, 3 bad input, 4 model files missing or
-damaged, 5 degraded output (--fallback still wrote the still video; the message names the failed stage).")]
+Exit codes: 0 success, 1 internal failure, 2 invalid command line (also: an output location blocked by a
+file), 3 bad input, 4 model files missing or damaged, 5 degraded output (--fallback still wrote the still
+video; the message names the failed stage), 130/143 stopped by Ctrl-C/SIGTERM (temporary files removed).")]
 pub struct GenerateArgs {
     /// The portrait (PNG, JPEG, WebP, BMP or TIFF).
     #[arg(long, alias = "source_image", value_name = "IMG")]
@@ -293,8 +294,25 @@ pub fn kind_of(kind: ErrorKind) -> Kind {
     }
 }
 
-/// A pipeline failure as the CLI reports it: the message, then what to try.
+/// An output location blocked by a file: a usage error (exit 2), found before any model is loaded.
+pub fn blocked_failure(e: sadtalker_pipeline::OutputBlocked) -> Failure {
+    Failure::new(Kind::Usage, anyhow!("{e}"))
+}
+
+/// A pipeline failure as the CLI reports it: the message, then what to try. A run stopped by a signal
+/// exits 130 (SIGINT) or 143 (SIGTERM).
 pub fn pipeline_failure(e: PipelineError) -> Failure {
+    if e.is_cancelled()
+        && let Some(signal) = crate::signals::received()
+    {
+        return Failure::new(
+            Kind::of_signal(signal),
+            anyhow!(
+                "stopped in the {} stage; no video was written and its temporary files were removed",
+                e.stage
+            ),
+        );
+    }
     let kind = kind_of(e.kind());
     let h = e.code().hint();
     Failure::new(kind, anyhow!("{e}\nhint: {h}"))
@@ -386,6 +404,11 @@ impl Progress for StageBar {
     fn note(&mut self, text: &str) {
         self.println(text);
     }
+
+    /// Ctrl-C / SIGTERM asks the run to stop (see `crate::signals`).
+    fn cancelled(&self) -> bool {
+        crate::signals::received().is_some()
+    }
 }
 
 /// The result as JSON (the report, with `degraded` a boolean plus its details).
@@ -416,6 +439,8 @@ pub fn run(args: GenerateArgs) -> Result<(), Failure> {
     }
     let quiet = args.quiet || args.json;
     let opts = args.options();
+    // Before anything slow: a file where an output folder must be is a mistake in the command line.
+    sadtalker_pipeline::check_output_locations(&opts).map_err(blocked_failure)?;
     // Opening the store reads no model file; `generate` checks the options and inputs before it loads any.
     let models = args.models.models(quiet)?;
     let mut bar = StageBar::new(!quiet);

@@ -24,7 +24,10 @@ pub mod run;
 pub use crate::overrides::COLUMNS;
 pub use jobs::{Job, JobSource, load_jobs};
 pub use key::job_key;
-pub use report::{JobError, JobRecord, JobStatus, Merged, latest_per_job, merge, read_report, report_path};
+pub use report::{
+    JobError, JobRecord, JobStatus, Merged, ReportWriter, latest_per_job, merge, read_report, read_report_checked,
+    report_path,
+};
 pub use run::{BatchOptions, BatchSummary, JobObserver, run_batch};
 
 /// Why a batch could not start (a job list that cannot be used, an unwritable output folder).
