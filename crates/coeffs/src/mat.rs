@@ -441,13 +441,25 @@ impl MatFile {
         MatFile::default()
     }
 
-    /// Reads a `.mat` file.
+    /// Reads a `.mat` file (at most [`MAX_FILE_BYTES`]).
     pub fn read(path: impl AsRef<Path>) -> Result<MatFile, MatError> {
         let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|source| MatError::Io {
+        let io = |source| MatError::Io {
             path: path.to_path_buf(),
             source,
-        })?;
+        };
+        // Checked before reading: the whole file is held in memory while it is parsed.
+        let len = std::fs::metadata(path).map_err(io)?.len();
+        if len > MAX_FILE_BYTES {
+            return Err(MatError::NotMat {
+                source_name: path.display().to_string(),
+                detail: format!(
+                    "{len} bytes, over the {} MiB this reader accepts; coefficient files are a few MB",
+                    MAX_FILE_BYTES >> 20
+                ),
+            });
+        }
+        let bytes = std::fs::read(path).map_err(io)?;
         MatFile::from_bytes(&bytes, &path.display().to_string())
     }
 
@@ -548,6 +560,8 @@ pub const MAX_INFLATED_BYTES: usize = 256 << 20;
 /// Deflate cannot expand data more than 1032:1, so an element declaring more than that many times
 /// its compressed size lies.
 const DEFLATE_MAX_RATIO: usize = 1032;
+/// Largest `.mat` file read (ten minutes of 257-column coefficients are 31 MB uncompressed).
+pub const MAX_FILE_BYTES: u64 = 512 << 20;
 /// Most elements one numeric variable may have (256 MiB as `double`).
 pub const MAX_ELEMENTS: usize = 32 << 20;
 
@@ -1193,6 +1207,24 @@ mod bounded_inflation {
                 detail
             }
             other => panic!("expected a corrupt-file error, got {other:?}"),
+        }
+    }
+
+    /// A file over the size bound is refused before it is read into memory.
+    #[test]
+    fn huge_files_are_refused_before_reading() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("huge.mat");
+        // Sparse: nothing is written.
+        std::fs::File::create(&path)
+            .and_then(|f| f.set_len(MAX_FILE_BYTES + 1))
+            .expect("sparse file");
+        match MatFile::read(&path) {
+            Err(MatError::NotMat { source_name, detail }) => {
+                assert!(source_name.ends_with("huge.mat"), "{source_name}");
+                assert!(detail.contains("over the 512 MiB"), "{detail}");
+            }
+            other => panic!("{other:?}"),
         }
     }
 
