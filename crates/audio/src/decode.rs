@@ -32,6 +32,10 @@ pub const FPS: u32 = 25;
 pub const SAMPLES_PER_FRAME: usize = (SAMPLE_RATE / FPS) as usize;
 /// Peak level under which audio counts as silent (−60 dBFS).
 pub const SILENCE_PEAK: f32 = 1e-3;
+/// Lowest sample rate read (telephone audio is 8 kHz; nothing intelligible is recorded below 1 kHz).
+pub const MIN_SAMPLE_RATE: u32 = 1_000;
+/// Highest sample rate read (the highest PCM rate of studio interfaces).
+pub const MAX_SAMPLE_RATE: u32 = 384_000;
 /// Default duration limit: ten minutes (15 000 video frames). Everything downstream holds the
 /// whole clip in memory, and rendering that many frames already takes hours on a CPU.
 pub const DEFAULT_MAX_SECONDS: f64 = 600.0;
@@ -99,8 +103,8 @@ impl Speech {
 }
 
 /// Loads a speech file as `librosa.load(path, sr=16000)` does (decode, channel mean, resample),
-/// refusing files that are unreadable, unsupported, empty, shorter than one video frame or longer
-/// than `opts.max_seconds`, and warning about silence.
+/// refusing files that are unreadable, unsupported, truncated, empty, shorter than one video frame,
+/// longer than `opts.max_seconds` or holding NaN/infinite samples, and warning about silence.
 pub fn load_speech(path: impl AsRef<Path>, opts: &LoadOptions) -> Result<Speech, AudioError> {
     let path = path.as_ref();
     let name = path.display().to_string();
@@ -118,6 +122,18 @@ pub fn speech_from_decoded(decoded: Decoded, source_name: &str) -> Result<Speech
     if channels.first().is_none_or(|c| c.is_empty()) {
         return Err(AudioError::Empty {
             source_name: source_name.to_string(),
+        });
+    }
+    if let Some(at) = channels
+        .iter()
+        .flat_map(|c| c.iter().position(|v| !v.is_finite()))
+        .min()
+    {
+        let count = channels.iter().flatten().filter(|v| !v.is_finite()).count();
+        return Err(AudioError::NonFinite {
+            source_name: source_name.to_string(),
+            count,
+            first_seconds: at as f64 / f64::from(info.sample_rate.max(1)),
         });
     }
     let mono = to_mono(&channels);
@@ -184,7 +200,26 @@ pub fn decode_file(path: &Path, max_seconds: f64) -> Result<Decoded, AudioError>
         hint.with_extension(ext);
     }
     let mss = MediaSourceStream::new(Box::new(file), Default::default());
-    let mut decoded = decode_stream(mss, &hint, &name, max_seconds, known_container)?;
+    // Symphonia has panicked on crafted headers (found by fuzzing: a WAVE_FORMAT_EXTENSIBLE channel
+    // mask overflows a shift in `fix_wave_channel_mask`, riff 0.6.1). A decoder panic is about the
+    // file, not our state: report it as a damaged file rather than crash the run or the batch.
+    let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        decode_stream(mss, &hint, &name, max_seconds, known_container)
+    }));
+    let mut decoded = match decoded {
+        Ok(result) => result?,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            return Err(AudioError::Corrupt {
+                source_name: name,
+                detail: format!("the decoder failed on its headers: {what}"),
+            });
+        }
+    };
 
     if is_mp4 && decoded.info.codec == "aac" {
         let mut file = open(path)?;
@@ -193,6 +228,17 @@ pub fn decode_file(path: &Path, max_seconds: f64) -> Result<Decoded, AudioError>
             source,
         })?;
         if let Some(trim) = trim {
+            // The limit applies to what the edit list makes of the audio: an empty edit inserts
+            // silence, so a crafted edit could otherwise ask for hundreds of gigabytes.
+            let effective = trimmed_len(&decoded, &trim);
+            let max_frames = max_frames(max_seconds, decoded.info.sample_rate);
+            if effective > max_frames {
+                return Err(AudioError::TooLong {
+                    source_name: name,
+                    seconds: effective as f64 / f64::from(decoded.info.sample_rate),
+                    max_seconds,
+                });
+            }
             apply_trim(&mut decoded, &trim);
         }
     }
@@ -242,13 +288,32 @@ fn quantize_like_audioread(channels: &mut [Vec<f32>]) {
     }
 }
 
-fn apply_trim(decoded: &mut Decoded, trim: &mp4::Mp4Trim) {
-    let total = decoded.channels.first().map_or(0, Vec::len) as u64;
+/// The most samples (per channel, at `rate`) that `max_seconds` allows.
+fn max_frames(max_seconds: f64, rate: u32) -> u64 {
+    // `as` saturates: an infinite or huge limit gives `u64::MAX`, a negative or NaN one 0.
+    (max_seconds * f64::from(rate)).ceil() as u64
+}
+
+/// `(skip, keep)` of a trim over `total` decoded samples, clamped to what was decoded.
+fn trim_bounds(total: u64, trim: &mp4::Mp4Trim) -> (u64, u64) {
     let skip = trim.skip.min(total);
     let available = total - skip;
-    let keep = trim.keep.map_or(available, |k| k.min(available));
+    (skip, trim.keep.map_or(available, |k| k.min(available)))
+}
+
+/// The length (samples per channel) the audio will have once `trim` is applied.
+fn trimmed_len(decoded: &Decoded, trim: &mp4::Mp4Trim) -> u64 {
+    let total = decoded.channels.first().map_or(0, Vec::len) as u64;
+    trim.leading_silence.saturating_add(trim_bounds(total, trim).1)
+}
+
+/// Applies an edit-list trim; the caller has bounded [`trimmed_len`] first.
+fn apply_trim(decoded: &mut Decoded, trim: &mp4::Mp4Trim) {
+    let total = decoded.channels.first().map_or(0, Vec::len) as u64;
+    let (skip, keep) = trim_bounds(total, trim);
+    let available = total - skip;
     for ch in &mut decoded.channels {
-        let mut kept: Vec<f32> = vec![0.0; trim.leading_silence as usize];
+        let mut kept: Vec<f32> = vec![0.0; usize::try_from(trim.leading_silence).unwrap_or(usize::MAX)];
         kept.extend_from_slice(&ch[skip as usize..(skip + keep) as usize]);
         *ch = kept;
     }
@@ -328,17 +393,26 @@ fn decode_stream(
         .ok_or_else(|| AudioError::NoSampleRate {
             source_name: name.to_string(),
         })?;
+    // The resampler's filter grows with the rate ratio (its length and table are sized by
+    // `rate / 16000`): a header claiming 2 GHz asked for a 140 GB table. Real recordings are
+    // 8–192 kHz; refuse what no audio interface records.
+    if !(MIN_SAMPLE_RATE..=MAX_SAMPLE_RATE).contains(&rate) {
+        return Err(AudioError::BadSampleRate {
+            source_name: name.to_string(),
+            rate,
+        });
+    }
     let too_long = |frames: u64| AudioError::TooLong {
         source_name: name.to_string(),
         seconds: frames as f64 / f64::from(rate),
         max_seconds,
     };
-    let max_frames = (max_seconds * f64::from(rate)).ceil() as u64;
-    if let Some(n) = track.num_frames
-        && n > max_frames
-    {
-        return Err(too_long(n));
-    }
+    let max_frames = max_frames(max_seconds, rate);
+    // A header that announces more than the limit is not trusted on its own: a damaged or crafted
+    // one (a WAV `data` size past the end of the file) is not "too long" but truncated. Decoding
+    // stops at the limit anyway, so memory stays bounded by `max_seconds` whatever it claims; the
+    // end of the loop tells the two cases apart.
+    let declared_over_limit = track.num_frames.filter(|&n| n > max_frames);
     let registry = symphonia::default::get_codecs();
     let codec = registry
         .get_audio_decoder(params.codec)
@@ -407,6 +481,13 @@ fn decode_stream(
         }
     }
     let frames = channels.first().map_or(0, Vec::len) as u64;
+    if let Some(declared) = declared_over_limit {
+        return Err(AudioError::Truncated {
+            source_name: name.to_string(),
+            decoded_seconds: frames as f64 / f64::from(rate),
+            declared_seconds: declared as f64 / f64::from(rate),
+        });
+    }
     let mut warnings = Vec::new();
     if skipped > 0 {
         if frames == 0 {

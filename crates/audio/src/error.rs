@@ -46,6 +46,33 @@ pub enum AudioError {
         /// What the decoder reported.
         detail: String,
     },
+    /// The header announces more audio than the file holds (a cut-short or damaged file whose
+    /// declared length is over the limit, e.g. a WAV `data` size past the end of the file).
+    #[error(
+        "{source_name}: the file is truncated or damaged: its header announces {declared_seconds:.1} s of audio \
+         but it holds only {decoded_seconds:.2} s; re-export or re-download it"
+    )]
+    Truncated {
+        /// Where the audio came from.
+        source_name: String,
+        /// Seconds that decode.
+        decoded_seconds: f64,
+        /// Seconds the header announces.
+        declared_seconds: f64,
+    },
+    /// Samples that are NaN or infinite (a broken float WAV): no mel spectrogram can be made of them.
+    #[error(
+        "{source_name}: the audio holds {count} NaN or infinite sample(s), the first at {first_seconds:.3} s; \
+         the file is damaged: re-export it (as 16-bit PCM WAV, e.g. `ffmpeg -i IN -c:a pcm_s16le out.wav`)"
+    )]
+    NonFinite {
+        /// Where the audio came from.
+        source_name: String,
+        /// How many samples are not finite.
+        count: usize,
+        /// Where the first one is, in seconds.
+        first_seconds: f64,
+    },
     /// The file decodes to no samples at all.
     #[error("{source_name}: the file contains no audio samples")]
     Empty {
@@ -83,6 +110,19 @@ pub enum AudioError {
     NoSampleRate {
         /// Where the audio came from.
         source_name: String,
+    },
+    /// A sample rate outside what recordings use (a damaged or crafted header).
+    #[error(
+        "{source_name}: the header gives a sample rate of {rate} Hz, outside the {} Hz to {} Hz of real recordings; \
+         the file is damaged, or convert it: `ffmpeg -i IN -ar 16000 out.wav`",
+        crate::decode::MIN_SAMPLE_RATE,
+        crate::decode::MAX_SAMPLE_RATE
+    )]
+    BadSampleRate {
+        /// Where the audio came from.
+        source_name: String,
+        /// The rate the header gives.
+        rate: u32,
     },
     /// The resampler failed (a bug: please report it).
     #[error("resampling {from_rate} Hz → {to_rate} Hz failed: {detail}")]

@@ -69,7 +69,9 @@ struct Edit {
 fn trim_from_edits(edits: &[Edit], movie_ts: u32, media_ts: u32, sample_rate: u32) -> Mp4Trim {
     let to_samples = |v: u64, ts: u32| -> u64 {
         // Round to the nearest sample; exact when the timescale is the sample rate.
-        ((u128::from(v) * u128::from(sample_rate) + u128::from(ts) / 2) / u128::from(ts.max(1))) as u64
+        let samples = (u128::from(v) * u128::from(sample_rate) + u128::from(ts) / 2) / u128::from(ts.max(1));
+        // Saturate rather than wrap: the caller bounds the result against the duration limit.
+        u64::try_from(samples).unwrap_or(u64::MAX)
     };
     let mut trim = Mp4Trim {
         source: "edit list",
@@ -77,7 +79,9 @@ fn trim_from_edits(edits: &[Edit], movie_ts: u32, media_ts: u32, sample_rate: u3
     };
     for e in edits {
         if e.media_time < 0 {
-            trim.leading_silence += to_samples(e.segment_duration, movie_ts);
+            trim.leading_silence = trim
+                .leading_silence
+                .saturating_add(to_samples(e.segment_duration, movie_ts));
             continue;
         }
         trim.skip = to_samples(e.media_time as u64, media_ts);

@@ -441,13 +441,25 @@ impl MatFile {
         MatFile::default()
     }
 
-    /// Reads a `.mat` file.
+    /// Reads a `.mat` file (at most [`MAX_FILE_BYTES`]).
     pub fn read(path: impl AsRef<Path>) -> Result<MatFile, MatError> {
         let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|source| MatError::Io {
+        let io = |source| MatError::Io {
             path: path.to_path_buf(),
             source,
-        })?;
+        };
+        // Checked before reading: the whole file is held in memory while it is parsed.
+        let len = std::fs::metadata(path).map_err(io)?.len();
+        if len > MAX_FILE_BYTES {
+            return Err(MatError::NotMat {
+                source_name: path.display().to_string(),
+                detail: format!(
+                    "{len} bytes, over the {} MiB this reader accepts; coefficient files are a few MB",
+                    MAX_FILE_BYTES >> 20
+                ),
+            });
+        }
+        let bytes = std::fs::read(path).map_err(io)?;
         MatFile::from_bytes(&bytes, &path.display().to_string())
     }
 
@@ -541,9 +553,23 @@ const FLAG_COMPLEX: u32 = 0x0800;
 const FLAG_GLOBAL: u32 = 0x0400;
 const FLAG_LOGICAL: u32 = 0x0200;
 
+/// Most bytes all of a file's compressed elements may inflate to together. Coefficient tables are
+/// small (ten minutes of 257-column `coeff_3dmm` are 31 MB); this keeps a zlib bomb from
+/// allocating gigabytes while leaving room for any real file.
+pub const MAX_INFLATED_BYTES: usize = 256 << 20;
+/// Deflate cannot expand data more than 1032:1, so an element declaring more than that many times
+/// its compressed size lies.
+const DEFLATE_MAX_RATIO: usize = 1032;
+/// Largest `.mat` file read (ten minutes of 257-column coefficients are 31 MB uncompressed).
+pub const MAX_FILE_BYTES: u64 = 512 << 20;
+/// Most elements one numeric variable may have (256 MiB as `double`).
+pub const MAX_ELEMENTS: usize = 32 << 20;
+
 struct Parser<'n> {
     source_name: &'n str,
     big_endian: bool,
+    /// Bytes inflated so far, against [`MAX_INFLATED_BYTES`].
+    inflated: usize,
 }
 
 /// A cursor over one buffer (the file, or one decompressed element), with the offset of that
@@ -558,6 +584,7 @@ impl<'n> Parser<'n> {
         Parser {
             source_name,
             big_endian: false,
+            inflated: 0,
         }
     }
 
@@ -621,8 +648,7 @@ impl<'n> Parser<'n> {
                     }
                 }
                 MI_COMPRESSED => {
-                    let inner = miniz_oxide::inflate::decompress_to_vec_zlib(payload)
-                        .map_err(|e| self.corrupt(start, format!("compressed element does not inflate: {e:?}")))?;
+                    let inner = self.inflate(payload, start)?;
                     let icur = Cursor { buf: &inner, pos: 0 };
                     let (imi, isize, iat) = self.tag(&icur)?;
                     if imi != MI_MATRIX {
@@ -649,6 +675,52 @@ impl<'n> Parser<'n> {
             };
         }
         Ok(MatFile { header_text, variables })
+    }
+
+    /// Inflates a `miCOMPRESSED` payload, at most to the size its inner tag declares; the
+    /// declared size itself is bounded by deflate's maximum ratio over the compressed length and
+    /// by what is left of [`MAX_INFLATED_BYTES`], both checked before the output is allocated.
+    fn inflate(&mut self, payload: &[u8], start: usize) -> Result<Vec<u8>, MatError> {
+        use miniz_oxide::inflate::{TINFLStatus, decompress_to_vec_zlib_with_limit};
+        let fail = |s: &Self, status: TINFLStatus| {
+            s.corrupt(start, format!("compressed element does not inflate: {status:?}"))
+        };
+        // The inner tag first: its size says how much the element may inflate to.
+        let head = match decompress_to_vec_zlib_with_limit(payload, 8) {
+            Ok(all) => all,
+            Err(e) if e.status == TINFLStatus::HasMoreOutput => e.output,
+            Err(e) => return Err(fail(self, e.status)),
+        };
+        let (_, size, at) = self
+            .tag(&Cursor { buf: &head, pos: 0 })
+            .map_err(|_| self.corrupt(start, "compressed element holds no complete tag"))?;
+        let declared = at.saturating_add(size);
+        let left = MAX_INFLATED_BYTES - self.inflated;
+        let bound = payload.len().saturating_mul(DEFLATE_MAX_RATIO).min(left);
+        if declared > bound {
+            return Err(self.corrupt(
+                start,
+                format!(
+                    "compressed element declares {declared} bytes; {} compressed bytes cannot hold that many, or it \
+                     is over the {MAX_INFLATED_BYTES}-byte limit of this reader",
+                    payload.len()
+                ),
+            ));
+        }
+        // Writers may pad the inflated element to 8 bytes; anything past that is not part of it.
+        let limit = align8(declared).saturating_add(8);
+        let inner = match decompress_to_vec_zlib_with_limit(payload, limit) {
+            Ok(v) => v,
+            Err(e) if e.status == TINFLStatus::HasMoreOutput => {
+                return Err(self.corrupt(
+                    start,
+                    format!("compressed element inflates to more than the {declared} bytes its tag declares"),
+                ));
+            }
+            Err(e) => return Err(fail(self, e.status)),
+        };
+        self.inflated = self.inflated.saturating_add(inner.len()).min(MAX_INFLATED_BYTES);
+        Ok(inner)
     }
 
     fn not_mat(&self, bytes: &[u8], detail: &str) -> MatError {
@@ -788,6 +860,26 @@ impl<'n> Parser<'n> {
         } else {
             (MI_DOUBLE, &[][..])
         };
+        // Checked before decoding: widening a stored `uint8` to `double` multiplies its size by 16.
+        if count > MAX_ELEMENTS {
+            return Err(self.corrupt(
+                file_offset,
+                format!("variable `{name}` has {count} elements, over this reader's limit of {MAX_ELEMENTS}"),
+            ));
+        }
+        if class != MatClass::Char
+            && let Some(width) = stored_width(mi)
+            && raw.len().is_multiple_of(width)
+            && raw.len() / width != count
+        {
+            return Err(self.corrupt(
+                file_offset,
+                format!(
+                    "variable `{name}` has {} elements, its dimensions {dims:?} need {count}",
+                    raw.len() / width
+                ),
+            ));
+        }
         let data = self
             .decode_data(class, mi, raw)
             .map_err(|d| self.corrupt(file_offset, format!("variable `{name}`: {d}")))?;
@@ -920,6 +1012,17 @@ impl Stored {
             Stored::F32(v) => v.iter().map(|&x| T::from_f32(x)).collect(),
             Stored::F64(v) => v.iter().map(|&x| T::from_f64(x)).collect(),
         }
+    }
+}
+
+/// Bytes per stored element of a numeric data type, `None` for types the reader refuses anyway.
+fn stored_width(mi: u32) -> Option<usize> {
+    match mi {
+        MI_INT8 | MI_UINT8 | MI_UTF8 => Some(1),
+        MI_INT16 | MI_UINT16 | MI_UTF16 => Some(2),
+        MI_INT32 | MI_UINT32 | MI_UTF32 | MI_SINGLE => Some(4),
+        MI_INT64 | MI_UINT64 | MI_DOUBLE => Some(8),
+        _ => None,
     }
 }
 
@@ -1066,5 +1169,79 @@ mod tests {
         let mut v73 = bytes.clone();
         v73[124..126].copy_from_slice(&0x0200u16.to_le_bytes());
         assert!(matches!(MatFile::from_bytes(&v73, "t"), Err(MatError::V73 { .. })));
+    }
+}
+
+/// Crafted compressed elements (built by the tests): zlib bombs are refused before inflating.
+#[cfg(test)]
+mod bounded_inflation {
+    use super::*;
+
+    /// A level-5 file holding one `miCOMPRESSED` element made of `inner` (tag and data).
+    fn compressed_file(inner: &[u8]) -> Vec<u8> {
+        let mut f = b"MATLAB 5.0 MAT-file, crafted".to_vec();
+        f.resize(116, b' ');
+        f.resize(124, 0);
+        f.extend_from_slice(&0x0100u16.to_le_bytes());
+        f.extend_from_slice(b"IM");
+        let z = miniz_oxide::deflate::compress_to_vec_zlib(inner, 6);
+        f.extend_from_slice(&MI_COMPRESSED.to_le_bytes());
+        f.extend_from_slice(&(z.len() as u32).to_le_bytes());
+        f.extend_from_slice(&z);
+        f
+    }
+
+    fn inner(declared: u32, zeros: usize) -> Vec<u8> {
+        let mut v = MI_MATRIX.to_le_bytes().to_vec();
+        v.extend_from_slice(&declared.to_le_bytes());
+        v.resize(8 + zeros, 0);
+        v
+    }
+
+    fn corrupt_detail(bytes: &[u8]) -> String {
+        match MatFile::from_bytes(bytes, "bomb.mat") {
+            Err(MatError::Corrupt {
+                source_name, detail, ..
+            }) => {
+                assert_eq!(source_name, "bomb.mat");
+                detail
+            }
+            other => panic!("expected a corrupt-file error, got {other:?}"),
+        }
+    }
+
+    /// A file over the size bound is refused before it is read into memory.
+    #[test]
+    fn huge_files_are_refused_before_reading() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("huge.mat");
+        // Sparse: nothing is written.
+        std::fs::File::create(&path)
+            .and_then(|f| f.set_len(MAX_FILE_BYTES + 1))
+            .expect("sparse file");
+        match MatFile::read(&path) {
+            Err(MatError::NotMat { source_name, detail }) => {
+                assert!(source_name.ends_with("huge.mat"), "{source_name}");
+                assert!(detail.contains("over the 512 MiB"), "{detail}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// An element declaring 4 GB in 64 KiB of zlib is refused on its tag, before inflating (it
+    /// used to inflate whatever the stream held: 4 GB from a 4 MB file).
+    #[test]
+    fn declared_size_is_bounded_by_the_compressed_size() {
+        let file = compressed_file(&inner(0xffff_fff0, 64 << 20));
+        assert!(file.len() < 128 << 10, "{}", file.len());
+        let detail = corrupt_detail(&file);
+        assert!(detail.contains("declares 4294967288 bytes"), "{detail}");
+    }
+
+    /// A stream that inflates past the size its tag declares is cut there and refused.
+    #[test]
+    fn inflation_stops_at_the_declared_size() {
+        let detail = corrupt_detail(&compressed_file(&inner(1024, 64 << 20)));
+        assert!(detail.contains("inflates to more than the 1032 bytes"), "{detail}");
     }
 }

@@ -242,6 +242,7 @@ impl PipelineError {
                 | V::UnsupportedFrameSize { .. }
                 | V::UnsupportedAudio(_)
                 | V::UnreadableMp4 { .. }
+                | V::DamagedVideo { .. }
                 | V::UnsupportedCodec { .. }
                 | V::NeedsFfmpeg { .. }
                 | V::Ffmpeg { .. }
@@ -442,5 +443,44 @@ pub(crate) trait AtStage<T> {
 impl<T, E: Into<Cause>> AtStage<T> for Result<T, E> {
     fn at(self, stage: Stage) -> Result<T, PipelineError> {
         self.map_err(|e| PipelineError::new(stage, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Damaged inputs are the user's to fix (exit code 3), not bugs (exit code 1): a damaged H.264
+    /// reference video, an audio header announcing more than its file holds, NaN samples.
+    #[test]
+    fn damaged_inputs_are_bad_input() {
+        let video = PipelineError::new(
+            Stage::Inputs,
+            sadtalker_video::VideoError::DamagedVideo {
+                path: PathBuf::from("pose.mp4"),
+                detail: "decoding of sample 0: damaged sample".into(),
+            },
+        );
+        assert_eq!(video.kind(), ErrorKind::BadInput);
+        assert!(video.to_string().contains("pose.mp4"), "{video}");
+        for audio in [
+            sadtalker_audio::AudioError::Truncated {
+                source_name: "a.wav".into(),
+                decoded_seconds: 0.1,
+                declared_seconds: 9000.0,
+            },
+            sadtalker_audio::AudioError::NonFinite {
+                source_name: "a.wav".into(),
+                count: 3,
+                first_seconds: 0.0,
+            },
+        ] {
+            let e = PipelineError::new(Stage::Inputs, audio);
+            assert_eq!(
+                (e.kind(), e.code()),
+                (ErrorKind::BadInput, Problem::AudioUnreadable),
+                "{e}"
+            );
+        }
     }
 }

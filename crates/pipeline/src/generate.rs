@@ -257,6 +257,23 @@ pub fn generate_with(
     })
 }
 
+/// The largest `--landmarks` file read (68 points need a few KB, even with comments and long decimals).
+const MAX_LANDMARKS_BYTES: u64 = 1 << 20;
+
+/// At most `limit` bytes of text from `path`: `Err(None)` when there is more, `Err(Some(_))` when it
+/// cannot be read (or is not UTF-8).
+fn read_bounded_text(path: &Path, limit: u64) -> Result<String, Option<std::io::Error>> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(limit + 1).read_to_string(&mut text))
+        .map_err(Some)?;
+    if text.len() as u64 > limit {
+        return Err(None);
+    }
+    Ok(text)
+}
+
 /// Reads the portrait, the speech, the landmarks and the reference inputs: every bad input fails here,
 /// before minutes of model loading.
 fn read_inputs(opts: &GenerateOptions) -> Result<Inputs, PipelineError> {
@@ -270,7 +287,18 @@ fn read_inputs(opts: &GenerateOptions) -> Result<Inputs, PipelineError> {
     .at(Stage::Inputs)?;
     let landmarks = match &opts.landmarks {
         Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| PipelineError::new(Stage::Inputs, io_err(path)(e)))?;
+            // 68 lines of two numbers: a few KB. Read through a bound (not by the file's stated length,
+            // which is 0 for a device or a pipe), so that a wrong file is refused instead of read whole.
+            let text = read_bounded_text(path, MAX_LANDMARKS_BYTES).map_err(|e| match e {
+                Some(e) => PipelineError::new(Stage::Inputs, io_err(path)(e)),
+                None => PipelineError::input(
+                    Stage::Inputs,
+                    format!(
+                        "--landmarks {}: over {MAX_LANDMARKS_BYTES} bytes; a landmarks file is 68 lines of `x y` (a few KB)",
+                        path.display()
+                    ),
+                ),
+            })?;
             Some(
                 Landmarks68::parse(&text)
                     .map_err(|e| PipelineError::input(Stage::Inputs, format!("--landmarks {}: {e}", path.display())))?,
@@ -755,6 +783,18 @@ fn write_intermediates(
 mod tests {
     use super::*;
     use std::time::UNIX_EPOCH;
+
+    #[test]
+    fn landmark_files_are_read_through_a_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let small = dir.path().join("lm.txt");
+        std::fs::write(&small, "1 2\n").unwrap();
+        assert_eq!(read_bounded_text(&small, 4).unwrap(), "1 2\n");
+        assert!(matches!(read_bounded_text(&small, 3), Err(None)), "one byte over");
+        // A device states no length: the bound still holds.
+        assert!(matches!(read_bounded_text(Path::new("/dev/zero"), 1 << 20), Err(None)));
+        assert!(matches!(read_bounded_text(&dir.path().join("missing"), 10), Err(Some(_))));
+    }
 
     #[test]
     fn timestamps_match_strftime() {

@@ -55,6 +55,22 @@ pub fn load_rgb(path: &Path) -> Result<RgbImage> {
             )));
         }
     };
+    // The JPEG decoder fills a cut-short file with grey and reports success (as libjpeg does, with a
+    // warning nobody sees): a half-grey portrait would be animated as if whole. Refuse it instead.
+    if format == image::ImageFormat::Jpeg {
+        let file = std::fs::File::open(path).map_err(|e| bad(format!("cannot open it ({e})")))?;
+        match jpeg_is_complete(std::io::BufReader::new(file)) {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(bad(
+                    "corrupt or truncated JPEG: the file ends before its image data does (an incomplete \
+                     download or copy?); get the whole file again"
+                        .into(),
+                ));
+            }
+            Err(e) => return Err(bad(format!("cannot read it ({e})"))),
+        }
+    }
     let mut reader = ImageReader::open(path).map_err(|e| bad(format!("cannot open it ({e})")))?;
     reader.set_format(format);
     let mut decoder = reader.into_decoder().map_err(|e| bad(decode_reason(&e)))?;
@@ -77,6 +93,49 @@ pub fn load_rgb(path: &Path) -> Result<RgbImage> {
     let mut img = DynamicImage::from_decoder(decoder).map_err(|e| bad(decode_reason(&e)))?;
     img.apply_orientation(orientation);
     Ok(to_rgb8(img))
+}
+
+/// Whether a JPEG stream runs to its end-of-image marker: the marker segments are skipped by their
+/// lengths (so an EXIF thumbnail's own markers are not mistaken for the image's), the entropy-coded
+/// data of each scan is scanned for the next marker. `false` when the file ends first.
+pub fn jpeg_is_complete(r: impl std::io::BufRead) -> std::io::Result<bool> {
+    let mut bytes = r.bytes();
+    let mut next = move || bytes.next().transpose();
+    // SOI.
+    if (next()?, next()?) != (Some(0xff), Some(0xd8)) {
+        return Ok(false);
+    }
+    loop {
+        let Some(b) = next()? else { return Ok(false) };
+        // Entropy-coded data (after a scan header) and stray bytes between segments: skipped.
+        if b != 0xff {
+            continue;
+        }
+        // One or more 0xff fill bytes, then the marker code.
+        let mut code = 0xff;
+        while code == 0xff {
+            let Some(c) = next()? else { return Ok(false) };
+            code = c;
+        }
+        match code {
+            // Stuffed zero and restart markers belong to the entropy-coded data.
+            0x00 | 0xd0..=0xd7 => continue,
+            0xd9 => return Ok(true),
+            // Markers without a length.
+            0x01 | 0xd8 => continue,
+            _ => {
+                let (Some(hi), Some(lo)) = (next()?, next()?) else {
+                    return Ok(false);
+                };
+                let len = (usize::from(hi) << 8) | usize::from(lo);
+                for _ in 0..len.saturating_sub(2) {
+                    if next()?.is_none() {
+                        return Ok(false);
+                    }
+                }
+            }
+        }
+    }
 }
 
 fn decode_reason(e: &image::ImageError) -> String {

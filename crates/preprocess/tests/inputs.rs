@@ -325,3 +325,44 @@ fn other_image_formats_are_refused_naming_the_format_and_the_fix() {
     let e = load_rgb(&cut).expect_err("cut webp");
     assert!(e.to_string().contains("corrupt or truncated"), "{e}");
 }
+
+/// A JPEG cut short (here to 10 % of its bytes, as an interrupted download leaves it) is refused
+/// naming the file: the decoder would fill the missing part with grey and report success.
+#[test]
+fn truncated_jpeg_is_refused() {
+    let d = tmp();
+    let whole = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/astronaut.jpg")).expect("example");
+    let cut = d.path().join("cut.jpg");
+    std::fs::write(&cut, &whole[..whole.len() / 10]).expect("write");
+    // Not `expect_err`: on failure it would print the whole (grey-filled) picture.
+    let Err(e) = load_rgb(&cut) else {
+        panic!("a JPEG cut to 10 % was accepted (decoded with grey fill)");
+    };
+    assert!(matches!(e, PreprocessError::ImageRead { .. }), "{e}");
+    assert!(
+        e.to_string().contains("cut.jpg") && e.to_string().contains("truncated"),
+        "{e}"
+    );
+    // Nine tenths is still truncated; the whole file, and one with bytes after its end marker (as
+    // some cameras append), load.
+    std::fs::write(&cut, &whole[..whole.len() * 9 / 10]).expect("write");
+    assert!(load_rgb(&cut).is_err());
+    let trailer = d.path().join("trailer.jpg");
+    std::fs::write(&trailer, [whole.as_slice(), b"\0\0vendor trailer"].concat()).expect("write");
+    assert!(load_rgb(&trailer).is_ok());
+    // An EXIF thumbnail (a whole JPEG inside APP1) does not count as the image's end.
+    let img = RgbImage::from_fn(40, 20, |x, y| Rgb([(x * 6) as u8, (y * 12) as u8, 90]));
+    let main = jpeg_with_orientation(&img, 1);
+    let mut app1 = b"Exif\0\0".to_vec();
+    app1.extend_from_slice(&jpeg_with_orientation(&RgbImage::new(8, 8), 1));
+    let mut with_exif = main[..2].to_vec();
+    with_exif.extend_from_slice(&[0xFF, 0xE1]);
+    with_exif.extend_from_slice(&((app1.len() + 2) as u16).to_be_bytes());
+    with_exif.extend_from_slice(&app1);
+    with_exif.extend_from_slice(&main[2..]);
+    let path = d.path().join("exif.jpg");
+    std::fs::write(&path, &with_exif).expect("write");
+    assert!(load_rgb(&path).is_ok());
+    std::fs::write(&path, &with_exif[..with_exif.len() - 2]).expect("write");
+    assert!(load_rgb(&path).is_err(), "no end marker");
+}

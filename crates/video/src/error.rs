@@ -92,6 +92,17 @@ pub enum VideoError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The H.264 stream of a file we read is damaged: a sample or parameter set does not decode.
+    #[error(
+        "{path}: the H.264 video stream is damaged ({detail}); re-download the file, or re-encode what \
+         can be decoded: `ffmpeg -err_detect ignore_err -i INPUT -c:v libx264 -pix_fmt yuv420p -an OUTPUT.mp4`"
+    )]
+    DamagedVideo {
+        /// The file.
+        path: PathBuf,
+        /// Where and what (the sample index and the decoder's message).
+        detail: String,
+    },
     /// The MP4's video track uses a codec other than H.264.
     #[error("{path}: the video track is {codec}, but only H.264 video can be read. {CONVERT_HINT}")]
     UnsupportedCodec {

@@ -62,6 +62,18 @@ pub(crate) fn demux_error(path: &Path, e: DemuxError) -> VideoError {
     }
 }
 
+/// A decoder error while reading a file is the file's fault (the decoder only sees its bytes):
+/// name the file, so that it counts as bad input rather than as a bug.
+fn damaged(path: &Path, e: VideoError) -> VideoError {
+    match e {
+        VideoError::H264 { stage, message } => VideoError::DamagedVideo {
+            path: path.to_path_buf(),
+            detail: format!("{stage}: {message}"),
+        },
+        other => other,
+    }
+}
+
 impl Mp4Reader {
     /// Opens `path` and reads its index; fails with a conversion hint when it is not H.264 MP4.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
@@ -72,7 +84,7 @@ impl Mp4Reader {
         })?;
         let mut file = BufReader::new(file);
         let track = read_video_track(&mut file).map_err(|e| demux_error(&path, e))?;
-        let decoder = H264Decoder::new(&track.parameter_sets, track.nal_length_size)?;
+        let decoder = H264Decoder::new(&track.parameter_sets, track.nal_length_size).map_err(|e| damaged(&path, e))?;
         let info = VideoInfo {
             width: track.width,
             height: track.height,
@@ -106,12 +118,17 @@ impl Mp4Reader {
                 let index = self.next_sample;
                 self.next_sample += 1;
                 self.read_sample(offset, size)?;
-                if let Some(frame) = self.decoder.decode_sample(&self.buf, index)? {
+                let frame = self
+                    .decoder
+                    .decode_sample(&self.buf, index)
+                    .map_err(|e| damaged(&self.path, e))?;
+                if let Some(frame) = frame {
                     self.ready.push_back(frame);
                 }
             } else if !self.flushed {
                 self.flushed = true;
-                self.ready.extend(self.decoder.flush()?);
+                let frames = self.decoder.flush().map_err(|e| damaged(&self.path, e))?;
+                self.ready.extend(frames);
             } else {
                 return Ok(None);
             }
@@ -296,8 +313,11 @@ fn read_from(path: &Path, mut reader: VideoReader) -> Result<DecodedVideo> {
     let frame_bytes = (u64::from(info.width) * u64::from(info.height) * 3).max(1);
     let max_frames = usize::try_from(MAX_DECODED_BYTES / frame_bytes).unwrap_or(usize::MAX);
     let mut frames = Vec::with_capacity(info.frame_count.min(max_frames).min(4096));
+    // Counted on the decoded pictures: the stream's SPS, not the container's header, decides their size.
+    let mut held = 0u64;
     while let Some(frame) = reader.next_frame()? {
-        if frames.len() >= max_frames {
+        held = held.saturating_add(frame.as_raw().len() as u64);
+        if frames.len() >= max_frames || held > MAX_DECODED_BYTES {
             return Err(VideoError::TooLarge {
                 path: path.to_path_buf(),
                 width: info.width,

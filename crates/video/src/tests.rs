@@ -265,3 +265,79 @@ fn flac_track_is_bit_exact_and_aligned() {
         "only silence pads the last frame"
     );
 }
+
+/// A box: size, type, body.
+fn bx(kind: &[u8; 4], body: &[u8]) -> Vec<u8> {
+    let mut v = ((body.len() + 8) as u32).to_be_bytes().to_vec();
+    v.extend_from_slice(kind);
+    v.extend_from_slice(body);
+    v
+}
+
+/// A damaged H.264 stream (a NAL length past its sample, as a cut or corrupted copy has) is bad
+/// input naming the file, not an internal "H.264 decoding failed" (exit code 1 at the CLI).
+#[test]
+fn damaged_h264_stream_names_the_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("clean.mp4");
+    let mut w = Mp4Writer::create(&path, VideoSettings::default(), None).expect("create");
+    let rgb = vec![90u8; 64 * 48 * 3];
+    for _ in 0..3 {
+        w.write_frame(Frame {
+            width: 64,
+            height: 48,
+            rgb: &rgb,
+        })
+        .expect("frame");
+    }
+    w.finish().expect("finish");
+    let mut bytes = std::fs::read(&path).expect("read");
+    let (_, t) = tracks(&path);
+    let first = t.iter().find(|t| &t.handler == b"vide").expect("video track").samples[0].0 as usize;
+    bytes[first..first + 4].copy_from_slice(&0x00ff_ffffu32.to_be_bytes());
+    let damaged = dir.path().join("damaged.mp4");
+    std::fs::write(&damaged, bytes).expect("write");
+
+    let e = crate::read_video_with(&damaged, None).expect_err("a damaged stream");
+    assert!(
+        matches!(&e, crate::VideoError::DamagedVideo { path, .. } if *path == damaged),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("damaged.mp4"), "{e}");
+}
+
+/// A fixed-size `stsz` claiming 2^28 samples in a file of a few hundred bytes is refused before its
+/// table is allocated (it was a 1 GiB vector, then 4 GiB of sample positions).
+#[test]
+fn sample_count_is_bounded_by_the_file() {
+    let mvhd = bx(
+        b"mvhd",
+        &[[0u8; 12].as_slice(), &1000u32.to_be_bytes(), &[0u8; 84]].concat(),
+    );
+    let hdlr = bx(b"hdlr", &[[0u8; 8].as_slice(), b"vide", &[0u8; 13]].concat());
+    let mdhd = bx(
+        b"mdhd",
+        &[[0u8; 12].as_slice(), &25u32.to_be_bytes(), &[0u8; 8]].concat(),
+    );
+    let stsd = bx(
+        b"stsd",
+        &[[0u8; 4].as_slice(), &1u32.to_be_bytes(), &bx(b"avc1", &[0u8; 78])].concat(),
+    );
+    let stts = bx(b"stts", &[0u8; 8]);
+    let stsz = bx(
+        b"stsz",
+        &[[0u8; 4].as_slice(), &1u32.to_be_bytes(), &0x0fff_ffffu32.to_be_bytes()].concat(),
+    );
+    let stco = bx(b"stco", &[0u8; 8]);
+    let stsc = bx(b"stsc", &[0u8; 8]);
+    let stbl = bx(b"stbl", &[stsd, stts, stsz, stco, stsc].concat());
+    let mdia = bx(b"mdia", &[hdlr, mdhd, bx(b"minf", &stbl)].concat());
+    let moov = bx(b"moov", &[mvhd, bx(b"trak", &mdia)].concat());
+    let file = [bx(b"ftyp", b"isom\0\0\0\0"), moov, bx(b"mdat", &[0u8; 16])].concat();
+    let e = read_tracks(&mut std::io::Cursor::new(file)).expect_err("refused");
+    let msg = match e {
+        crate::mp4::demux::DemuxError::Invalid(m) => m,
+        other => panic!("{other:?}"),
+    };
+    assert!(msg.contains("'stsz'") && msg.contains("268435455"), "{msg}");
+}

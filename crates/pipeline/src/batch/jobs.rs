@@ -42,12 +42,26 @@ fn stem(p: &Path) -> String {
         .unwrap_or_else(|| "job".into())
 }
 
+/// Largest job list read: it is held as text and as parsed rows (several times its size).
+pub const MAX_JOB_LIST_BYTES: u64 = 64 << 20;
+
 /// Reads the jobs. `base` holds the options common to all jobs (the command line); each row overrides
 /// what it sets. Outputs go to `out_dir/<name>.mp4`.
 pub fn load_jobs(source: &JobSource, base: &GenerateOptions, out_dir: &Path) -> Result<Vec<Job>, BatchError> {
     let rows: Vec<(Map<String, Value>, PathBuf)> = match source {
         JobSource::File(path) => {
             let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+            let len = std::fs::metadata(path).map_err(io(path))?.len();
+            if len > MAX_JOB_LIST_BYTES {
+                return Err(BatchError::Jobs {
+                    path: path.clone(),
+                    reason: format!(
+                        "the job list is {len} bytes, over the {} MiB this reader accepts (a million jobs fit in \
+                         less); is it the right file? Split it into several batches",
+                        MAX_JOB_LIST_BYTES >> 20
+                    ),
+                });
+            }
             let text = std::fs::read_to_string(path).map_err(io(path))?;
             let is_json =
                 path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json")) || text.trim_start().starts_with('[');
@@ -253,6 +267,20 @@ fn folder_rows(images: &Path, audio: &Path) -> Result<Rows, BatchError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn oversized_job_list_is_refused_before_reading() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = dir.path().join("jobs.csv");
+        // Sparse: 65 MiB of nothing, without writing it.
+        std::fs::File::create(&csv)
+            .unwrap()
+            .set_len(MAX_JOB_LIST_BYTES + 1)
+            .unwrap();
+        let e = load_jobs(&JobSource::File(csv), &GenerateOptions::default(), dir.path()).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("jobs.csv") && msg.contains("over the 64 MiB"), "{msg}");
+    }
 
     #[test]
     fn csv_rows_resolve_paths_and_options() {

@@ -109,6 +109,10 @@ fn load_moov<R: Read + Seek>(r: &mut R) -> DResult<(Vec<u8>, u64)> {
                 if len > MAX_MOOV_BYTES {
                     return invalid(format!("its 'moov' index is {len} bytes, larger than any real video's"));
                 }
+                // Checked before allocating: a size field cannot make us reserve more than the file holds.
+                if h.body_start.saturating_add(len) > file_len {
+                    return invalid("the 'moov' index is truncated (an incomplete copy or an unfinished recording)");
+                }
                 let mut body = vec![0u8; len as usize];
                 r.read_exact(&mut body).map_err(|_| {
                     DemuxError::Invalid(
@@ -246,7 +250,7 @@ pub(crate) fn read_tracks<R: Read + Seek>(r: &mut R) -> DResult<(u32, Vec<TrackT
     for ch in children(&moov) {
         let (kind, trak) = ch?;
         if &kind == b"trak" {
-            let track = parse_trak(trak)?;
+            let track = parse_trak(trak, file_len)?;
             // Every sample must lie inside the file: a damaged index could otherwise ask for gigabytes.
             if track
                 .samples
@@ -301,7 +305,8 @@ pub(crate) fn read_video_track<R: Read + Seek>(r: &mut R) -> DResult<VideoTrack>
     })
 }
 
-fn parse_trak(trak: &[u8]) -> DResult<TrackTable> {
+/// One track's tables; `file_len` bounds what the tables may describe before anything is allocated.
+fn parse_trak(trak: &[u8], file_len: u64) -> DResult<TrackTable> {
     let edit = match child(trak, b"edts")? {
         Some(edts) => match child(edts, b"elst")? {
             Some(elst) => {
@@ -361,11 +366,15 @@ fn parse_trak(trak: &[u8]) -> DResult<TrackTable> {
         c.bytes(4)?;
         let fixed = c.u32()?;
         if fixed != 0 {
-            let n = c.u32()? as usize;
-            if n > 1 << 28 {
-                return invalid("the 'stsz' box claims an impossible number of samples");
+            let n = c.u32()?;
+            // `n` samples of `fixed` bytes each must fit in the file: the count is otherwise unchecked
+            // (the table lists no sizes), and 2^32 samples would be 80 GB of index.
+            if u64::from(n).saturating_mul(u64::from(fixed)) > file_len {
+                return invalid(format!(
+                    "the 'stsz' box claims {n} samples of {fixed} bytes, more than the file holds"
+                ));
             }
-            vec![fixed; n]
+            vec![fixed; n as usize]
         } else {
             let n = c.count(4)?;
             (0..n).map(|_| c.u32()).collect::<DResult<_>>()?
