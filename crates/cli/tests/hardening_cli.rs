@@ -554,3 +554,71 @@ fn output_locations_blocked_by_a_file_exit_2_before_models_load() {
     assert_eq!(std::fs::read(&file).expect("read"), b"in the way");
     assert!(!dir.path().join("ok.mp4").exists());
 }
+
+/// In the paste-back modes the video has the portrait's size: one the encoder cannot take is refused
+/// before the models (which an empty offline store would answer with exit 4), naming the portrait.
+#[test]
+fn a_portrait_too_large_for_the_video_in_full_mode_is_refused_up_front() {
+    let dir = TempDir::new().expect("tempdir");
+    let home = dir.path().join("empty-home");
+    let big = dir.path().join("big.png");
+    image::RgbImage::from_pixel(4000, 2400, image::Rgb([90, 90, 90]))
+        .save(&big)
+        .expect("write");
+    let out = dir.path().join("talk.mp4");
+    let args = |extra: &[&str]| {
+        let mut a = strings(&[
+            "generate",
+            "--offline",
+            "--source-image",
+            &s(&big),
+            "--driven-audio",
+            &s(&speech()),
+            "-o",
+            &s(&out),
+        ]);
+        a.extend(extra.iter().map(|x| (*x).to_owned()));
+        a
+    };
+    for extra in [
+        &["--preprocess", "full"][..],
+        &["--preprocess", "extfull", "--fallback", "still"][..],
+    ] {
+        let o = run(&args(extra), &home);
+        let t = text(&o);
+        assert_eq!(o.status.code(), Some(3), "{extra:?}: {t}");
+        assert!(
+            t.contains("big.png") && t.contains("3840x2160") && t.contains("--preprocess crop"),
+            "{t}"
+        );
+        assert!(!out.exists(), "no video, no fallback");
+    }
+    // The crop mode's frames are --size wide: the same portrait gets past the inputs (to the models).
+    let o = run(&args(&["--preprocess", "crop"]), &home);
+    assert_eq!(o.status.code(), Some(4), "{}", text(&o));
+}
+
+/// A `--ref-pose` video in which no face is found is blamed on that video, not on the portrait.
+#[test]
+fn a_reference_video_without_a_face_is_named_as_the_culprit() {
+    let dir = TempDir::new().expect("tempdir");
+    let home = dir.path().join("home");
+    let clip = dir.path().join("pose.mp4");
+    let mut w = sadtalker_video::Mp4Writer::create(&clip, sadtalker_video::VideoSettings::default(), None)
+        .expect("create");
+    let grey = image::RgbImage::from_pixel(64, 64, image::Rgb([128, 128, 128]));
+    for _ in 0..3 {
+        w.write_image(&grey).expect("frame");
+    }
+    w.finish().expect("finish");
+    let out = dir.path().join("talk.mp4");
+    let o = run(
+        &generate_args(&speech(), &["--ref-pose", &s(&clip), "-o", &s(&out)]),
+        &home,
+    );
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(3), "{t}");
+    assert!(t.contains("--ref-pose video") && t.contains(&s(&clip)), "{t}");
+    assert!(!t.contains("in the source image"), "{t}");
+    assert!(!out.exists());
+}

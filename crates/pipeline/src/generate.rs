@@ -161,6 +161,7 @@ pub fn generate_with(
     opts.validate(models.sizes())?;
     crate::outputs::check_output_locations(opts)?;
     let inputs = read_inputs(opts)?;
+    check_video_size(opts, &inputs.image)?;
     // Held to the end: it removes the reserved name's placeholder unless the video (or the still
     // fallback) was renamed over it.
     let (output, _reservation) = output_path(opts)?;
@@ -259,6 +260,34 @@ pub fn generate_with(
 
 /// The largest `--landmarks` file read (68 points need a few KB, even with comments and long decimals).
 const MAX_LANDMARKS_BYTES: u64 = 1 << 20;
+
+/// In the modes that paste the face back into the portrait, the video has the portrait's size (twice
+/// it with an enhancer), known before any model runs: a size the encoder cannot take is refused now,
+/// not after the whole render. (In the other modes frames are `--size` wide.)
+fn check_video_size(opts: &GenerateOptions, image: &RgbImage) -> Result<(), PipelineError> {
+    if !opts.preprocess.pastes_back() {
+        return Ok(());
+    }
+    let factor = if opts.enhancer.is_some() { 2 } else { 1 };
+    let (w, h) = (
+        image.width().saturating_mul(factor),
+        image.height().saturating_mul(factor),
+    );
+    sadtalker_video::check_frame_size(w, h).map_err(|e| {
+        let (fw, fh) = sadtalker_video::fit_frame_size(image.width(), image.height());
+        let (fw, fh) = (fw / factor, fh / factor);
+        PipelineError::input(
+            Stage::Inputs,
+            format!(
+                "--source-image {}: with --preprocess {} the video is the portrait's size{}, {w}x{h}: {e}. \
+                 Resize the portrait to at most {fw}x{fh}, or use --preprocess crop (frames of --size)",
+                opts.source_image.display(),
+                opts.preprocess.as_str(),
+                if factor == 2 { " ×2 (--enhancer)" } else { "" },
+            ),
+        )
+    })
+}
 
 /// At most `limit` bytes of text from `path`: `Err(None)` when there is more, `Err(Some(_))` when it
 /// cannot be read (or is not UTF-8).
@@ -524,40 +553,55 @@ fn run_stages(
         progress.note(&format!("warning: {w}"));
         warnings.push(w);
     }
-    let extract_ref = |r: &Option<RefInput>| -> Result<Option<CoeffTable>, PipelineError> {
-        match r {
-            None => Ok(None),
-            Some(RefInput::Coeffs(t)) => Ok(Some(t.clone())),
-            Some(RefInput::Frames(frames)) => {
-                let extractor = extractor.as_ref().ok_or_else(|| {
-                    PipelineError::new(
-                        Stage::Preprocess,
-                        Cause::Internal("no extractor for a reference video".into()),
-                    )
-                })?;
-                // As the reference: the video's frames cut where its first frame's face is, 256 px.
-                let ex = extractor
-                    .extract(
-                        frames,
-                        &ExtractOptions {
-                            mode: opts.preprocess,
-                            pic_size: 256,
-                            landmarks: LandmarkSource::Detect {
-                                face_index: 0,
-                                threshold: opts.face_threshold,
+    let extract_ref =
+        |r: &Option<RefInput>, flag: &str, path: &Option<PathBuf>| -> Result<Option<CoeffTable>, PipelineError> {
+            match r {
+                None => Ok(None),
+                Some(RefInput::Coeffs(t)) => Ok(Some(t.clone())),
+                Some(RefInput::Frames(frames)) => {
+                    let extractor = extractor.as_ref().ok_or_else(|| {
+                        PipelineError::new(
+                            Stage::Preprocess,
+                            Cause::Internal("no extractor for a reference video".into()),
+                        )
+                    })?;
+                    // As the reference: the video's frames cut where its first frame's face is, 256 px.
+                    let ex = extractor
+                        .extract(
+                            frames,
+                            &ExtractOptions {
+                                mode: opts.preprocess,
+                                pic_size: 256,
+                                landmarks: LandmarkSource::Detect {
+                                    face_index: 0,
+                                    threshold: opts.face_threshold,
+                                },
                             },
-                        },
-                    )
-                    .at(Stage::Preprocess)?;
-                Ok(Some(CoeffTable::from_first_frame(&ex.coeffs)))
+                        )
+                        // The extractor speaks of "the source image"; here it is the reference video.
+                        .map_err(|e| match e {
+                            sadtalker_preprocess::PreprocessError::NoFace { best, threshold, .. } => {
+                                sadtalker_preprocess::PreprocessError::NoFace {
+                                    what: format!(
+                                        "the first frame of the {flag} video {}",
+                                        path.as_deref().unwrap_or(Path::new("?")).display()
+                                    ),
+                                    best,
+                                    threshold,
+                                }
+                            }
+                            other => other,
+                        })
+                        .at(Stage::Preprocess)?;
+                    Ok(Some(CoeffTable::from_first_frame(&ex.coeffs)))
+                }
             }
-        }
-    };
-    let ref_eyeblink = extract_ref(&inputs.ref_eyeblink)?;
+        };
+    let ref_eyeblink = extract_ref(&inputs.ref_eyeblink, "--ref-eyeblink", &opts.ref_eyeblink)?;
     let ref_pose = if opts.ref_pose.is_some() && opts.ref_pose == opts.ref_eyeblink {
         ref_eyeblink.clone()
     } else {
-        extract_ref(&inputs.ref_pose)?
+        extract_ref(&inputs.ref_pose, "--ref-pose", &opts.ref_pose)?
     };
     timer.add(Stage::Preprocess, t.elapsed());
     let first_row = extracted
@@ -793,7 +837,10 @@ mod tests {
         assert!(matches!(read_bounded_text(&small, 3), Err(None)), "one byte over");
         // A device states no length: the bound still holds.
         assert!(matches!(read_bounded_text(Path::new("/dev/zero"), 1 << 20), Err(None)));
-        assert!(matches!(read_bounded_text(&dir.path().join("missing"), 10), Err(Some(_))));
+        assert!(matches!(
+            read_bounded_text(&dir.path().join("missing"), 10),
+            Err(Some(_))
+        ));
     }
 
     #[test]

@@ -35,6 +35,29 @@ pub(crate) struct H264Encoder {
     frames: u64,
 }
 
+/// The largest `(width, height)` with the aspect of `width`×`height` that the encoder takes (the size
+/// itself when it fits; frames under 16 pixels grow to 16).
+pub fn fit_frame_size(width: u32, height: u32) -> (u32, u32) {
+    let (w, h) = (f64::from(width.max(1)), f64::from(height.max(1)));
+    let (long, short) = if w >= h { (w, h) } else { (h, w) };
+    let shrink = (f64::from(MAX_LONG_SIDE) / long)
+        .min(f64::from(MAX_SHORT_SIDE) / short)
+        .min(1.0);
+    let grow = (16.0 / short).max(1.0);
+    let scale = shrink * grow;
+    let side = |v: f64, max: u32| ((v * scale).floor() as u32).clamp(16, max);
+    if w >= h {
+        (side(w, MAX_LONG_SIDE), side(h, MAX_SHORT_SIDE))
+    } else {
+        (side(w, MAX_SHORT_SIDE), side(h, MAX_LONG_SIDE))
+    }
+}
+
+/// Whether a `width`×`height` frame can be encoded (the error says why not).
+pub fn check_frame_size(width: u32, height: u32) -> Result<()> {
+    coded_size(width, height).map(|_| ())
+}
+
 /// The even picture size a `width`×`height` frame is coded at (odd sizes gain one edge-repeated row/column).
 pub(crate) fn coded_size(width: u32, height: u32) -> Result<(u32, u32)> {
     let unsupported = |reason| VideoError::UnsupportedFrameSize { width, height, reason };

@@ -31,6 +31,7 @@ pub use audio::{Audio, AudioCodec, SUPPORTED_SAMPLE_RATES};
 pub use error::{CONVERT_HINT, Result, VideoError};
 pub use external::{FfmpegReader, MAX_EXTERNAL_SIDE, find_ffmpeg};
 pub use frames::{FrameDumper, save_png};
+pub use h264::{check_frame_size, fit_frame_size};
 pub use reader::{
     DecodedVideo, MAX_DECODED_BYTES, Mp4Reader, VideoInfo, VideoReader, convert_command, read_video, read_video_with,
 };

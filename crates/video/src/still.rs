@@ -17,6 +17,8 @@ pub const DEGRADED_PREFIX: &str = "degraded: ";
 /// The file's `comment` tag reads `degraded: <reason>` (shown by `ffprobe -show_entries format_tags`),
 /// replacing any comment in `settings`. The frame count is rounded up so that no audio is cut: the
 /// video is at most one frame (40 ms at 25 fps) longer than the audio, the rest padded with silence.
+/// A portrait larger than the encoder takes is scaled down to fit (a fallback must be writable for any
+/// portrait the pipeline accepted).
 pub fn write_still_video(
     path: impl AsRef<Path>,
     image: &RgbImage,
@@ -32,6 +34,14 @@ pub fn write_still_video(
     let frames = (audio.frames() as u64 * u64::from(settings.fps))
         .div_ceil(u64::from(audio.sample_rate))
         .max(1);
+    let (w, h) = crate::h264::fit_frame_size(image.width(), image.height());
+    let fitted;
+    let image = if (w, h) == image.dimensions() {
+        image
+    } else {
+        fitted = image::imageops::resize(image, w, h, image::imageops::FilterType::Triangle);
+        &fitted
+    };
     let mut writer = Mp4Writer::create(path, settings, Some(audio))?;
     let frame = Frame::from(image);
     for _ in 0..frames {

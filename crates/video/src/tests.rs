@@ -341,3 +341,35 @@ fn sample_count_is_bounded_by_the_file() {
     };
     assert!(msg.contains("'stsz'") && msg.contains("268435455"), "{msg}");
 }
+
+#[test]
+fn frame_sizes_are_fitted_to_the_encoder() {
+    use crate::{check_frame_size, fit_frame_size};
+    assert_eq!(fit_frame_size(640, 480), (640, 480), "fits already");
+    assert_eq!(fit_frame_size(7680, 4320), (3840, 2160));
+    assert_eq!(fit_frame_size(3000, 6000), (1920, 3840), "portrait orientation");
+    assert_eq!(fit_frame_size(8, 8), (16, 16));
+    for (w, h) in [(7680, 4320), (3000, 6000), (5000, 100), (100, 9000), (8, 8), (10, 4000)] {
+        let (fw, fh) = fit_frame_size(w, h);
+        assert!(check_frame_size(fw, fh).is_ok(), "{w}x{h} -> {fw}x{fh}");
+    }
+    assert!(check_frame_size(4000, 3000).is_err());
+}
+
+#[test]
+fn a_still_video_of_a_portrait_larger_than_the_encoder_takes_is_written_scaled() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("still.mp4");
+    let image = image::RgbImage::from_pixel(4400, 2200, image::Rgb([200, 120, 40]));
+    let samples = vec![0.0f32; 640];
+    let summary = crate::write_still_video(
+        &path,
+        &image,
+        Audio::mono(&samples, 16_000),
+        "test",
+        VideoSettings::default(),
+    )
+    .expect("the fallback is written");
+    assert_eq!((summary.width, summary.height), (3840, 1920));
+    assert_eq!(summary.frames, 1);
+}
