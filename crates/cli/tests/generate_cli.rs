@@ -6,21 +6,13 @@
 //! astronaut with its 68 landmarks (random weights find no face), and 3 video frames of speech.
 
 mod common;
-use common::text;
+use common::{astronaut, batch_args, landmarks, s, speech, strings as args, text};
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::Value;
 use tempfile::TempDir;
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures")
-}
-
-fn s(p: &Path) -> String {
-    p.to_str().expect("utf-8 path").to_owned()
-}
 
 fn sadtalker(args: &[String], home: &Path) -> Output {
     sadtalker_env(args, home, &[])
@@ -34,20 +26,6 @@ fn sadtalker_env(args: &[String], home: &Path, env: &[(&str, &str)]) -> Output {
         .envs(env.iter().copied())
         .output()
         .expect("run sadtalker")
-}
-
-fn args(list: &[&str]) -> Vec<String> {
-    list.iter().map(|a| (*a).to_owned()).collect()
-}
-
-fn astronaut() -> PathBuf {
-    fixtures().join("preprocess/astronaut.png")
-}
-fn landmarks() -> PathBuf {
-    fixtures().join("pipeline/astronaut_lm.txt")
-}
-fn speech() -> PathBuf {
-    fixtures().join("pipeline/speech_3f.wav")
 }
 
 /// `generate` with the test networks, the astronaut and 3 frames of speech, plus `extra`.
@@ -352,18 +330,7 @@ fn batch_inputs(dir: &Path) -> PathBuf {
 }
 
 fn batch(csv: &Path, out: &Path, extra: &[&str], home: &Path) -> Output {
-    let mut a = args(&[
-        "batch",
-        &s(csv),
-        "--out",
-        &s(out),
-        "--builtin-weights",
-        "self-test",
-        "--size",
-        "64",
-    ]);
-    a.extend(extra.iter().map(|x| (*x).to_owned()));
-    sadtalker(&a, home)
+    sadtalker(&batch_args(csv, out, extra), home)
 }
 
 fn report(dir: &Path) -> Vec<Value> {

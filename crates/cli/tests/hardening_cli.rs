@@ -8,7 +8,7 @@
 #![cfg(unix)]
 
 mod common;
-use common::text;
+use common::{astronaut, batch_args, landmarks, s, speech, strings, text};
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -16,23 +16,6 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tempfile::TempDir;
-
-fn fixtures() -> PathBuf {
-    common::fixtures()
-}
-fn s(p: &Path) -> String {
-    p.to_str().expect("utf-8 path").to_owned()
-}
-fn astronaut() -> PathBuf {
-    fixtures().join("preprocess/astronaut.png")
-}
-fn landmarks() -> PathBuf {
-    fixtures().join("pipeline/astronaut_lm.txt")
-}
-/// 3 video frames of speech.
-fn speech() -> PathBuf {
-    fixtures().join("pipeline/speech_3f.wav")
-}
 
 /// `seconds` of a tone as 16 kHz WAV: long enough a render to be interrupted in the frame loop.
 fn long_speech(dir: &Path, seconds: f64) -> PathBuf {
@@ -62,10 +45,6 @@ fn command(args: &[String], home: &Path) -> Command {
 
 fn run(args: &[String], home: &Path) -> Output {
     command(args, home).output().expect("run sadtalker")
-}
-
-fn strings(list: &[&str]) -> Vec<String> {
-    list.iter().map(|a| (*a).to_owned()).collect()
 }
 
 /// `generate` on the test networks with the astronaut and its landmarks, plus `extra`.
@@ -292,21 +271,6 @@ fn good_jobs(dir: &Path, prefix: &str) -> PathBuf {
     }
     std::fs::write(&csv, text).expect("write");
     csv
-}
-
-fn batch_args(csv: &Path, out: &Path, extra: &[&str]) -> Vec<String> {
-    let mut a = strings(&[
-        "batch",
-        &s(csv),
-        "--out",
-        &s(out),
-        "--builtin-weights",
-        "self-test",
-        "--size",
-        "64",
-    ]);
-    a.extend(extra.iter().map(|x| (*x).to_owned()));
-    a
 }
 
 /// Every line of a report, parsed; panics on a line that is not JSON or a missing final newline.
@@ -604,8 +568,8 @@ fn a_reference_video_without_a_face_is_named_as_the_culprit() {
     let dir = TempDir::new().expect("tempdir");
     let home = dir.path().join("home");
     let clip = dir.path().join("pose.mp4");
-    let mut w = sadtalker_video::Mp4Writer::create(&clip, sadtalker_video::VideoSettings::default(), None)
-        .expect("create");
+    let mut w =
+        sadtalker_video::Mp4Writer::create(&clip, sadtalker_video::VideoSettings::default(), None).expect("create");
     let grey = image::RgbImage::from_pixel(64, 64, image::Rgb([128, 128, 128]));
     for _ in 0..3 {
         w.write_image(&grey).expect("frame");

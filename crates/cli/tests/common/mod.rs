@@ -15,6 +15,47 @@ pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures")
 }
 
+/// A path as a command-line argument.
+pub fn s(p: &Path) -> String {
+    p.to_str().expect("utf-8 path").to_owned()
+}
+
+/// Owned command-line arguments.
+pub fn strings(list: &[&str]) -> Vec<String> {
+    list.iter().map(|a| (*a).to_owned()).collect()
+}
+
+/// The test portrait.
+pub fn astronaut() -> PathBuf {
+    fixtures().join("preprocess/astronaut.png")
+}
+
+/// Its 68 landmarks (the test networks' random weights find no face).
+pub fn landmarks() -> PathBuf {
+    fixtures().join("pipeline/astronaut_lm.txt")
+}
+
+/// 3 video frames of speech.
+pub fn speech() -> PathBuf {
+    fixtures().join("pipeline/speech_3f.wav")
+}
+
+/// `batch CSV --out OUT` on the test networks (64 pixels), plus `extra`.
+pub fn batch_args(csv: &Path, out: &Path, extra: &[&str]) -> Vec<String> {
+    let mut a = strings(&[
+        "batch",
+        &s(csv),
+        "--out",
+        &s(out),
+        "--builtin-weights",
+        "self-test",
+        "--size",
+        "64",
+    ]);
+    a.extend(extra.iter().map(|x| (*x).to_owned()));
+    a
+}
+
 /// Writes, as a safetensors file at `path`, the float tensors of `file` in the key manifest
 /// `fixtures/<manifest>` whose names pass `keep`, named and shaped as in the official file and
 /// filled with recipe values.
