@@ -399,13 +399,8 @@ fn output_path(opts: &GenerateOptions) -> Result<(PathBuf, Option<sadtalker_fsio
         // A file just created exclusively cannot be one of the inputs.
         return Ok((reserved.path().to_owned(), Some(reserved)));
     };
+    // A folder at `path` was refused by `outputs::check_output_locations`.
     check_output_is_not_an_input(path, opts)?;
-    if path.is_dir() {
-        return Err(PipelineError::input(
-            Stage::Inputs,
-            format!("-o {}: is a folder; give a file name ending in .mp4", path.display()),
-        ));
-    }
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| PipelineError::new(Stage::Inputs, io_err(dir)(e)))?;
     }

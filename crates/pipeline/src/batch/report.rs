@@ -117,6 +117,9 @@ pub fn read_report_checked(path: &Path) -> Result<(Vec<JobRecord>, Vec<String>),
     Ok((out, warnings))
 }
 
+/// The longest last line [`ReportWriter::repair`] reads to see whether it is a whole record.
+const MAX_RECORD_BYTES: u64 = 1 << 20;
+
 /// A report file that several processes may append to at once (concurrent batches into one folder).
 ///
 /// Each record is one line written by one `write(2)` on a file opened with `O_APPEND`, under an
@@ -179,7 +182,6 @@ impl ReportWriter {
     }
 
     fn repair_locked(&self) -> Result<Option<String>, BatchError> {
-        let err = io(&self.path);
         let mut f = &self.file;
         let len = f.metadata().map_err(io(&self.path))?.len();
         if len == 0 {
@@ -206,10 +208,13 @@ impl ReportWriter {
             }
             end = from;
         }
+        // A record is a few KB: a longer tail is garbage, not a record to keep (and is not read whole).
         let mut tail = Vec::new();
-        f.seek(SeekFrom::Start(start)).map_err(io(&self.path))?;
-        f.take(len - start).read_to_end(&mut tail).map_err(io(&self.path))?;
-        if serde_json::from_slice::<JobRecord>(&tail).is_ok() {
+        if len - start <= MAX_RECORD_BYTES {
+            f.seek(SeekFrom::Start(start)).map_err(io(&self.path))?;
+            f.take(len - start).read_to_end(&mut tail).map_err(io(&self.path))?;
+        }
+        if !tail.is_empty() && serde_json::from_slice::<JobRecord>(&tail).is_ok() {
             // A whole record that lost only its newline: keep it.
             f.write_all(b"\n").map_err(io(&self.path))?;
             return Ok(Some(format!(
@@ -217,7 +222,7 @@ impl ReportWriter {
                 self.path.display()
             )));
         }
-        self.file.set_len(start).map_err(err)?;
+        self.file.set_len(start).map_err(io(&self.path))?;
         self.file.sync_data().map_err(io(&self.path))?;
         Ok(Some(format!(
             "{}: the last line was cut ({} bytes, not a whole record; a crash while it was written?): removed, \
