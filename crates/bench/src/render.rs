@@ -10,6 +10,7 @@ use anyhow::Context;
 use candle_core::{Device, Tensor};
 use sadtalker_checkpoint::{Checkpoint, InMemory, Layered, Recipe, Weights};
 use sadtalker_ops::Resize;
+use sadtalker_ops::isa::{self, Isa};
 use sadtalker_render::{DrivingFrame, FaceRenderConfig, FaceRenderer};
 use serde_json::{Value, json};
 
@@ -29,6 +30,46 @@ pub struct RenderArgs {
     /// Frames per generator call (the reference's default is 2).
     #[arg(long, default_value_t = 2)]
     pub batch_size: usize,
+    /// Cap our kernels at this level (as `SADTALKER_ISA` does); the reference is pinned to the
+    /// same level (`ATEN_CPU_CAPABILITY`, `ONEDNN_MAX_CPU_ISA`) whenever ours is below the CPU's.
+    #[arg(long, value_parser = parse_isa)]
+    pub isa: Option<Isa>,
+    /// Print one JSON object instead of the tables.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_isa(s: &str) -> Result<Isa, String> {
+    Isa::parse(s).ok_or_else(|| format!("unknown level {s:?}: use avx512, avx2 or generic"))
+}
+
+/// What one run measured (seconds; `ratio` = reference / ours, > 1: we are faster).
+#[derive(serde::Serialize)]
+struct Figures {
+    size: usize,
+    frames: usize,
+    batch_size: usize,
+    threads: usize,
+    clock: crate::Clock,
+    precision: &'static str,
+    isa: &'static str,
+    per_frame_s: f64,
+    reference_per_frame_s: Option<f64>,
+    ratio: Option<f64>,
+    prepare_s: f64,
+    prepare_cold_s: f64,
+    reference_prepare_s: Option<f64>,
+    prepare_ratio: Option<f64>,
+    profile: Vec<ProfileRow>,
+}
+
+/// One op of our per-frame time.
+#[derive(serde::Serialize)]
+struct ProfileRow {
+    op: String,
+    calls_per_frame: u64,
+    ms_per_frame: f64,
+    share: f64,
 }
 
 /// Inputs from the committed full-size golden: a real portrait crop, coefficient windows,
@@ -68,12 +109,16 @@ fn inputs(size: usize) -> anyhow::Result<Inputs> {
     })
 }
 
-/// Our renderer: seconds to prepare the source, and per frame.
-fn time_ours(a: &RenderArgs) -> anyhow::Result<(f64, f64)> {
+/// Our renderer: seconds to prepare the source (first call, which also builds the encoder
+/// layers' weight layouts, and a second, warm call), and per frame.
+fn time_ours(a: &RenderArgs) -> anyhow::Result<(f64, f64, f64)> {
     let inp = inputs(a.size)?;
     let cfg = FaceRenderConfig::official(false);
     let renderer = FaceRenderer::load(&inp.weights, &inp.weights, &cfg)?;
     let clock = a.common.clock;
+    let s = clock.now();
+    renderer.prepare(&inp.image, &inp.source)?;
+    let prepare_cold = clock.now() - s;
     let s = clock.now();
     let src = renderer.prepare(&inp.image, &inp.source)?;
     let prepare = clock.now() - s;
@@ -95,7 +140,7 @@ fn time_ours(a: &RenderArgs) -> anyhow::Result<(f64, f64)> {
     for _ in 0..calls {
         renderer.render(&src, &batch)?;
     }
-    Ok((prepare, (clock.now() - s) / (calls * batch.len()) as f64))
+    Ok((prepare_cold, prepare, (clock.now() - s) / (calls * batch.len()) as f64))
 }
 
 fn time_reference(a: &RenderArgs) -> Option<Value> {
@@ -103,7 +148,19 @@ fn time_reference(a: &RenderArgs) -> Option<Value> {
     let script = repo_path("tools/reference/bench_render.py");
     let threads = a.common.threads.unwrap_or_else(rayon::current_num_threads);
     let req = json!({"size": a.size, "frames": a.frames, "batch_size": a.batch_size, "threads": threads, "clock": a.common.clock});
-    let mut child = Command::new(&py)
+    let mut cmd = Command::new(&py);
+    // The same instruction set on both sides: pin torch's kernels and oneDNN's JIT to ours.
+    match isa::active() {
+        level if level == isa::detected() => {}
+        Isa::Avx2 => {
+            cmd.env("ATEN_CPU_CAPABILITY", "avx2").env("ONEDNN_MAX_CPU_ISA", "AVX2");
+        }
+        _ => {
+            cmd.env("ATEN_CPU_CAPABILITY", "default")
+                .env("ONEDNN_MAX_CPU_ISA", "SSE41");
+        }
+    }
+    let mut child = cmd
         .arg(&script)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -122,51 +179,97 @@ fn time_reference(a: &RenderArgs) -> Option<Value> {
 
 pub fn run(a: &RenderArgs) -> anyhow::Result<()> {
     anyhow::ensure!(a.size == 256 || a.size == 512, "--size must be 256 or 512");
+    if let Some(level) = a.isa {
+        isa::set_ceiling(level);
+    }
     let threads = a.common.threads.unwrap_or_else(rayon::current_num_threads);
-    println!(
-        "renderer at {0}x{0}, {1} frames, batch {2}, {threads} threads",
-        a.size, a.frames, a.batch_size
-    );
-    let (prepare, per_frame) = time_ours(a).context("running our renderer")?;
+    let (prepare_cold, prepare, per_frame) = time_ours(a).context("running our renderer")?;
     let profile = sadtalker_ops::profile::report();
     let reference = time_reference(a);
     let rf = reference.as_ref().and_then(|r| r["per_frame_s"].as_f64());
     let rp = reference.as_ref().and_then(|r| r["prepare_s"].as_f64());
-    let fmt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{:.0}", v * 1e3));
-    let ratio = |r: Option<f64>, o: f64| r.map_or("-".to_string(), |r| format!("{:.2}", r / o));
+    let frames_run = a.frames.div_ceil(a.batch_size.max(1)) * a.batch_size.max(1);
+    let total: f64 = per_frame * frames_run as f64;
+    let mut rows: Vec<ProfileRow> = profile
+        .iter()
+        .map(|(op, calls, secs)| ProfileRow {
+            op: op.to_string(),
+            calls_per_frame: calls / frames_run as u64,
+            ms_per_frame: secs / frames_run as f64 * 1e3,
+            share: secs / total,
+        })
+        .collect();
+    let accounted: f64 = profile.iter().map(|(_, _, s)| s).sum();
+    rows.push(ProfileRow {
+        op: "other (candle element-wise, copies)".into(),
+        calls_per_frame: 0,
+        ms_per_frame: (total - accounted) / frames_run as f64 * 1e3,
+        share: (total - accounted) / total,
+    });
+    let fig = Figures {
+        size: a.size,
+        frames: a.frames,
+        batch_size: a.batch_size,
+        threads,
+        clock: a.common.clock,
+        precision: "fp32",
+        isa: isa::active().name(),
+        per_frame_s: per_frame,
+        reference_per_frame_s: rf,
+        ratio: rf.map(|r| r / per_frame),
+        prepare_s: prepare,
+        prepare_cold_s: prepare_cold,
+        reference_prepare_s: rp,
+        prepare_ratio: rp.map(|r| r / prepare),
+        profile: rows,
+    };
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&fig)?);
+    } else {
+        print_tables(&fig);
+    }
+    Ok(())
+}
+
+fn print_tables(f: &Figures) {
+    println!(
+        "renderer at {0}x{0}, {1} frames, batch {2}, {3} threads, {4} kernels, {5}",
+        f.size, f.frames, f.batch_size, f.threads, f.isa, f.precision
+    );
+    let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{:.0}", v * 1e3));
+    let ratio = |r: Option<f64>| r.map_or("-".to_string(), |r| format!("{r:.2}"));
     println!("{:<34} {:>10} {:>10} {:>11}", "", "ours ms", "torch ms", "torch/ours");
     println!(
         "{:<34} {:>10.0} {:>10} {:>11}",
         "per frame",
-        per_frame * 1e3,
-        fmt(rf),
-        ratio(rf, per_frame)
+        f.per_frame_s * 1e3,
+        ms(f.reference_per_frame_s),
+        ratio(f.ratio)
     );
     println!(
         "{:<34} {:>10.0} {:>10} {:>11}",
-        "source preparation (once)",
-        prepare * 1e3,
-        fmt(rp),
-        ratio(rp, prepare)
+        "source preparation (once, warm)",
+        f.prepare_s * 1e3,
+        ms(f.reference_prepare_s),
+        ratio(f.prepare_ratio)
     );
-    let calls_frames = a.frames.div_ceil(a.batch_size.max(1)) * a.batch_size.max(1);
-    let total: f64 = per_frame * calls_frames as f64;
+    println!(
+        "{:<34} {:>10.0}",
+        "  first call (builds weight layouts)",
+        f.prepare_cold_s * 1e3
+    );
     println!("where our per-frame time goes (ms per frame, share):");
-    let mut accounted = 0.0;
-    for (op, calls, secs) in &profile {
-        accounted += secs;
+    for r in &f.profile {
+        let calls = if r.calls_per_frame > 0 {
+            format!("  ({} calls)", r.calls_per_frame)
+        } else {
+            String::new()
+        };
         println!(
-            "  {op:<28} {:>8.1} {:>6.1}%  ({} calls)",
-            secs / calls_frames as f64 * 1e3,
-            secs / total * 100.0,
-            calls / calls_frames as u64
+            "  {:<28} {:>8.1} {:>6.1}%{calls}",
+            r.op,
+            r.ms_per_frame,
+            r.share * 100.0
         );
     }
-    println!(
-        "  {:<28} {:>8.1} {:>6.1}%",
-        "other (candle element-wise, copies)",
-        (total - accounted) / calls_frames as f64 * 1e3,
-        (total - accounted) / total * 100.0
-    );
-    Ok(())
 }

@@ -261,7 +261,9 @@ enum Strategy {
 /// The convolution on contiguous `f32` buffers; returns the `(N, Cout, D', H', W')` output.
 pub(crate) fn conv_f32(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &Geometry, cache: &ConvCache) -> Vec<f32> {
     #[cfg(target_arch = "x86_64")]
-    if cache.path != ConvPath::Gemm && crate::conv_direct::applicable(g) {
+    let isa = crate::isa::active();
+    #[cfg(target_arch = "x86_64")]
+    if cache.path != ConvPath::Gemm && crate::conv_direct::applicable(g, isa) {
         // The kernel depends on the shape only, never on what ran before: a layer gives the same
         // result on every call (the kernels round differently, within float32 tolerance).
         let winograd = match cache.path {
@@ -273,10 +275,10 @@ pub(crate) fn conv_f32(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &Geometry,
             let u = cache
                 .winograd
                 .get_or_init(|| crate::winograd::transform_weights(w, g.cout, g.cin, plan));
-            return crate::winograd::conv_winograd(x, bias, g, plan, u);
+            return crate::winograd::conv_winograd(x, bias, g, plan, u, isa);
         }
         let packed = cache.direct.get_or_init(|| crate::conv_direct::pack_all_groups(w, g));
-        return crate::conv_direct::conv_direct(x, bias, g, packed);
+        return crate::conv_direct::conv_direct(x, bias, g, packed, isa);
     }
     let [od, oh, ow] = g.out_sp;
     let p = od * oh * ow;

@@ -1,4 +1,5 @@
-//! Direct convolution for stride-1 convolutions on AVX-512: no im2col, no GEMM packing.
+//! Direct convolution for stride-1 convolutions on AVX-512 or AVX2 + FMA: no im2col, no GEMM
+//! packing.
 //!
 //! Why hand-written: with im2col + `gemm`, every tile is copied twice (our unfold, then
 //! gemm's own packing) and the weights are re-packed per tile; for the renderer's shapes —
@@ -13,9 +14,12 @@
 //!   in between rows are computed and dropped (3 % extra work on a 64-wide plane).
 //! * The microkernel keeps NP positions × OCV·16 output channels in zmm registers and, per
 //!   tap, loads OCV weight vectors and broadcasts NP input values: NP·OCV FMAs per step.
+//!   The AVX2 kernel reads the same packed layout as 8-wide ymm halves, with fewer
+//!   positions per call (16 ymm registers instead of 32 zmm).
 //!
-//! Used when the CPU has AVX-512F and every stride is 1; everything else takes the GEMM
-//! paths in `conv.rs`. Results equal the GEMM paths' up to summation order.
+//! Used when [`crate::isa::active`] is AVX2 or AVX-512 and every stride is 1; everything
+//! else takes the GEMM paths in `conv.rs`. Results equal the GEMM paths' up to summation
+//! order.
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
@@ -24,6 +28,7 @@ use rayon::prelude::*;
 
 use crate::access::SharedMut;
 use crate::conv::Geometry;
+use crate::isa::Isa;
 
 /// Output channels per zmm register.
 const LANES: usize = 16;
@@ -32,18 +37,16 @@ const KC: usize = 256;
 /// Positions per task (a multiple of both microkernel widths).
 const NQ: usize = 224;
 
-/// Whether [`conv_direct`] can run this convolution on this CPU.
-pub(crate) fn applicable(g: &Geometry) -> bool {
+/// Whether [`conv_direct`] can run this convolution at `isa` (from [`crate::isa::active`]).
+pub(crate) fn applicable(g: &Geometry, isa: Isa) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         // SADTALKER_NO_DIRECT_CONV=1 forces the GEMM paths (to compare them).
-        g.stride == [1, 1, 1]
-            && std::arch::is_x86_feature_detected!("avx512f")
-            && std::env::var_os("SADTALKER_NO_DIRECT_CONV").is_none()
+        g.stride == [1, 1, 1] && isa >= Isa::Avx2 && std::env::var_os("SADTALKER_NO_DIRECT_CONV").is_none()
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = g;
+        let _ = (g, isa);
         false
     }
 }
@@ -65,9 +68,9 @@ pub(crate) fn pack_all_groups(w: &[f32], g: &Geometry) -> Vec<f32> {
 }
 
 /// The convolution (stride 1) into a fresh `(N, Cout, D', H', W')` buffer; `packed` comes
-/// from [`pack_all_groups`].
+/// from [`pack_all_groups`]; `isa` (AVX2 or AVX-512) must be available.
 #[cfg(target_arch = "x86_64")]
-pub(crate) fn conv_direct(x: &[f32], bias: Option<&[f32]>, g: &Geometry, packed_all: &[f32]) -> Vec<f32> {
+pub(crate) fn conv_direct(x: &[f32], bias: Option<&[f32]>, g: &Geometry, packed_all: &[f32], isa: Isa) -> Vec<f32> {
     let [id, ih, iw] = g.in_sp;
     let [pd, ph, pw] = g.pad;
     let [od, oh, ow] = g.out_sp;
@@ -86,7 +89,7 @@ pub(crate) fn conv_direct(x: &[f32], bias: Option<&[f32]>, g: &Geometry, packed_
     // Positions computed per output plane (junk columns between rows included).
     let q_len = (oh - 1) * wp + ow;
     let q_tasks = q_len.div_ceil(NQ);
-    let np = positions_per_call(ocv);
+    let np = positions_per_call(isa, ocv);
     // Reads run past the last position by up to one microkernel width.
     let slack = NQ + wp;
 
@@ -129,16 +132,10 @@ pub(crate) fn conv_direct(x: &[f32], bias: Option<&[f32]>, g: &Geometry, packed_
                             for s in 0..segs {
                                 let acc = &mut tmp[((s * blocks + b) * np) * ocb..][..np * ocb];
                                 let src = &base[s * np..];
-                                // SAFETY: AVX-512F was detected in `applicable`; `src` extends
-                                // past every offset + np thanks to `slack`; `panel` holds
-                                // (k1 - k0) × ocb floats and `acc` np × ocb.
-                                unsafe {
-                                    if ocv == 1 {
-                                        micro::<28, 1>(src, &offsets[k0..k1], panel, acc);
-                                    } else {
-                                        micro::<14, 2>(src, &offsets[k0..k1], panel, acc);
-                                    }
-                                }
+                                // SAFETY: the caller checked `isa`; `src` extends past every
+                                // offset + np thanks to `slack`; `panel` holds (k1 - k0) × ocb
+                                // floats and `acc` np × ocb.
+                                unsafe { micro_dispatch(isa, ocv, src, &offsets[k0..k1], panel, acc) };
                             }
                         }
                     }
@@ -203,24 +200,38 @@ pub(crate) fn pack_weights(w: &[f32], og: usize, kk: usize, ocb: usize) -> Vec<f
     out
 }
 
-/// Positions per microkernel call for a block of `ocv` zmm.
-pub(crate) fn positions_per_call(ocv: usize) -> usize {
-    if ocv == 1 { 28 } else { 14 }
+/// Positions per microkernel call for a block of `ocv` zmm (16-channel groups): AVX-512
+/// keeps 28 × 16 or 14 × 32 accumulators in its 32 zmm, AVX2 6 × 16 or 3 × 32 in its 16 ymm.
+pub(crate) fn positions_per_call(isa: Isa, ocv: usize) -> usize {
+    match (isa, ocv) {
+        (Isa::Avx512, 1) => 28,
+        (Isa::Avx512, _) => 14,
+        (_, 1) => 6,
+        _ => 3,
+    }
 }
 
-/// [`micro`] for the block width: `ocv` 1 → 28 positions × 16 channels, 2 → 14 × 32.
+/// The microkernel for the level and block width, `NP = positions_per_call(isa, ocv)`.
 ///
 /// # Safety
-/// As [`micro`], with `NP = positions_per_call(ocv)`.
+/// `isa` must be AVX2 or AVX-512 and available on this CPU; bounds as [`micro`].
 #[cfg(target_arch = "x86_64")]
 #[inline]
-pub(crate) unsafe fn micro_dispatch(ocv: usize, src: &[f32], offsets: &[usize], panel: &[f32], acc: &mut [f32]) {
+pub(crate) unsafe fn micro_dispatch(
+    isa: Isa,
+    ocv: usize,
+    src: &[f32],
+    offsets: &[usize],
+    panel: &[f32],
+    acc: &mut [f32],
+) {
     // SAFETY: forwarded from the caller.
     unsafe {
-        if ocv == 1 {
-            micro::<28, 1>(src, offsets, panel, acc);
-        } else {
-            micro::<14, 2>(src, offsets, panel, acc);
+        match (isa, ocv) {
+            (Isa::Avx512, 1) => micro::<28, 1>(src, offsets, panel, acc),
+            (Isa::Avx512, _) => micro::<14, 2>(src, offsets, panel, acc),
+            (_, 1) => micro_avx2::<6, 2>(src, offsets, panel, acc),
+            _ => micro_avx2::<3, 4>(src, offsets, panel, acc),
         }
     }
 }
@@ -260,6 +271,47 @@ unsafe fn micro<const NP: usize, const OCV: usize>(src: &[f32], offsets: &[usize
         for (j, rj) in r.iter().enumerate() {
             for (v, rv) in rj.iter().enumerate() {
                 _mm512_storeu_ps(acc.as_mut_ptr().add((j * OCV + v) * LANES), *rv);
+            }
+        }
+    }
+}
+
+/// [`micro`] on AVX2 + FMA: the same packed panel and accumulator layout, read as `V`
+/// ymm (8 channels each) per position, `V · 8` = the block width.
+///
+/// # Safety
+/// AVX2 and FMA must be available; bounds as [`micro`] with `OCV · 16 = V · 8`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn micro_avx2<const NP: usize, const V: usize>(src: &[f32], offsets: &[usize], panel: &[f32], acc: &mut [f32]) {
+    const YMM: usize = 8;
+    // SAFETY (whole body): bounds as documented above; loads and stores are unaligned.
+    unsafe {
+        let mut r = [[_mm256_setzero_ps(); V]; NP];
+        for (j, rj) in r.iter_mut().enumerate() {
+            for (v, rv) in rj.iter_mut().enumerate() {
+                *rv = _mm256_loadu_ps(acc.as_ptr().add((j * V + v) * YMM));
+            }
+        }
+        let sp = src.as_ptr();
+        let mut wptr = panel.as_ptr();
+        for &off in offsets {
+            let mut wv = [_mm256_setzero_ps(); V];
+            for (v, w) in wv.iter_mut().enumerate() {
+                *w = _mm256_loadu_ps(wptr.add(v * YMM));
+            }
+            let s = sp.add(off);
+            for (j, rj) in r.iter_mut().enumerate() {
+                let xv = _mm256_set1_ps(*s.add(j));
+                for (v, rv) in rj.iter_mut().enumerate() {
+                    *rv = _mm256_fmadd_ps(xv, wv[v], *rv);
+                }
+            }
+            wptr = wptr.add(V * YMM);
+        }
+        for (j, rj) in r.iter().enumerate() {
+            for (v, rv) in rj.iter().enumerate() {
+                _mm256_storeu_ps(acc.as_mut_ptr().add((j * V + v) * YMM), *rv);
             }
         }
     }

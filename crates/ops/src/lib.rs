@@ -19,6 +19,7 @@ mod conv_direct;
 pub mod conv_transpose;
 pub mod grid_sample;
 pub mod interpolate;
+pub mod isa;
 pub mod norm;
 pub mod pad;
 pub mod pool;

@@ -24,6 +24,7 @@ use rayon::prelude::*;
 use crate::access::SharedMut;
 use crate::conv::Geometry;
 use crate::conv_direct::{block_width, micro_dispatch, pack_weights, positions_per_call};
+use crate::isa::Isa;
 
 /// One axis's 1-D transform F(m, r): m outputs from t = m + r - 1 inputs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -123,8 +124,8 @@ impl Plan {
 /// Whether the Winograd path suits this convolution, and with which transforms: a 3×3
 /// conv2d or 3×3×3 conv3d, stride 1, no dilation, one group, at least 32 channels in and
 /// out (96 in 3-D; below that the transforms cost more than they save), and outputs at
-/// least one tile wide. The caller has checked that the direct kernel (AVX-512) is available: the
-/// products run on it. `pinned` (a [`crate::ConvPath::Winograd`] cache) skips the 3-D speed
+/// least one tile wide. The caller has checked that the direct kernel (AVX2 or AVX-512) is
+/// available: the products run on it. `pinned` (a [`crate::ConvPath::Winograd`] cache) skips the 3-D speed
 /// heuristic on channel counts.
 pub(crate) fn choose(g: &Geometry, pinned: bool) -> Option<Plan> {
     let setting = std::env::var("SADTALKER_WINOGRAD").unwrap_or_default();
@@ -194,8 +195,16 @@ pub(crate) fn transform_weights(w: &[f32], oc: usize, ic: usize, plan: Plan) -> 
 }
 
 /// The convolution via Winograd into a fresh `(N, Cout, D', H', W')` buffer; `packed_u`
-/// comes from [`transform_weights`] with the same plan.
-pub(crate) fn conv_winograd(x: &[f32], bias: Option<&[f32]>, g: &Geometry, plan: Plan, packed_u: &[f32]) -> Vec<f32> {
+/// comes from [`transform_weights`] with the same plan; `isa` (AVX2 or AVX-512) must be
+/// available.
+pub(crate) fn conv_winograd(
+    x: &[f32],
+    bias: Option<&[f32]>,
+    g: &Geometry,
+    plan: Plan,
+    packed_u: &[f32],
+    isa: Isa,
+) -> Vec<f32> {
     let tt = plan.points();
     let (ic, oc) = (g.cin, g.cout);
     let m = plan.m();
@@ -204,7 +213,7 @@ pub(crate) fn conv_winograd(x: &[f32], bias: Option<&[f32]>, g: &Geometry, plan:
     let ocb = block_width(oc);
     let ocv = ocb / 16;
     let blocks = oc.div_ceil(ocb);
-    let np = positions_per_call(ocv);
+    let np = positions_per_call(isa, ocv);
     // Tiles per task: the transformed input of a task (points × ic × tiles) near 8 MiB.
     let threads = rayon::current_num_threads().max(1);
     let mut nt = ((2 << 20) / (tt * ic)).max(np) / np * np;
@@ -228,8 +237,7 @@ pub(crate) fn conv_winograd(x: &[f32], bias: Option<&[f32]>, g: &Geometry, plan:
             };
             vbuf.clear();
             vbuf.resize(tt * ic * nt, 0.0);
-            // SAFETY: AVX-512F is available (the caller checked); buffers sized above.
-            unsafe { input_transform(x, g, plan, &tiles, nt, vbuf) };
+            input_transform(isa, x, g, plan, &tiles, nt, vbuf);
             mbuf.clear();
             mbuf.resize(tt * blocks * nt * ocb, 0.0);
             let segs = tiles.count.div_ceil(np);
@@ -244,13 +252,13 @@ pub(crate) fn conv_winograd(x: &[f32], bias: Option<&[f32]>, g: &Geometry, plan:
                             let acc = &mut mbuf[((xi * blocks + b) * nt + s * np) * ocb..][..np * ocb];
                             // SAFETY: `vx` holds ic rows of nt tiles and s·np + np <= nt;
                             // panel and acc are sized to match.
-                            unsafe { micro_dispatch(ocv, &vx[s * np..], &offsets[k0..k1], panel, acc) };
+                            unsafe { micro_dispatch(isa, ocv, &vx[s * np..], &offsets[k0..k1], panel, acc) };
                         }
                     }
                 }
             }
-            // SAFETY: AVX-512F is available; this task owns its tiles' output pixels.
-            unsafe { output_transform(mbuf, bias, g, plan, &tiles, nt, blocks, ocb, out_ptr) };
+            // SAFETY: this task owns its tiles' output pixels.
+            unsafe { output_transform(isa, mbuf, bias, g, plan, &tiles, nt, blocks, ocb, out_ptr) };
         },
     );
     out
@@ -310,12 +318,29 @@ fn apply_axis(src: &[f32], dims: [usize; 3], axis: usize, mat: &[f32], rows: usi
     }
 }
 
+/// [`input_transform_body`] compiled for `isa` (the loops are plain Rust, vectorised by the
+/// compiler at that level).
+fn input_transform(isa: Isa, x: &[f32], g: &Geometry, plan: Plan, tiles: &Tiles, nt: usize, vbuf: &mut [f32]) {
+    #[target_feature(enable = "avx512f")]
+    fn avx512(x: &[f32], g: &Geometry, plan: Plan, tiles: &Tiles, nt: usize, vbuf: &mut [f32]) {
+        input_transform_body(x, g, plan, tiles, nt, vbuf)
+    }
+    #[target_feature(enable = "avx2,fma")]
+    fn avx2(x: &[f32], g: &Geometry, plan: Plan, tiles: &Tiles, nt: usize, vbuf: &mut [f32]) {
+        input_transform_body(x, g, plan, tiles, nt, vbuf)
+    }
+    // SAFETY: the caller checked that `isa` is available on this CPU.
+    unsafe {
+        match isa {
+            Isa::Avx512 => avx512(x, g, plan, tiles, nt, vbuf),
+            _ => avx2(x, g, plan, tiles, nt, vbuf),
+        }
+    }
+}
+
 /// V[ξ][c][j] = (Bᵀ ⊗ Bᵀ ⊗ Bᵀ) d of every tile's input patch, vectorised over tiles.
-///
-/// # Safety
-/// AVX-512F must be available.
-#[target_feature(enable = "avx512f")]
-unsafe fn input_transform(x: &[f32], g: &Geometry, plan: Plan, tiles: &Tiles, nt: usize, vbuf: &mut [f32]) {
+#[inline(always)]
+fn input_transform_body(x: &[f32], g: &Geometry, plan: Plan, tiles: &Tiles, nt: usize, vbuf: &mut [f32]) {
     let t = plan.t();
     let tt = plan.points();
     let (ic, [id, ih, iw], pad) = (g.cin, g.in_sp, g.pad);
@@ -359,14 +384,72 @@ unsafe fn input_transform(x: &[f32], g: &Geometry, plan: Plan, tiles: &Tiles, nt
     }
 }
 
+/// [`output_transform_body`] compiled for `isa`.
+///
+/// # Safety
+/// `isa` must be available; the task must own its tiles' output pixels.
+#[allow(clippy::too_many_arguments)]
+unsafe fn output_transform(
+    isa: Isa,
+    mbuf: &[f32],
+    bias: Option<&[f32]>,
+    g: &Geometry,
+    plan: Plan,
+    tiles: &Tiles,
+    nt: usize,
+    blocks: usize,
+    ocb: usize,
+    out: SharedMut,
+) {
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn avx512(
+        m: &[f32],
+        b: Option<&[f32]>,
+        g: &Geometry,
+        p: Plan,
+        t: &Tiles,
+        nt: usize,
+        bl: usize,
+        ocb: usize,
+        o: SharedMut,
+    ) {
+        // SAFETY: forwarded.
+        unsafe { output_transform_body(m, b, g, p, t, nt, bl, ocb, o) }
+    }
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn avx2(
+        m: &[f32],
+        b: Option<&[f32]>,
+        g: &Geometry,
+        p: Plan,
+        t: &Tiles,
+        nt: usize,
+        bl: usize,
+        ocb: usize,
+        o: SharedMut,
+    ) {
+        // SAFETY: forwarded.
+        unsafe { output_transform_body(m, b, g, p, t, nt, bl, ocb, o) }
+    }
+    // SAFETY: the caller checked `isa` and owns the tiles' pixels.
+    unsafe {
+        match isa {
+            Isa::Avx512 => avx512(mbuf, bias, g, plan, tiles, nt, blocks, ocb, out),
+            _ => avx2(mbuf, bias, g, plan, tiles, nt, blocks, ocb, out),
+        }
+    }
+}
+
 /// Y = (Aᵀ ⊗ Aᵀ ⊗ Aᵀ) M per tile and output channel, vectorised over the block's channels,
 /// plus the bias, scattered into the output.
 ///
 /// # Safety
-/// AVX-512F must be available; the task must own its tiles' output pixels.
+/// The task must own its tiles' output pixels.
 #[allow(clippy::too_many_arguments)]
-#[target_feature(enable = "avx512f")]
-unsafe fn output_transform(
+#[inline(always)]
+unsafe fn output_transform_body(
     mbuf: &[f32],
     bias: Option<&[f32]>,
     g: &Geometry,

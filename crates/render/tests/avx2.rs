@@ -1,0 +1,26 @@
+//! The renderer parity checks of `parity.rs` with the kernel level capped at AVX2 + FMA, so the
+//! AVX2 convolution kernels are exercised on CI's AVX-512 machines (one test: the cap is
+//! process-wide, and nothing else in this binary runs at another level).
+
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+mod common;
+
+use common::{FRAME_TOL, Motion, check};
+use sadtalker_ops::isa::{self, Isa};
+
+#[test]
+fn renderer_matches_the_reference_on_the_avx2_kernels() {
+    if isa::detected() < Isa::Avx2 {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "this CPU has no AVX2 + FMA: the AVX2 kernels cannot be tested here"
+        );
+        eprintln!("skipped: this CPU has no AVX2 + FMA");
+        return;
+    }
+    isa::set_ceiling(Isa::Avx2);
+    assert_eq!(isa::active(), Isa::Avx2);
+    check("goldens/render/reduced.safetensors", FRAME_TOL, Motion::Recorded);
+    check("goldens/render/full_256.safetensors", FRAME_TOL, Motion::Omitted);
+}
