@@ -61,6 +61,8 @@ struct Figures {
     reference_prepare_s: Option<f64>,
     prepare_ratio: Option<f64>,
     profile: Vec<ProfileRow>,
+    /// The warm source preparation's breakdown (`ms_per_frame`: ms in the one preparation).
+    prepare_profile: Vec<ProfileRow>,
 }
 
 /// One op of our per-frame time.
@@ -109,9 +111,52 @@ fn inputs(size: usize) -> anyhow::Result<Inputs> {
     })
 }
 
-/// Our renderer: seconds to prepare the source (first call, which also builds the encoder
-/// layers' weight layouts, and a second, warm call), and per frame.
-fn time_ours(a: &RenderArgs) -> anyhow::Result<(f64, f64, f64)> {
+/// Our side of one run.
+struct Ours {
+    /// The first source preparation (it also builds the encoder layers' weight layouts).
+    prepare_cold: f64,
+    /// A second, warm preparation.
+    prepare: f64,
+    /// Per frame, warm.
+    per_frame: f64,
+    /// Where the warm preparation's time went.
+    prepare_profile: Vec<ProfileRow>,
+    /// Where the frames' time went, per frame.
+    frame_profile: Vec<ProfileRow>,
+}
+
+fn profile_clock(clock: crate::Clock) {
+    sadtalker_ops::profile::enable(match clock {
+        crate::Clock::Wall => || crate::Clock::Wall.now(),
+        crate::Clock::Cpu => || crate::Clock::Cpu.now(),
+    });
+}
+
+/// The profile collected since [`profile_clock`], per unit (`units` frames, or 1 preparation)
+/// of `total` seconds, with the unaccounted rest as a last row.
+fn profile_rows(total: f64, units: usize) -> Vec<ProfileRow> {
+    let profile = sadtalker_ops::profile::report();
+    let per = units.max(1) as f64;
+    let mut rows: Vec<ProfileRow> = profile
+        .iter()
+        .map(|(op, calls, secs)| ProfileRow {
+            op: op.to_string(),
+            calls_per_frame: calls / units.max(1) as u64,
+            ms_per_frame: secs / per * 1e3,
+            share: secs / total,
+        })
+        .collect();
+    let accounted: f64 = profile.iter().map(|(_, _, s)| s).sum();
+    rows.push(ProfileRow {
+        op: "other (candle element-wise, copies)".into(),
+        calls_per_frame: 0,
+        ms_per_frame: (total - accounted) / per * 1e3,
+        share: (total - accounted) / total,
+    });
+    rows
+}
+
+fn time_ours(a: &RenderArgs) -> anyhow::Result<Ours> {
     let inp = inputs(a.size)?;
     let cfg = FaceRenderConfig::official(false);
     let renderer = FaceRenderer::load(&inp.weights, &inp.weights, &cfg)?;
@@ -119,9 +164,11 @@ fn time_ours(a: &RenderArgs) -> anyhow::Result<(f64, f64, f64)> {
     let s = clock.now();
     renderer.prepare(&inp.image, &inp.source)?;
     let prepare_cold = clock.now() - s;
+    profile_clock(clock);
     let s = clock.now();
     let src = renderer.prepare(&inp.image, &inp.source)?;
     let prepare = clock.now() - s;
+    let prepare_profile = profile_rows(prepare, 1);
     let frame = DrivingFrame {
         semantics: inp.driving.clone(),
         yaw: None,
@@ -131,16 +178,21 @@ fn time_ours(a: &RenderArgs) -> anyhow::Result<(f64, f64, f64)> {
     let batch = vec![frame; a.batch_size.max(1)];
     // Warm-up: layers build their cached weight layouts (packed panels, Winograd transforms).
     renderer.render(&src, &batch)?;
-    sadtalker_ops::profile::enable(match clock {
-        crate::Clock::Wall => || crate::Clock::Wall.now(),
-        crate::Clock::Cpu => || crate::Clock::Cpu.now(),
-    });
+    profile_clock(clock);
     let s = clock.now();
     let calls = a.frames.div_ceil(batch.len());
     for _ in 0..calls {
         renderer.render(&src, &batch)?;
     }
-    Ok((prepare_cold, prepare, (clock.now() - s) / (calls * batch.len()) as f64))
+    let elapsed = clock.now() - s;
+    let frames = calls * batch.len();
+    Ok(Ours {
+        prepare_cold,
+        prepare,
+        per_frame: elapsed / frames as f64,
+        prepare_profile,
+        frame_profile: profile_rows(elapsed, frames),
+    })
 }
 
 fn time_reference(a: &RenderArgs) -> Option<Value> {
@@ -183,29 +235,11 @@ pub fn run(a: &RenderArgs) -> anyhow::Result<()> {
         isa::set_ceiling(level);
     }
     let threads = a.common.threads.unwrap_or_else(rayon::current_num_threads);
-    let (prepare_cold, prepare, per_frame) = time_ours(a).context("running our renderer")?;
-    let profile = sadtalker_ops::profile::report();
+    let ours = time_ours(a).context("running our renderer")?;
     let reference = time_reference(a);
     let rf = reference.as_ref().and_then(|r| r["per_frame_s"].as_f64());
     let rp = reference.as_ref().and_then(|r| r["prepare_s"].as_f64());
-    let frames_run = a.frames.div_ceil(a.batch_size.max(1)) * a.batch_size.max(1);
-    let total: f64 = per_frame * frames_run as f64;
-    let mut rows: Vec<ProfileRow> = profile
-        .iter()
-        .map(|(op, calls, secs)| ProfileRow {
-            op: op.to_string(),
-            calls_per_frame: calls / frames_run as u64,
-            ms_per_frame: secs / frames_run as f64 * 1e3,
-            share: secs / total,
-        })
-        .collect();
-    let accounted: f64 = profile.iter().map(|(_, _, s)| s).sum();
-    rows.push(ProfileRow {
-        op: "other (candle element-wise, copies)".into(),
-        calls_per_frame: 0,
-        ms_per_frame: (total - accounted) / frames_run as f64 * 1e3,
-        share: (total - accounted) / total,
-    });
+    let (per_frame, prepare) = (ours.per_frame, ours.prepare);
     let fig = Figures {
         size: a.size,
         frames: a.frames,
@@ -218,10 +252,11 @@ pub fn run(a: &RenderArgs) -> anyhow::Result<()> {
         reference_per_frame_s: rf,
         ratio: rf.map(|r| r / per_frame),
         prepare_s: prepare,
-        prepare_cold_s: prepare_cold,
+        prepare_cold_s: ours.prepare_cold,
         reference_prepare_s: rp,
         prepare_ratio: rp.map(|r| r / prepare),
-        profile: rows,
+        profile: ours.frame_profile,
+        prepare_profile: ours.prepare_profile,
     };
     if a.json {
         println!("{}", serde_json::to_string_pretty(&fig)?);
@@ -259,7 +294,13 @@ fn print_tables(f: &Figures) {
         f.prepare_cold_s * 1e3
     );
     println!("where our per-frame time goes (ms per frame, share):");
-    for r in &f.profile {
+    print_profile(&f.profile);
+    println!("where the warm source preparation's time goes (ms, share):");
+    print_profile(&f.prepare_profile);
+}
+
+fn print_profile(rows: &[ProfileRow]) {
+    for r in rows {
         let calls = if r.calls_per_frame > 0 {
             format!("  ({} calls)", r.calls_per_frame)
         } else {

@@ -191,25 +191,30 @@ fn pad_input(x: &[f32], c: usize, g: &Geometry, slack: usize) -> Vec<f32> {
 pub(crate) fn pack_weights(w: &[f32], og: usize, kk: usize, ocb: usize) -> Vec<f32> {
     let blocks = og.div_ceil(ocb);
     let mut out = vec![0f32; blocks * kk * ocb];
-    for o in 0..og {
-        let (b, lane) = (o / ocb, o % ocb);
-        for k in 0..kk {
-            out[(b * kk + k) * ocb + lane] = w[o * kk + k];
+    out.par_chunks_mut(kk * ocb).enumerate().for_each(|(b, block)| {
+        for lane in 0..ocb.min(og - b * ocb) {
+            let row = &w[(b * ocb + lane) * kk..][..kk];
+            for (k, &v) in row.iter().enumerate() {
+                block[k * ocb + lane] = v;
+            }
         }
-    }
+    });
     out
 }
 
 /// Positions per microkernel call for a block of `ocv` zmm (16-channel groups): AVX-512
-/// keeps 28 × 16 or 14 × 32 accumulators in its 32 zmm, AVX2 6 × 16 or 3 × 32 in its 16 ymm.
+/// keeps 28 × 16 or 14 × 32 accumulators in its 32 zmm, AVX2 6 × 16 in its 16 ymm (a 32-wide
+/// block takes two calls, one per half).
 pub(crate) fn positions_per_call(isa: Isa, ocv: usize) -> usize {
     match (isa, ocv) {
         (Isa::Avx512, 1) => 28,
         (Isa::Avx512, _) => 14,
-        (_, 1) => 6,
-        _ => 3,
+        _ => AVX2_NP,
     }
 }
+
+/// Positions per AVX2 microkernel call.
+const AVX2_NP: usize = 6;
 
 /// The microkernel for the level and block width, `NP = positions_per_call(isa, ocv)`.
 ///
@@ -230,8 +235,13 @@ pub(crate) unsafe fn micro_dispatch(
         match (isa, ocv) {
             (Isa::Avx512, 1) => micro::<28, 1>(src, offsets, panel, acc),
             (Isa::Avx512, _) => micro::<14, 2>(src, offsets, panel, acc),
-            (_, 1) => micro_avx2::<6, 2>(src, offsets, panel, acc),
-            _ => micro_avx2::<3, 4>(src, offsets, panel, acc),
+            (_, 1) => micro_avx2::<AVX2_NP, 16>(src, offsets, panel, acc),
+            _ => {
+                // Two 16-channel halves of the 32-wide block: 3 × 32 accumulators would not
+                // leave registers for the weights.
+                micro_avx2::<AVX2_NP, 32>(src, offsets, panel, acc);
+                micro_avx2::<AVX2_NP, 32>(src, offsets, &panel[16..], &mut acc[16..]);
+            }
         }
     }
 }
@@ -276,21 +286,28 @@ unsafe fn micro<const NP: usize, const OCV: usize>(src: &[f32], offsets: &[usize
     }
 }
 
-/// [`micro`] on AVX2 + FMA: the same packed panel and accumulator layout, read as `V`
-/// ymm (8 channels each) per position, `V · 8` = the block width.
+/// [`micro`] on AVX2 + FMA for 16 output channels (two ymm) of a block `OCB` wide: the same
+/// packed panel and accumulator layout, starting at the given channel of the block.
 ///
 /// # Safety
-/// AVX2 and FMA must be available; bounds as [`micro`] with `OCV · 16 = V · 8`.
+/// AVX2 and FMA must be available; `src` as [`micro`]; `panel` holds `offsets.len()` rows of
+/// `OCB` floats (the last row needs only 16) and `acc` `NP` rows of `OCB` (the last only 16).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn micro_avx2<const NP: usize, const V: usize>(src: &[f32], offsets: &[usize], panel: &[f32], acc: &mut [f32]) {
+unsafe fn micro_avx2<const NP: usize, const OCB: usize>(
+    src: &[f32],
+    offsets: &[usize],
+    panel: &[f32],
+    acc: &mut [f32],
+) {
     const YMM: usize = 8;
+    const V: usize = 2;
     // SAFETY (whole body): bounds as documented above; loads and stores are unaligned.
     unsafe {
         let mut r = [[_mm256_setzero_ps(); V]; NP];
         for (j, rj) in r.iter_mut().enumerate() {
             for (v, rv) in rj.iter_mut().enumerate() {
-                *rv = _mm256_loadu_ps(acc.as_ptr().add((j * V + v) * YMM));
+                *rv = _mm256_loadu_ps(acc.as_ptr().add(j * OCB + v * YMM));
             }
         }
         let sp = src.as_ptr();
@@ -307,11 +324,11 @@ unsafe fn micro_avx2<const NP: usize, const V: usize>(src: &[f32], offsets: &[us
                     *rv = _mm256_fmadd_ps(xv, wv[v], *rv);
                 }
             }
-            wptr = wptr.add(V * YMM);
+            wptr = wptr.add(OCB);
         }
         for (j, rj) in r.iter().enumerate() {
             for (v, rv) in rj.iter().enumerate() {
-                _mm256_storeu_ps(acc.as_mut_ptr().add((j * V + v) * YMM), *rv);
+                _mm256_storeu_ps(acc.as_mut_ptr().add(j * OCB + v * YMM), *rv);
             }
         }
     }
