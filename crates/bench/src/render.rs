@@ -201,17 +201,8 @@ fn time_reference(a: &RenderArgs) -> Option<Value> {
     let threads = a.common.threads.unwrap_or_else(rayon::current_num_threads);
     let req = json!({"size": a.size, "frames": a.frames, "batch_size": a.batch_size, "threads": threads, "clock": a.common.clock});
     let mut cmd = Command::new(&py);
-    // The same instruction set on both sides: pin torch's kernels and oneDNN's JIT to ours.
-    match isa::active() {
-        level if level == isa::detected() => {}
-        Isa::Avx2 => {
-            cmd.env("ATEN_CPU_CAPABILITY", "avx2").env("ONEDNN_MAX_CPU_ISA", "AVX2");
-        }
-        _ => {
-            cmd.env("ATEN_CPU_CAPABILITY", "default")
-                .env("ONEDNN_MAX_CPU_ISA", "SSE41");
-        }
-    }
+    // The same instruction set on both sides.
+    cmd.envs(isa::torch_pin_env().iter().copied());
     let mut child = cmd
         .arg(&script)
         .stdin(Stdio::piped())

@@ -104,6 +104,17 @@ pub fn active() -> Isa {
     detected().min(cap)
 }
 
+/// The environment that pins PyTorch (ATen's kernels and oneDNN's JIT) to the level ours run
+/// at, for benchmarks that compare the two in one run: empty when ours run at the CPU's own
+/// level.
+pub fn torch_pin_env() -> &'static [(&'static str, &'static str)] {
+    match active() {
+        level if level == detected() => &[],
+        Isa::Avx2 => &[("ATEN_CPU_CAPABILITY", "avx2"), ("ONEDNN_MAX_CPU_ISA", "AVX2")],
+        _ => &[("ATEN_CPU_CAPABILITY", "default"), ("ONEDNN_MAX_CPU_ISA", "SSE41")],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

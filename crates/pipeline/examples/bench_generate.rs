@@ -3,7 +3,7 @@
 //! same recipe weights, in the same run:
 //!
 //! ```text
-//! cargo run --release -p sadtalker-pipeline --example bench_generate -- [--seconds S] [--preprocess MODE] [--size N] [--python PATH]
+//! cargo run --release -p sadtalker-pipeline --example bench_generate -- [--seconds S] [--preprocess MODE] [--size N] [--python PATH] [--json]
 //! ```
 //!
 //! The clip is the first S seconds (default 1) of examples/speech.wav. Both sides get the astronaut
@@ -11,7 +11,8 @@
 //! their networks from the recipe (reported apart as `load`: writing recipe values is not what reading the
 //! model files costs), then run extract → audio2coeff → face renderer → MP4 with audio (`run`). Peak RSS
 //! is each process's high-water mark (ours: VmHWM; the reference: ru_maxrss). Ratio = reference / ours
-//! (> 1: we are faster). Without a reference Python only our figures are printed.
+//! (> 1: we are faster). Without a reference Python only our figures are printed. `--json` prints one
+//! JSON object on stdout (the human lines go to stderr).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -78,16 +79,29 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let seconds: f64 = opt("--seconds").map_or(Ok(1.0), |v| v.parse())?;
     let preprocess = opt("--preprocess").unwrap_or_else(|| "crop".into());
     let size: u32 = opt("--size").map_or(Ok(256), |v| v.parse())?;
+    let json = args.iter().any(|a| a == "--json");
+    // With --json, stdout carries only the JSON object.
+    let say = |line: String| {
+        if json {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
+    };
     let python = sadtalker_parity::reference_python(opt("--python").map(PathBuf::from))
         .unwrap_or_else(|| PathBuf::from("(no reference venv)"));
     let tmp = tempfile::tempdir()?;
     let clip = tmp.path().join("clip.wav");
     cut_wav(&root().join("examples/speech.wav"), &clip, seconds)?;
-    println!("clip: {seconds} s of examples/speech.wav, preprocess {preprocess}, size {size}, recipe weights");
+    say(format!(
+        "clip: {seconds} s of examples/speech.wav, preprocess {preprocess}, size {size}, recipe weights"
+    ));
 
     // The reference first (a child process: its memory is not ours).
     let reference: Option<serde_json::Value> = if python.exists() {
         let out = Command::new(&python)
+            // The same instruction set on both sides when SADTALKER_ISA lowers ours.
+            .envs(sadtalker_ops::isa::torch_pin_env().iter().copied())
             .arg(root().join("tools/reference/bench_pipeline.py"))
             .arg("--audio")
             .arg(&clip)
@@ -106,7 +120,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let last = text.lines().last().ok_or("no output from the reference")?;
         Some(serde_json::from_str(last)?)
     } else {
-        println!("no reference Python at {}: our figures only", python.display());
+        say(format!("no reference Python at {}: our figures only", python.display()));
         None
     };
 
@@ -125,35 +139,62 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let total = report.seconds.get("total").copied().unwrap_or(0.0);
     let run = total - load;
     let rss = peak_rss_mb().unwrap_or(f64::NAN);
-    println!(
+    let frames = report.frames.max(1) as f64;
+    say(format!(
         "ours:      {} frames, load {load:.1} s, run {run:.1} s ({:.2} s/frame), peak RSS {rss:.0} MB",
         report.frames,
-        run / report.frames.max(1) as f64
-    );
+        run / frames
+    ));
     let stages: Vec<String> = report
         .seconds
         .iter()
         .filter(|(k, _)| !["total", "models"].contains(&k.as_str()))
         .map(|(k, v)| format!("{k} {v:.2}"))
         .collect();
-    println!("  stages (s): {}", stages.join(", "));
+    say(format!("  stages (s): {}", stages.join(", ")));
+    let mut figures = serde_json::json!({
+        "seconds": seconds,
+        "preprocess": preprocess,
+        "size": size,
+        "frames": report.frames,
+        "threads": rayon::current_num_threads(),
+        "precision": "fp32",
+        "isa": sadtalker_ops::isa::active().name(),
+        "load_s": load,
+        "run_s": run,
+        "per_frame_s": run / frames,
+        "peak_rss_mb": rss,
+        "stages_s": report.seconds,
+        "reference_per_frame_s": null,
+        "ratio": null,
+        "reference_peak_rss_mb": null,
+    });
     if let Some(r) = reference {
         let f = |k: &str| r[k].as_f64().unwrap_or(f64::NAN);
         let (rload, rrun, rrss) = (f("load"), f("run"), f("peak_rss_mb"));
-        println!(
-            "reference: {} frames, load {rload:.1} s, run {rrun:.1} s ({:.2} s/frame), peak RSS {rrss:.0} MB, {} \
+        let rper = rrun / r["frames"].as_f64().unwrap_or(1.0);
+        say(format!(
+            "reference: {} frames, load {rload:.1} s, run {rrun:.1} s ({rper:.2} s/frame), peak RSS {rrss:.0} MB, {} \
              torch threads",
-            r["frames"],
-            rrun / r["frames"].as_f64().unwrap_or(1.0),
-            r["threads"]
-        );
-        println!("  stages (s): {}", r["stages"]);
-        println!(
+            r["frames"], r["threads"]
+        ));
+        say(format!("  stages (s): {}", r["stages"]));
+        say(format!(
             "ratio (reference / ours): run {:.2}x, run+load {:.2}x, peak RSS {:.2}x",
             rrun / run,
             (rrun + rload) / total,
             rrss / rss
-        );
+        ));
+        figures["reference_load_s"] = rload.into();
+        figures["reference_run_s"] = rrun.into();
+        figures["reference_per_frame_s"] = rper.into();
+        figures["ratio"] = (rper / (run / frames)).into();
+        figures["reference_peak_rss_mb"] = rrss.into();
+        figures["peak_rss_ratio"] = (rss / rrss).into();
+        figures["reference_stages_s"] = r["stages"].clone();
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&figures)?);
     }
     Ok(())
 }

@@ -348,9 +348,23 @@ fn disk_space(name: &str, dir: &Path) -> Check {
     }
 }
 
-/// The vector extensions the convolution kernels use, and the threads available.
+/// The vector extensions the convolution kernels use, the kernel level chosen (and any cap set
+/// by `SADTALKER_ISA`), and the threads available.
 fn cpu_check() -> Check {
+    use sadtalker_ops::isa;
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let level = match (std::env::var("SADTALKER_ISA").ok(), isa::env_ceiling()) {
+        (Some(v), Some(_)) => format!("kernels {} (capped by SADTALKER_ISA={v})", isa::active()),
+        (Some(v), None) => {
+            return Check::new(
+                "cpu",
+                Status::Warn,
+                format!("SADTALKER_ISA={v:?} is not a kernel level; kernels {}", isa::active()),
+                Some("set SADTALKER_ISA to avx512, avx2 or generic, or unset it".into()),
+            );
+        }
+        (None, _) => format!("kernels {}", isa::active()),
+    };
     #[cfg(target_arch = "x86_64")]
     {
         let feats = [
@@ -362,7 +376,7 @@ fn cpu_check() -> Check {
             .iter()
             .map(|(n, on)| format!("{n} {}", if *on { "yes" } else { "no" }))
             .collect();
-        let detail = format!("x86_64, {}; {threads} thread(s)", list.join(", "));
+        let detail = format!("x86_64, {}; {level}; {threads} thread(s)", list.join(", "));
         if !feats[0].1 || !feats[1].1 {
             return Check::new(
                 "cpu",
@@ -378,7 +392,7 @@ fn cpu_check() -> Check {
         Check::new(
             "cpu",
             Status::Ok,
-            format!("{}; {threads} thread(s)", std::env::consts::ARCH),
+            format!("{}; {level}; {threads} thread(s)", std::env::consts::ARCH),
             None,
         )
     }
@@ -655,7 +669,12 @@ mod tests {
     #[test]
     fn codecs_and_cpu_checks_run() {
         assert_eq!(codec_check().status, Status::Ok, "{:?}", codec_check());
-        assert!(cpu_check().detail.contains("thread"));
+        let cpu = cpu_check();
+        assert!(
+            cpu.detail.contains("thread") && cpu.detail.contains("kernels"),
+            "{}",
+            cpu.detail
+        );
     }
 
     #[test]
