@@ -94,6 +94,19 @@ pub fn set_ceiling(isa: Isa) {
     CEILING.store(isa as u8, Ordering::Relaxed);
 }
 
+/// [`set_ceiling`] to exactly `isa`, if this CPU has it; else an error saying so (tests that
+/// must run a given level use it).
+pub fn cap_at(isa: Isa) -> Result<(), String> {
+    if detected() < isa {
+        return Err(format!(
+            "this CPU has no {isa} (best: {}): the {isa} kernels cannot run here",
+            detected()
+        ));
+    }
+    set_ceiling(isa);
+    Ok(())
+}
+
 /// The level the kernels use now: the detected one, capped by [`set_ceiling`] or else by
 /// `SADTALKER_ISA`.
 pub fn active() -> Isa {

@@ -362,23 +362,38 @@ fn apply_axis(src: &[f32], dims: [usize; 3], axis: usize, mat: &[f32], rows: usi
     }
 }
 
-/// [`input_transform_body`] compiled for `isa` (the loops are plain Rust, vectorised by the
-/// compiler at that level).
+/// Calls `$body` (a plain-Rust function, vectorised by the compiler) compiled for `$isa`'s
+/// target features: AVX-512F, else AVX2 + FMA. The caller must have checked that `$isa` is
+/// available on this CPU.
+macro_rules! at_level {
+    ($isa:expr, $body:ident($($arg:ident: $ty:ty),* $(,)?)) => {{
+        #[allow(clippy::too_many_arguments, unused_unsafe)]
+        #[target_feature(enable = "avx512f")]
+        unsafe fn avx512($($arg: $ty),*) {
+            // SAFETY: forwarded from the caller of `at_level!`.
+            unsafe { $body($($arg),*) }
+        }
+        #[allow(clippy::too_many_arguments, unused_unsafe)]
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn avx2($($arg: $ty),*) {
+            // SAFETY: forwarded from the caller of `at_level!`.
+            unsafe { $body($($arg),*) }
+        }
+        match $isa {
+            Isa::Avx512 => avx512($($arg),*),
+            _ => avx2($($arg),*),
+        }
+    }};
+}
+
+/// [`input_transform_body`] compiled for `isa`.
 fn input_transform(isa: Isa, x: &[f32], g: &Geometry, plan: Plan, tiles: &Tiles, nt: usize, vbuf: &mut [f32]) {
-    #[target_feature(enable = "avx512f")]
-    fn avx512(x: &[f32], g: &Geometry, plan: Plan, tiles: &Tiles, nt: usize, vbuf: &mut [f32]) {
-        input_transform_body(x, g, plan, tiles, nt, vbuf)
-    }
-    #[target_feature(enable = "avx2,fma")]
-    fn avx2(x: &[f32], g: &Geometry, plan: Plan, tiles: &Tiles, nt: usize, vbuf: &mut [f32]) {
-        input_transform_body(x, g, plan, tiles, nt, vbuf)
-    }
     // SAFETY: the caller checked that `isa` is available on this CPU.
     unsafe {
-        match isa {
-            Isa::Avx512 => avx512(x, g, plan, tiles, nt, vbuf),
-            _ => avx2(x, g, plan, tiles, nt, vbuf),
-        }
+        at_level!(
+            isa,
+            input_transform_body(x: &[f32], g: &Geometry, plan: Plan, tiles: &Tiles, nt: usize, vbuf: &mut [f32])
+        )
     }
 }
 
@@ -445,44 +460,22 @@ unsafe fn output_transform(
     ocb: usize,
     out: SharedMut,
 ) {
-    #[allow(clippy::too_many_arguments)]
-    #[target_feature(enable = "avx512f")]
-    unsafe fn avx512(
-        m: &[f32],
-        b: Option<&[f32]>,
-        g: &Geometry,
-        p: Plan,
-        t: &Tiles,
-        nt: usize,
-        bl: usize,
-        ocb: usize,
-        o: SharedMut,
-    ) {
-        // SAFETY: forwarded.
-        unsafe { output_transform_body(m, b, g, p, t, nt, bl, ocb, o) }
-    }
-    #[allow(clippy::too_many_arguments)]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn avx2(
-        m: &[f32],
-        b: Option<&[f32]>,
-        g: &Geometry,
-        p: Plan,
-        t: &Tiles,
-        nt: usize,
-        bl: usize,
-        ocb: usize,
-        o: SharedMut,
-    ) {
-        // SAFETY: forwarded.
-        unsafe { output_transform_body(m, b, g, p, t, nt, bl, ocb, o) }
-    }
     // SAFETY: the caller checked `isa` and owns the tiles' pixels.
     unsafe {
-        match isa {
-            Isa::Avx512 => avx512(mbuf, bias, g, plan, tiles, nt, blocks, ocb, out),
-            _ => avx2(mbuf, bias, g, plan, tiles, nt, blocks, ocb, out),
-        }
+        at_level!(
+            isa,
+            output_transform_body(
+                mbuf: &[f32],
+                bias: Option<&[f32]>,
+                g: &Geometry,
+                plan: Plan,
+                tiles: &Tiles,
+                nt: usize,
+                blocks: usize,
+                ocb: usize,
+                out: SharedMut,
+            )
+        )
     }
 }
 
