@@ -34,7 +34,8 @@ use crate::isa::Isa;
 const LANES: usize = 16;
 /// Taps per weight panel chunk: 256 taps × 32 channels × 4 B = 32 KiB, an L1's worth.
 const KC: usize = 256;
-/// Positions per task (a multiple of both microkernel widths).
+/// Positions per task: a multiple of the AVX-512 kernel's widths (28, 14); the AVX2 kernel's
+/// 6 leaves up to 5 spare positions at a task's end, computed into the slack and dropped.
 const NQ: usize = 224;
 
 /// Whether [`conv_direct`] can run this convolution at `isa` (from [`crate::isa::active`]).

@@ -64,8 +64,8 @@ pub fn detected() -> Isa {
     *DETECTED.get_or_init(|| {
         #[cfg(target_arch = "x86_64")]
         {
-            // The AVX-512 paths also run AVX2 code (Winograd's transforms at the lower level
-            // never mix, but a ceiling may switch levels between calls), so require both.
+            // A ceiling can switch the process to the AVX2 kernels at any time, so AVX-512
+            // also requires AVX2 + FMA (which every AVX-512 CPU has).
             let avx2 = std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma");
             if avx2 && std::arch::is_x86_feature_detected!("avx512f") {
                 return Isa::Avx512;

@@ -156,8 +156,8 @@ const MAX_POINTS: usize = 216;
 ///
 /// Written straight into the packed layout, one output-channel block per task and, within
 /// it, all of an input channel's filters together, so the 64 (or 36) rows a filter writes
-/// stay in cache: a layer of 1024 × 512 3×3×3 filters takes ~0.1 s instead of the seconds a
-/// per-filter vector and a gather per point took.
+/// stay in cache: a layer of 512 × 1024 3×3×3 filters takes 0.14 s on 2 threads instead of the
+/// 0.99 s a per-filter vector and a gather per point took.
 pub(crate) fn transform_weights(w: &[f32], oc: usize, ic: usize, plan: Plan) -> Vec<f32> {
     let ksize: usize = plan.axes.map(Axis::r).iter().product();
     let points = plan.points();
