@@ -55,7 +55,7 @@ impl Conv2d {
         let block = w.pp("conv_block");
         let conv = sadtalker_nn::Conv2d::load(&block.pp(0), cin, cout, [kernel, kernel], params, true)?;
         let whole_input = if padding == 0 && stride == [1, 1] && kernel > 1 {
-            let matrix = conv.weight().reshape((cout, ()))?.t()?.contiguous()?;
+            let matrix = conv.weight()?.reshape((cout, ()))?.t()?.contiguous()?;
             Some((matrix, block.pp(0).get(&[cout], "bias")?))
         } else {
             None

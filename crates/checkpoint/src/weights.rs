@@ -235,12 +235,18 @@ impl Weights {
 
     /// Loads `prefix.name` as an `f32` tensor, which must have exactly `shape`.
     pub fn get(&self, shape: &[usize], name: &str) -> Result<Tensor> {
+        Ok(Tensor::from_vec(self.values(shape, name)?, shape, &self.device)?)
+    }
+
+    /// Loads `prefix.name`, which must have exactly `shape`, as row-major `f32` values (for a
+    /// layer that keeps its weights in its own layout).
+    pub fn values(&self, shape: &[usize], name: &str) -> Result<Vec<f32>> {
         let full = self.full_name(name);
         let values = self.source.load(&full, shape)?;
         if let Ok(mut l) = self.loaded.lock() {
             l.insert(full);
         }
-        Ok(Tensor::from_vec(values, shape, &self.device)?)
+        Ok(values)
     }
 
     /// Loads `prefix.name` if present (e.g. an optional bias).

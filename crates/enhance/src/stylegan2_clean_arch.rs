@@ -38,12 +38,11 @@ pub struct ModulatedConv2d {
     sample_mode: SampleMode,
     eps: f64,
     modulation: Linear,
-    /// `(out, in, k, k)`: the parameter's `(1, out, in, k, k)` without its leading 1.
-    weight: Tensor,
+    /// `(out, in, k, k)`: the parameter's `(1, out, in, k, k)` without its leading 1, kept in the
+    /// form the kernel reads (see [`ModulatedConv2d::forward`]).
+    weight: sadtalker_ops::ConvWeight,
     /// `(out, in)`: `Σ_k weight²`, so that the demodulation is one small matrix product.
     weight_energy: Tensor,
-    /// The fixed weight's fast-kernel layouts (see [`ModulatedConv2d::forward`]).
-    cache: sadtalker_ops::ConvCache,
 }
 
 impl ModulatedConv2d {
@@ -69,9 +68,8 @@ impl ModulatedConv2d {
             sample_mode,
             eps: 1e-8,
             modulation: Linear::load(&w.pp("modulation"), num_style_feat, in_channels, true)?,
-            weight,
+            weight: sadtalker_ops::ConvWeight::new(&weight)?,
             weight_energy,
-            cache: sadtalker_ops::ConvCache::default(),
         })
     }
 
@@ -91,7 +89,7 @@ impl ModulatedConv2d {
         // rounding), and lets the convolution keep its fast layouts (Winograd) from call to call instead
         // of rebuilding them for a new weight every time.
         let s = style.reshape((b, self.in_channels, 1, 1))?;
-        let out = sadtalker_ops::conv_cached(&x.broadcast_mul(&s)?, &self.weight, None, params, &self.cache)?;
+        let out = self.weight.forward(&x.broadcast_mul(&s)?, None, params)?;
         if !self.demodulate {
             return Ok(out);
         }

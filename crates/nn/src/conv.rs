@@ -1,6 +1,8 @@
 use candle_core::Tensor;
 use sadtalker_checkpoint::Weights;
-use sadtalker_ops::ConvParams;
+use std::sync::Arc;
+
+use sadtalker_ops::{ConvParams, ConvPath, ConvWeight};
 
 use crate::Result;
 
@@ -8,11 +10,10 @@ use crate::Result;
 /// `(out, in/groups, *kernel)` and optional `bias` `(out)`.
 #[derive(Clone, Debug)]
 pub struct Conv<const N: usize> {
-    weight: Tensor,
+    /// Kept in the form the kernel reads (the original filters until a fast layout replaces them).
+    weight: Arc<ConvWeight>,
     bias: Option<Tensor>,
     params: ConvParams<N>,
-    /// Packed / transformed weights, built on the first forward and kept.
-    cache: std::sync::Arc<sadtalker_ops::ConvCache>,
 }
 
 /// `torch.nn.Conv1d`.
@@ -32,13 +33,13 @@ impl<const N: usize> Conv<N> {
         params: ConvParams<N>,
         bias: bool,
     ) -> Result<Self> {
-        let lead = [out_channels, in_channels / params.groups.max(1)];
-        let (weight, bias) = weight_and_bias(w, lead, &kernel, bias.then_some(out_channels))?;
+        let mut shape = vec![out_channels, in_channels / params.groups.max(1)];
+        shape.extend_from_slice(&kernel);
+        let weight = ConvWeight::from_vec(&shape, w.values(&shape, "weight")?, ConvPath::Auto)?;
         Ok(Self {
-            weight,
-            bias,
+            weight: Arc::new(weight),
+            bias: bias.then(|| w.get(&[out_channels], "bias")).transpose()?,
             params,
-            cache: Default::default(),
         })
     }
 
@@ -69,44 +70,31 @@ impl<const N: usize> Conv<N> {
             .sum();
         // PyTorch divides by σ as an f32 scalar tensor; do the same, element by element.
         let sigma = sigma as f32;
-        let weight = Tensor::from_vec(mat.iter().map(|x| x / sigma).collect::<Vec<f32>>(), shape, w.device())?;
-        let bias = if bias {
-            Some(w.get(&[out_channels], "bias")?)
-        } else {
-            None
-        };
+        let weight = ConvWeight::from_vec(&shape, mat.iter().map(|x| x / sigma).collect(), ConvPath::Auto)?;
         Ok(Self {
-            weight,
-            bias,
+            weight: Arc::new(weight),
+            bias: bias.then(|| w.get(&[out_channels], "bias")).transpose()?,
             params,
-            cache: Default::default(),
         })
     }
 
     /// A layer from given tensors (e.g. a fixed kernel held as a buffer).
-    pub fn from_tensors(weight: Tensor, bias: Option<Tensor>, params: ConvParams<N>) -> Self {
-        Self {
-            weight,
+    pub fn from_tensors(weight: Tensor, bias: Option<Tensor>, params: ConvParams<N>) -> Result<Self> {
+        Ok(Self {
+            weight: Arc::new(ConvWeight::new(&weight)?),
             bias,
             params,
-            cache: Default::default(),
-        }
+        })
     }
 
     /// The layer's forward pass.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(sadtalker_ops::conv_cached(
-            x,
-            &self.weight,
-            self.bias.as_ref(),
-            self.params,
-            &self.cache,
-        )?)
+        Ok(self.weight.forward(x, self.bias.as_ref(), self.params)?)
     }
 
-    /// The weight tensor.
-    pub fn weight(&self) -> &Tensor {
-        &self.weight
+    /// The weight tensor (a copy: the layer may keep only its fast layout).
+    pub fn weight(&self) -> Result<Tensor> {
+        Ok(self.weight.to_tensor()?)
     }
 }
 

@@ -150,21 +150,43 @@ pub fn conv_cached<const N: usize>(
     p: ConvParams<N>,
     cache: &ConvCache,
 ) -> Result<Tensor> {
-    let _t = crate::profile::scope(match N {
-        1 => "conv1d",
-        2 => "conv2d",
-        _ => "conv3d",
-    });
-    let op = match N {
-        1 => "conv1d",
-        2 => "conv2d",
-        3 => "conv3d",
-        _ => return shape_err("conv", format!("{N} spatial axes: only 1, 2 and 3 are supported")),
-    };
+    let _t = profile_scope::<N>();
+    let op = op_name::<N>()?;
     let x = Input::new(op, x)?;
     let w = Input::new(op, weight)?;
     let b = bias.map(|b| Input::new(op, b)).transpose()?;
-    let (xd, wd) = (x.dims(), w.dims());
+    let g = geometry(op, x.dims(), w.dims(), b.as_ref().map(Input::dims), p)?;
+    let data = x.with(|xs| w.with(|ws| with_opt(b.as_ref(), |bs| conv_f32(xs, ws, bs, &g, cache))));
+    output(data, g.output_shape::<N>())
+}
+
+/// The profile's entry for a convolution with `N` spatial axes.
+pub(crate) fn profile_scope<const N: usize>() -> crate::profile::Scope {
+    crate::profile::scope(match N {
+        1 => "conv1d",
+        2 => "conv2d",
+        _ => "conv3d",
+    })
+}
+
+/// The op's name for `N` spatial axes.
+pub(crate) fn op_name<const N: usize>() -> Result<&'static str> {
+    match N {
+        1 => Ok("conv1d"),
+        2 => Ok("conv2d"),
+        3 => Ok("conv3d"),
+        _ => shape_err("conv", format!("{N} spatial axes: only 1, 2 and 3 are supported")),
+    }
+}
+
+/// Checks that input `xd`, weight `wd` and bias dimensions fit `p`, and derives the sizes.
+pub(crate) fn geometry<const N: usize>(
+    op: &'static str,
+    xd: &[usize],
+    wd: &[usize],
+    bias: Option<&[usize]>,
+    p: ConvParams<N>,
+) -> Result<Geometry> {
     if xd.len() != N + 2 || wd.len() != N + 2 {
         return shape_err(
             op,
@@ -182,10 +204,10 @@ pub fn conv_cached<const N: usize>(
             format!("input {xd:?} and weight {wd:?} do not fit groups={groups} (weight must be (out, in/groups, ...))"),
         );
     }
-    if let Some(b) = &b
-        && b.dims() != [cout]
+    if let Some(bd) = bias
+        && bd != [cout]
     {
-        return shape_err(op, format!("bias {:?} does not match {cout} output channels", b.dims()));
+        return shape_err(op, format!("bias {bd:?} does not match {cout} output channels"));
     }
     let p3 = p.to_3d();
     let mut in_sp = [1usize; 3];
@@ -209,7 +231,7 @@ pub fn conv_cached<const N: usize>(
         }
         out_sp[i] = (padded - span) / p3.stride[i] + 1;
     }
-    let g = Geometry {
+    Ok(Geometry {
         n,
         cin,
         cout,
@@ -220,11 +242,7 @@ pub fn conv_cached<const N: usize>(
         pad: p3.padding,
         dil: p3.dilation,
         out_sp,
-    };
-    let data = x.with(|xs| w.with(|ws| with_opt(b.as_ref(), |bs| conv_f32(xs, ws, bs, &g, cache))));
-    let mut shape = vec![n, cout];
-    shape.extend_from_slice(&out_sp[3 - N..]);
-    output(data, shape)
+    })
 }
 
 /// Sizes of one convolution, with 1-D/2-D cases padded to three spatial axes.
@@ -240,6 +258,15 @@ pub(crate) struct Geometry {
     pub pad: [usize; 3],
     pub dil: [usize; 3],
     pub out_sp: [usize; 3],
+}
+
+impl Geometry {
+    /// The output's `(N, Cout, spatial…)` shape for `N` spatial axes.
+    pub(crate) fn output_shape<const N: usize>(&self) -> Vec<usize> {
+        let mut shape = vec![self.n, self.cout];
+        shape.extend_from_slice(&self.out_sp[3 - N..]);
+        shape
+    }
 }
 
 /// Floats per unfold tile: 512 KiB, what one core's L2 holds beside the packed weights.
@@ -258,28 +285,73 @@ enum Strategy {
     Im2col,
 }
 
+/// The kernel that runs a convolution: decided by the shape, the cache's pin and the instruction
+/// set alone, never by what ran before, so a layer gives the same result on every call (the
+/// kernels round differently, within float32 tolerance).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kernel {
+    /// Winograd on the direct microkernel; weights as [`crate::winograd::transform_weights`].
+    Winograd(crate::winograd::Plan),
+    /// The direct microkernel; weights as [`crate::conv_direct::pack_all_groups`].
+    Direct,
+    /// im2col / row-shift / pointwise tiles into `gemm`, on the original weights.
+    Gemm,
+}
+
+impl Kernel {
+    /// The kernel for `g` under `path` at the active instruction set `isa`.
+    pub(crate) fn choose(g: &Geometry, path: ConvPath, isa: crate::isa::Isa) -> Kernel {
+        #[cfg(target_arch = "x86_64")]
+        if path != ConvPath::Gemm && crate::conv_direct::applicable(g, isa) {
+            let winograd = match path {
+                ConvPath::Auto => crate::winograd::choose(g, false),
+                ConvPath::Winograd => crate::winograd::choose(g, true),
+                ConvPath::Gemm | ConvPath::Direct => None,
+            };
+            return winograd.map_or(Kernel::Direct, Kernel::Winograd);
+        }
+        let _ = (g, path, isa);
+        Kernel::Gemm
+    }
+
+    /// Runs the kernel on `layout`, the weights in the form it takes (see the variants).
+    pub(crate) fn run(
+        self,
+        x: &[f32],
+        layout: &[f32],
+        bias: Option<&[f32]>,
+        g: &Geometry,
+        isa: crate::isa::Isa,
+    ) -> Vec<f32> {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Winograd(plan) => crate::winograd::conv_winograd(x, bias, g, plan, layout, isa),
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Direct => crate::conv_direct::conv_direct(x, bias, g, layout, isa),
+            _ => {
+                let _ = isa;
+                conv_gemm(x, layout, bias, g)
+            }
+        }
+    }
+}
+
 /// The convolution on contiguous `f32` buffers; returns the `(N, Cout, D', H', W')` output.
 pub(crate) fn conv_f32(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &Geometry, cache: &ConvCache) -> Vec<f32> {
-    #[cfg(target_arch = "x86_64")]
     let isa = crate::isa::active();
-    #[cfg(target_arch = "x86_64")]
-    if cache.path != ConvPath::Gemm && crate::conv_direct::applicable(g, isa) {
-        // The kernel depends on the shape only, never on what ran before: a layer gives the same
-        // result on every call (the kernels round differently, within float32 tolerance).
-        let winograd = match cache.path {
-            ConvPath::Auto => crate::winograd::choose(g, false),
-            ConvPath::Winograd => crate::winograd::choose(g, true),
-            ConvPath::Gemm | ConvPath::Direct => None,
-        };
-        if let Some(plan) = winograd {
-            let u = cache
-                .winograd
-                .get_or_init(|| crate::winograd::transform_weights(w, g.cout, g.cin, plan));
-            return crate::winograd::conv_winograd(x, bias, g, plan, u, isa);
-        }
-        let packed = cache.direct.get_or_init(|| crate::conv_direct::pack_all_groups(w, g));
-        return crate::conv_direct::conv_direct(x, bias, g, packed, isa);
-    }
+    let kernel = Kernel::choose(g, cache.path, isa);
+    let layout: &[f32] = match kernel {
+        Kernel::Winograd(plan) => cache
+            .winograd
+            .get_or_init(|| crate::winograd::transform_weights(w, g.cout, g.cin, plan)),
+        Kernel::Direct => cache.direct.get_or_init(|| crate::conv_direct::pack_all_groups(w, g)),
+        Kernel::Gemm => w,
+    };
+    kernel.run(x, layout, bias, g, isa)
+}
+
+/// [`conv_f32`] on the GEMM paths, with the original `(out, in/groups, k…)` weights.
+fn conv_gemm(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &Geometry) -> Vec<f32> {
     let [od, oh, ow] = g.out_sp;
     let p = od * oh * ow;
     let cg = g.cin / g.groups;

@@ -52,6 +52,25 @@ pub(crate) fn applicable(g: &Geometry, isa: Isa) -> bool {
     }
 }
 
+/// The original `(out, in/groups, k…)` weights back from [`pack_all_groups`]'s layout: the
+/// packing only moves values (and pads lanes with zeros), so this is exact.
+pub(crate) fn unpack_all_groups(packed: &[f32], cout: usize, groups: usize, kk: usize) -> Vec<f32> {
+    let og = cout / groups;
+    let ocb = block_width(og);
+    let per_group = og.div_ceil(ocb) * kk * ocb;
+    let mut w = vec![0f32; cout * kk];
+    for (gi, wg) in w.chunks_mut(og * kk).enumerate() {
+        let pg = &packed[gi * per_group..][..per_group];
+        for (o, row) in wg.chunks_mut(kk).enumerate() {
+            let block = &pg[(o / ocb) * kk * ocb..][..kk * ocb];
+            for (k, v) in row.iter_mut().enumerate() {
+                *v = block[k * ocb + o % ocb];
+            }
+        }
+    }
+    w
+}
+
 /// Output channels per register block for `og` outputs: one zmm (16) for up to 16, else
 /// two (32).
 pub(crate) fn block_width(og: usize) -> usize {

@@ -195,6 +195,74 @@ pub(crate) fn transform_weights(w: &[f32], oc: usize, ic: usize, plan: Plan) -> 
     out
 }
 
+/// The filters back from [`transform_weights`]'s layout, `(oc, ic, k…)`: per axis the least-squares
+/// inverse of G, `(GᵀG)⁻¹Gᵀ`, in f64. U holds each filter's transform rounded once to f32, so this
+/// recovers the filter to within a few float32 ulps of its largest tap (not bit for bit). Only
+/// needed when a layer that dropped its original weights meets a shape Winograd does not take.
+pub(crate) fn recover_weights(u: &[f32], oc: usize, ic: usize, plan: Plan) -> Vec<f32> {
+    let ts = plan.t();
+    let rs = plan.axes.map(Axis::r);
+    let ksize: usize = rs.iter().product();
+    let points = plan.points();
+    let ocb = block_width(oc);
+    let per_point = oc.div_ceil(ocb) * ic * ocb;
+    let pinv = plan.axes.map(|a| pseudo_inverse(a.g(), a.t(), a.r()));
+    let mut w = vec![0f32; oc * ic * ksize];
+    w.par_chunks_mut(ic * ksize).enumerate().for_each(|(o, filters)| {
+        let (b, lane) = (o / ocb, o % ocb);
+        for (i, filter) in filters.chunks_mut(ksize).enumerate() {
+            for (k, v) in filter.iter_mut().enumerate() {
+                let kz = [k / (rs[1] * rs[2]), (k / rs[2]) % rs[1], k % rs[2]];
+                let mut sum = 0f64;
+                for xi in 0..points {
+                    let p = [xi / (ts[1] * ts[2]), (xi / ts[2]) % ts[1], xi % ts[2]];
+                    let coef: f64 = (0..3).map(|a| pinv[a][kz[a] * ts[a] + p[a]]).product();
+                    if coef != 0.0 {
+                        sum += coef * f64::from(u[xi * per_point + (b * ic + i) * ocb + lane]);
+                    }
+                }
+                *v = sum as f32;
+            }
+        }
+    });
+    w
+}
+
+/// `(GᵀG)⁻¹Gᵀ` (r × t) for a t × r matrix G of full column rank (r ≤ 3), by Gauss–Jordan.
+fn pseudo_inverse(g: &[f64], t: usize, r: usize) -> Vec<f64> {
+    // a = GᵀG (r × r), augmented with Gᵀ (r × t).
+    let mut a = vec![0f64; r * (r + t)];
+    for i in 0..r {
+        for j in 0..r {
+            a[i * (r + t) + j] = (0..t).map(|k| g[k * r + i] * g[k * r + j]).sum();
+        }
+        for k in 0..t {
+            a[i * (r + t) + r + k] = g[k * r + i];
+        }
+    }
+    for c in 0..r {
+        let piv = (c..r)
+            .max_by(|&x, &y| a[x * (r + t) + c].abs().total_cmp(&a[y * (r + t) + c].abs()))
+            .unwrap_or(c);
+        for k in 0..r + t {
+            a.swap(c * (r + t) + k, piv * (r + t) + k);
+        }
+        let d = a[c * (r + t) + c];
+        for k in 0..r + t {
+            a[c * (r + t) + k] /= d;
+        }
+        for row in 0..r {
+            if row != c {
+                let f = a[row * (r + t) + c];
+                for k in 0..r + t {
+                    a[row * (r + t) + k] -= f * a[c * (r + t) + k];
+                }
+            }
+        }
+    }
+    (0..r * t).map(|idx| a[(idx / t) * (r + t) + r + idx % t]).collect()
+}
+
 /// One axis of the weight transform as a list of `next[dst] += coef · cur[src]` terms, in
 /// the order of the plain matrix product (so the f64 sums round as it does), zero
 /// coefficients left out; `len` values of `next` are written.

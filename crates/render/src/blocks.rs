@@ -338,7 +338,7 @@ impl AntiAliasInterpolation2d {
         let weight = w.get(&[channels, 1, kernel_size, kernel_size], "weight")?;
         let params = ConvParams::padding(ka).with_stride(stride).with_groups(channels);
         Ok(Self {
-            conv: Some(Conv2d::from_tensors(weight, None, params)),
+            conv: Some(Conv2d::from_tensors(weight, None, params)?),
         })
     }
 
