@@ -33,14 +33,9 @@ impl<const N: usize> Conv<N> {
         params: ConvParams<N>,
         bias: bool,
     ) -> Result<Self> {
-        let mut shape = vec![out_channels, in_channels / params.groups.max(1)];
-        shape.extend_from_slice(&kernel);
+        let shape = weight_shape(out_channels, in_channels, kernel, params);
         let weight = ConvWeight::from_vec(&shape, w.values(&shape, "weight")?, ConvPath::Auto)?;
-        Ok(Self {
-            weight: Arc::new(weight),
-            bias: bias.then(|| w.get(&[out_channels], "bias")).transpose()?,
-            params,
-        })
+        Self::with_bias(w, weight, bias, params)
     }
 
     /// `torch.nn.utils.spectral_norm(nn.ConvNd(...))` in eval mode: parameters
@@ -56,13 +51,11 @@ impl<const N: usize> Conv<N> {
         params: ConvParams<N>,
         bias: bool,
     ) -> Result<Self> {
-        let mut shape = vec![out_channels, in_channels / params.groups.max(1)];
-        shape.extend_from_slice(&kernel);
+        let shape = weight_shape(out_channels, in_channels, kernel, params);
         let rest: usize = shape[1..].iter().product();
-        let orig = w.get(&shape, "weight_orig")?;
+        let mat = w.values(&shape, "weight_orig")?;
         let u = w.get(&[out_channels], "weight_u")?.to_vec1::<f32>()?;
         let v = w.get(&[rest], "weight_v")?.to_vec1::<f32>()?;
-        let mat = orig.flatten_all()?.to_vec1::<f32>()?;
         let sigma: f64 = mat
             .chunks_exact(rest)
             .zip(&u)
@@ -71,9 +64,15 @@ impl<const N: usize> Conv<N> {
         // PyTorch divides by σ as an f32 scalar tensor; do the same, element by element.
         let sigma = sigma as f32;
         let weight = ConvWeight::from_vec(&shape, mat.iter().map(|x| x / sigma).collect(), ConvPath::Auto)?;
+        Self::with_bias(w, weight, bias, params)
+    }
+
+    /// The layer with `weight` and, when `bias`, the `bias` parameter (one per output channel).
+    fn with_bias(w: &Weights, weight: ConvWeight, bias: bool, params: ConvParams<N>) -> Result<Self> {
+        let bias = bias.then(|| w.get(&weight.dims()[..1], "bias")).transpose()?;
         Ok(Self {
             weight: Arc::new(weight),
-            bias: bias.then(|| w.get(&[out_channels], "bias")).transpose()?,
+            bias,
             params,
         })
     }
@@ -143,6 +142,13 @@ impl<const N: usize> ConvTranspose<N> {
             self.output_padding,
         )?)
     }
+}
+
+/// `(out, in/groups, *kernel)`.
+fn weight_shape<const N: usize>(out: usize, input: usize, kernel: [usize; N], params: ConvParams<N>) -> Vec<usize> {
+    let mut shape = vec![out, input / params.groups.max(1)];
+    shape.extend_from_slice(&kernel);
+    shape
 }
 
 /// Loads `weight` of shape `lead ++ kernel` and, when given the output channel count, `bias`.

@@ -150,23 +150,14 @@ pub fn conv_cached<const N: usize>(
     p: ConvParams<N>,
     cache: &ConvCache,
 ) -> Result<Tensor> {
-    let _t = profile_scope::<N>();
     let op = op_name::<N>()?;
+    let _t = crate::profile::scope(op);
     let x = Input::new(op, x)?;
     let w = Input::new(op, weight)?;
     let b = bias.map(|b| Input::new(op, b)).transpose()?;
     let g = geometry(op, x.dims(), w.dims(), b.as_ref().map(Input::dims), p)?;
     let data = x.with(|xs| w.with(|ws| with_opt(b.as_ref(), |bs| conv_f32(xs, ws, bs, &g, cache))));
     output(data, g.output_shape::<N>())
-}
-
-/// The profile's entry for a convolution with `N` spatial axes.
-pub(crate) fn profile_scope<const N: usize>() -> crate::profile::Scope {
-    crate::profile::scope(match N {
-        1 => "conv1d",
-        2 => "conv2d",
-        _ => "conv3d",
-    })
 }
 
 /// The op's name for `N` spatial axes.

@@ -85,8 +85,8 @@ impl ConvWeight {
 
     /// `F.conv{N}d(x, weight, bias, …)` with these weights.
     pub fn forward<const N: usize>(&self, x: &Tensor, bias: Option<&Tensor>, p: ConvParams<N>) -> Result<Tensor> {
-        let _t = crate::conv::profile_scope::<N>();
         let op = op_name::<N>()?;
+        let _t = crate::profile::scope(op);
         let x = Input::new(op, x)?;
         let b = bias.map(|b| Input::new(op, b)).transpose()?;
         let g = geometry(op, x.dims(), &self.dims, b.as_ref().map(Input::dims), p)?;
