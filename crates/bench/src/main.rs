@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::{Parser, Subcommand};
+use sadtalker_ops::precision::{self, Precision};
 
 #[derive(Parser)]
 #[command(name = "sadtalker-bench", about = "Time our kernels against PyTorch in the same run")]
@@ -55,6 +56,14 @@ pub struct Common {
     /// spin count as busy).
     #[arg(long, value_enum, default_value_t = Clock::Wall)]
     clock: Clock,
+    /// Convolution precision: fp32, or bf16 (bf16 operands, fp32 accumulation on AMX tiles;
+    /// where the CPU has none, a notice and fp32). The reference always runs fp32.
+    #[arg(long, value_parser = parse_precision, default_value = "fp32")]
+    precision: Precision,
+}
+
+fn parse_precision(s: &str) -> Result<Precision, String> {
+    Precision::parse(s).ok_or_else(|| format!("unknown precision {s:?}: use fp32 or bf16"))
 }
 
 /// The clock timings are read from.
@@ -96,6 +105,17 @@ pub enum Stat {
 }
 
 impl Common {
+    /// The precision that runs for the requested one (with a notice when bf16 cannot run here).
+    pub fn precision(&self) -> Precision {
+        let got = precision::effective(self.precision);
+        if got != self.precision
+            && let Some(why) = precision::bf16_unavailable()
+        {
+            eprintln!("note: --precision {}: {why}; running fp32", self.precision);
+        }
+        got
+    }
+
     /// The reference interpreter, if one can be found.
     pub fn python(&self) -> Option<PathBuf> {
         if let Some(p) = &self.python {

@@ -233,8 +233,10 @@ pub fn run(c: &Common) -> anyhow::Result<()> {
         .into_iter()
         .filter(|k| c.filter.as_deref().is_none_or(|f| k.name.contains(f)))
         .collect();
+    // Process-wide: the cases time the op alone, on this thread and no other.
+    let precision = sadtalker_ops::precision::set(c.precision());
     println!(
-        "threads: {} (ours: rayon; torch: set_num_threads); {:?} of {} runs; {:?} clock",
+        "threads: {} (ours: rayon; torch: set_num_threads); {:?} of {} runs; {:?} clock; ours {precision}, torch fp32",
         c.threads.unwrap_or_else(rayon::current_num_threads),
         c.stat,
         c.repeat,

@@ -9,9 +9,10 @@ use std::sync::Arc;
 use anyhow::Context;
 use candle_core::{Device, Tensor};
 use sadtalker_checkpoint::{Checkpoint, InMemory, Layered, Recipe, Weights};
+use sadtalker_ops::Precision;
 use sadtalker_ops::Resize;
 use sadtalker_ops::isa::{self, Isa};
-use sadtalker_render::{DrivingFrame, FaceRenderConfig, FaceRenderer};
+use sadtalker_render::{DrivingFrame, FaceRenderConfig, FaceRenderer, PreparedSource};
 use serde_json::{Value, json};
 
 use crate::{Common, repo_path};
@@ -52,6 +53,9 @@ struct Figures {
     threads: usize,
     clock: crate::Clock,
     precision: &'static str,
+    /// PSNR of our frames against our own fp32 frames, when `precision` is not fp32.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    psnr_vs_fp32_db: Option<f64>,
     isa: &'static str,
     per_frame_s: f64,
     reference_per_frame_s: Option<f64>,
@@ -123,6 +127,17 @@ struct Ours {
     prepare_profile: Vec<ProfileRow>,
     /// Where the frames' time went, per frame.
     frame_profile: Vec<ProfileRow>,
+    /// PSNR of the last batch against the same batch rendered in fp32 (precision ≠ fp32).
+    psnr_vs_fp32_db: Option<f64>,
+}
+
+/// PSNR in dB of two `[0, 1]` image tensors of one shape (values clamped to [0, 1], peak 1).
+fn psnr(a: &Tensor, b: &Tensor) -> anyhow::Result<f64> {
+    let clamp = |t: &Tensor| -> anyhow::Result<Vec<f32>> { Ok(t.clamp(0f32, 1f32)?.flatten_all()?.to_vec1::<f32>()?) };
+    let (a, b) = (clamp(a)?, clamp(b)?);
+    anyhow::ensure!(a.len() == b.len() && !a.is_empty(), "frames of different sizes");
+    let mse = a.iter().zip(&b).map(|(x, y)| ((x - y) as f64).powi(2)).sum::<f64>() / a.len() as f64;
+    Ok(10.0 * (1.0 / mse.max(1e-20)).log10())
 }
 
 fn profile_clock(clock: crate::Clock) {
@@ -156,11 +171,21 @@ fn profile_rows(total: f64, units: usize) -> Vec<ProfileRow> {
     rows
 }
 
-fn time_ours(a: &RenderArgs) -> anyhow::Result<Ours> {
+fn time_ours(a: &RenderArgs, precision: Precision) -> anyhow::Result<Ours> {
     let inp = inputs(a.size)?;
     let cfg = FaceRenderConfig::official(false);
     let renderer = FaceRenderer::load(&inp.weights, &inp.weights, &cfg)?;
     let clock = a.common.clock;
+    let frame = DrivingFrame {
+        semantics: inp.driving.clone(),
+        yaw: None,
+        pitch: None,
+        roll: None,
+    };
+    let batch = vec![frame; a.batch_size.max(1)];
+    // As `sadtalker_pipeline::frames::render_frames` runs them: the source preparation in fp32,
+    // the frames at `precision`.
+    let render = |src: &PreparedSource| sadtalker_ops::precision::with(precision, || renderer.render(src, &batch));
     let s = clock.now();
     renderer.prepare(&inp.image, &inp.source)?;
     let prepare_cold = clock.now() - s;
@@ -169,24 +194,25 @@ fn time_ours(a: &RenderArgs) -> anyhow::Result<Ours> {
     let src = renderer.prepare(&inp.image, &inp.source)?;
     let prepare = clock.now() - s;
     let prepare_profile = profile_rows(prepare, 1);
-    let frame = DrivingFrame {
-        semantics: inp.driving.clone(),
-        yaw: None,
-        pitch: None,
-        roll: None,
+    // The fp32 frames a reduced precision is compared with (this also builds the fp32 layouts,
+    // as a bf16 run's GFPGAN or source preparation would).
+    let fp32_frames = match precision {
+        Precision::Fp32 => None,
+        _ => Some(renderer.render(&src, &batch)?),
     };
-    let batch = vec![frame; a.batch_size.max(1)];
     // Warm-up: layers build their cached weight layouts (packed panels, Winograd transforms).
-    renderer.render(&src, &batch)?;
+    let mut last = render(&src)?;
     profile_clock(clock);
     let s = clock.now();
     let calls = a.frames.div_ceil(batch.len());
     for _ in 0..calls {
-        renderer.render(&src, &batch)?;
+        last = render(&src)?;
     }
     let elapsed = clock.now() - s;
     let frames = calls * batch.len();
+    let psnr_vs_fp32_db = fp32_frames.map(|f| psnr(&last, &f)).transpose()?;
     Ok(Ours {
+        psnr_vs_fp32_db,
         prepare_cold,
         prepare,
         per_frame: elapsed / frames as f64,
@@ -226,7 +252,8 @@ pub fn run(a: &RenderArgs) -> anyhow::Result<()> {
         isa::set_ceiling(level);
     }
     let threads = a.common.threads.unwrap_or_else(rayon::current_num_threads);
-    let ours = time_ours(a).context("running our renderer")?;
+    let precision = a.common.precision();
+    let ours = time_ours(a, precision).context("running our renderer")?;
     let reference = time_reference(a);
     let rf = reference.as_ref().and_then(|r| r["per_frame_s"].as_f64());
     let rp = reference.as_ref().and_then(|r| r["prepare_s"].as_f64());
@@ -237,7 +264,8 @@ pub fn run(a: &RenderArgs) -> anyhow::Result<()> {
         batch_size: a.batch_size,
         threads,
         clock: a.common.clock,
-        precision: "fp32",
+        precision: precision.name(),
+        psnr_vs_fp32_db: ours.psnr_vs_fp32_db,
         isa: isa::active().name(),
         per_frame_s: per_frame,
         reference_per_frame_s: rf,
@@ -284,6 +312,9 @@ fn print_tables(f: &Figures) {
         "  first call (builds weight layouts)",
         f.prepare_cold_s * 1e3
     );
+    if let Some(db) = f.psnr_vs_fp32_db {
+        println!("{:<34} {:>10.1} dB", "frames vs our fp32 frames (PSNR)", db);
+    }
     println!("where our per-frame time goes (ms per frame, share):");
     print_profile(&f.profile);
     println!("where the warm source preparation's time goes (ms, share):");

@@ -112,6 +112,7 @@ pub struct ConvCache {
     pub(crate) path: ConvPath,
     pub(crate) direct: std::sync::OnceLock<Vec<f32>>,
     pub(crate) winograd: std::sync::OnceLock<Vec<f32>>,
+    pub(crate) amx: std::sync::OnceLock<Vec<u16>>,
 }
 
 /// Which kernel [`conv_cached`] runs. `Auto` picks per shape; the others pin one, so that tests can
@@ -119,7 +120,8 @@ pub struct ConvCache {
 /// apply to a shape — e.g. Winograd on a strided conv — falls back to the GEMM path).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum ConvPath {
-    /// Winograd for wide 3×3 layers, else direct, else GEMM: chosen from the shape alone.
+    /// Winograd for wide 3×3 layers, else direct, else GEMM: chosen from the shape alone; in
+    /// the bf16 precision, AMX tiles where they apply.
     #[default]
     Auto,
     /// im2col / row-shift / pointwise tiles into `gemm`.
@@ -276,9 +278,9 @@ enum Strategy {
     Im2col,
 }
 
-/// The kernel that runs a convolution: decided by the shape, the cache's pin and the instruction
-/// set alone, never by what ran before, so a layer gives the same result on every call (the
-/// kernels round differently, within float32 tolerance).
+/// The kernel that runs a convolution: decided by the shape, the cache's pin, the instruction
+/// set and the precision alone, never by what ran before, so a layer gives the same result on
+/// every call (the kernels round differently, within float32 tolerance; bf16 within its own).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Kernel {
     /// Winograd on the direct microkernel; weights as [`crate::winograd::transform_weights`].
@@ -287,11 +289,27 @@ pub(crate) enum Kernel {
     Direct,
     /// im2col / row-shift / pointwise tiles into `gemm`, on the original weights.
     Gemm,
+    /// bf16 on AMX tiles; weights as [`crate::conv_amx::pack_weights`].
+    Amx,
+}
+
+/// A layer's weights in the form a [`Kernel`] reads.
+#[derive(Clone, Copy)]
+pub(crate) enum Layout<'a> {
+    /// fp32: original, direct panels or Winograd transform.
+    F32(&'a [f32]),
+    /// bf16 AMX B tiles.
+    Bf16(&'a [u16]),
 }
 
 impl Kernel {
-    /// The kernel for `g` under `path` at the active instruction set `isa`.
-    pub(crate) fn choose(g: &Geometry, path: ConvPath, isa: crate::isa::Isa) -> Kernel {
+    /// The kernel for `g` under `path` at the active instruction set `isa` and precision.
+    pub(crate) fn choose(g: &Geometry, path: ConvPath, isa: crate::isa::Isa, precision: crate::Precision) -> Kernel {
+        // `Precision::Bf16` is only ever active where AMX is (see `precision::set`); a pinned
+        // path is an fp32 kernel and stays one.
+        if precision == crate::Precision::Bf16 && path == ConvPath::Auto && crate::conv_amx::applicable(g) {
+            return Kernel::Amx;
+        }
         #[cfg(target_arch = "x86_64")]
         if path != ConvPath::Gemm && crate::conv_direct::applicable(g, isa) {
             let winograd = match path {
@@ -309,20 +327,21 @@ impl Kernel {
     pub(crate) fn run(
         self,
         x: &[f32],
-        layout: &[f32],
+        layout: Layout<'_>,
         bias: Option<&[f32]>,
         g: &Geometry,
         isa: crate::isa::Isa,
     ) -> Vec<f32> {
-        match self {
+        match (self, layout) {
             #[cfg(target_arch = "x86_64")]
-            Kernel::Winograd(plan) => crate::winograd::conv_winograd(x, bias, g, plan, layout, isa),
+            (Kernel::Winograd(plan), Layout::F32(u)) => crate::winograd::conv_winograd(x, bias, g, plan, u, isa),
             #[cfg(target_arch = "x86_64")]
-            Kernel::Direct => crate::conv_direct::conv_direct(x, bias, g, layout, isa),
-            _ => {
-                let _ = isa;
-                conv_gemm(x, layout, bias, g)
-            }
+            (Kernel::Direct, Layout::F32(packed)) => crate::conv_direct::conv_direct(x, bias, g, packed, isa),
+            #[cfg(target_arch = "x86_64")]
+            (Kernel::Amx, Layout::Bf16(packed)) => crate::conv_amx::conv_amx(x, bias, g, packed),
+            (_, Layout::F32(w)) => conv_gemm(x, w, bias, g),
+            // Both callers build the layout from the kernel they then run.
+            (_, Layout::Bf16(_)) => unreachable!("bf16 tiles are only built for Kernel::Amx"),
         }
     }
 }
@@ -330,13 +349,16 @@ impl Kernel {
 /// The convolution on contiguous `f32` buffers; returns the `(N, Cout, D', H', W')` output.
 pub(crate) fn conv_f32(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &Geometry, cache: &ConvCache) -> Vec<f32> {
     let isa = crate::isa::active();
-    let kernel = Kernel::choose(g, cache.path, isa);
-    let layout: &[f32] = match kernel {
-        Kernel::Winograd(plan) => cache
-            .winograd
-            .get_or_init(|| crate::winograd::transform_weights(w, g.cout, g.cin, plan)),
-        Kernel::Direct => cache.direct.get_or_init(|| crate::conv_direct::pack_all_groups(w, g)),
-        Kernel::Gemm => w,
+    let kernel = Kernel::choose(g, cache.path, isa, crate::precision::active());
+    let layout = match kernel {
+        Kernel::Winograd(plan) => Layout::F32(
+            cache
+                .winograd
+                .get_or_init(|| crate::winograd::transform_weights(w, g.cout, g.cin, plan)),
+        ),
+        Kernel::Direct => Layout::F32(cache.direct.get_or_init(|| crate::conv_direct::pack_all_groups(w, g))),
+        Kernel::Amx => Layout::Bf16(cache.amx.get_or_init(|| crate::conv_amx::pack_weights(w, g))),
+        Kernel::Gemm => Layout::F32(w),
     };
     kernel.run(x, layout, bias, g, isa)
 }

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use candle_core::{DType, Tensor};
 
 use crate::access::{Input, output, with_opt};
-use crate::conv::{ConvParams, ConvPath, Geometry, Kernel, geometry, op_name};
+use crate::conv::{ConvParams, ConvPath, Geometry, Kernel, Layout, geometry, op_name};
 use crate::winograd::Plan;
 use crate::{OpError, Result};
 
@@ -31,6 +31,24 @@ struct Forms {
     /// Packed for this many groups.
     direct: Option<(usize, Arc<Vec<f32>>)>,
     winograd: Option<(Plan, Arc<Vec<f32>>)>,
+    /// bf16 AMX tiles (ungrouped only). The original stays beside them: fp32 calls must not
+    /// see bf16-rounded weights, and the tiles are half the originals' size.
+    amx: Option<Arc<Vec<u16>>>,
+}
+
+/// A [`Layout`] that owns its weights.
+enum Held {
+    F32(Arc<Vec<f32>>),
+    Bf16(Arc<Vec<u16>>),
+}
+
+impl Held {
+    fn as_layout(&self) -> Layout<'_> {
+        match self {
+            Held::F32(v) => Layout::F32(v),
+            Held::Bf16(v) => Layout::Bf16(v),
+        }
+    }
 }
 
 impl ConvWeight {
@@ -81,6 +99,7 @@ impl ConvWeight {
         f.original.as_ref().map_or(0, len)
             + f.direct.as_ref().map_or(0, |(_, v)| len(v))
             + f.winograd.as_ref().map_or(0, |(_, v)| len(v))
+            + f.amx.as_ref().map_or(0, |v| v.len() * size_of::<u16>())
     }
 
     /// `F.conv{N}d(x, weight, bias, …)` with these weights.
@@ -91,9 +110,9 @@ impl ConvWeight {
         let b = bias.map(|b| Input::new(op, b)).transpose()?;
         let g = geometry(op, x.dims(), &self.dims, b.as_ref().map(Input::dims), p)?;
         let isa = crate::isa::active();
-        let kernel = Kernel::choose(&g, self.path, isa);
+        let kernel = Kernel::choose(&g, self.path, isa, crate::precision::active());
         let layout = self.layout(kernel, &g);
-        let data = x.with(|xs| with_opt(b.as_ref(), |bs| kernel.run(xs, &layout, bs, &g, isa)));
+        let data = x.with(|xs| with_opt(b.as_ref(), |bs| kernel.run(xs, layout.as_layout(), bs, &g, isa)));
         output(data, g.output_shape::<N>())
     }
 
@@ -104,37 +123,47 @@ impl ConvWeight {
 
     /// The weights in the form `kernel` reads, built (once) if not held; building a fast layout
     /// drops the original.
-    fn layout(&self, kernel: Kernel, g: &Geometry) -> Arc<Vec<f32>> {
+    fn layout(&self, kernel: Kernel, g: &Geometry) -> Held {
         let mut f = self.lock();
         match kernel {
+            Kernel::Amx => {
+                if let Some(t) = &f.amx {
+                    return Held::Bf16(t.clone());
+                }
+                let w = f.original(&self.dims);
+                let t = Arc::new(crate::conv_amx::pack_weights(&w, g));
+                f.original = Some(w);
+                f.amx = Some(t.clone());
+                Held::Bf16(t)
+            }
             Kernel::Winograd(plan) => {
                 if let Some((p, u)) = &f.winograd
                     && *p == plan
                 {
-                    return u.clone();
+                    return Held::F32(u.clone());
                 }
                 let w = f.original(&self.dims);
                 let u = Arc::new(crate::winograd::transform_weights(&w, g.cout, g.cin, plan));
                 f.winograd = Some((plan, u.clone()));
                 f.original = None;
-                u
+                Held::F32(u)
             }
             Kernel::Direct => {
                 if let Some((groups, packed)) = &f.direct
                     && *groups == g.groups
                 {
-                    return packed.clone();
+                    return Held::F32(packed.clone());
                 }
                 let w = f.original(&self.dims);
                 let packed = Arc::new(crate::conv_direct::pack_all_groups(&w, g));
                 f.direct = Some((g.groups, packed.clone()));
                 f.original = None;
-                packed
+                Held::F32(packed)
             }
             Kernel::Gemm => {
                 let w = f.original(&self.dims);
                 f.original = Some(w.clone());
-                w
+                Held::F32(w)
             }
         }
     }
@@ -196,7 +225,7 @@ mod tests {
     /// The kernel an `Auto` layer runs for these sizes on this machine.
     fn kernel_for(x: &Tensor, w: &Tensor, p: ConvParams<2>) -> Kernel {
         let g = geometry("conv2d", x.dims(), w.dims(), None, p).unwrap();
-        Kernel::choose(&g, ConvPath::Auto, crate::isa::active())
+        Kernel::choose(&g, ConvPath::Auto, crate::isa::active(), crate::Precision::Fp32)
     }
 
     #[test]
@@ -243,7 +272,8 @@ mod tests {
             let d = max_diff(&ours, &reference);
             match first {
                 // Unpacking the direct panels is exact.
-                Kernel::Direct | Kernel::Gemm => assert_eq!(d, 0.0, "{shape:?} after {first:?}"),
+                // (AMX keeps the original beside its tiles.)
+                Kernel::Direct | Kernel::Gemm | Kernel::Amx => assert_eq!(d, 0.0, "{shape:?} after {first:?}"),
                 Kernel::Winograd(_) => assert!(d < 1e-5, "{shape:?} after Winograd: {d}"),
             }
             assert!(max_diff(&cw.to_tensor().unwrap(), &w) < 1e-6);

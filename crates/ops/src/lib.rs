@@ -15,6 +15,7 @@
 mod access;
 pub mod activation;
 pub mod conv;
+mod conv_amx;
 mod conv_direct;
 pub mod conv_transpose;
 pub mod conv_weight;
@@ -24,6 +25,7 @@ pub mod isa;
 pub mod norm;
 pub mod pad;
 pub mod pool;
+pub mod precision;
 pub mod profile;
 pub mod random;
 mod winograd;
@@ -37,6 +39,7 @@ pub use interpolate::{Resize, interpolate_bilinear, interpolate_nearest};
 pub use norm::{BatchNormStats, batch_norm, group_norm, instance_norm};
 pub use pad::reflection_pad2d;
 pub use pool::{adaptive_avg_pool, avg_pool2d, avg_pool3d, max_pool2d};
+pub use precision::Precision;
 
 /// What went wrong in an operation.
 #[derive(Debug, thiserror::Error)]

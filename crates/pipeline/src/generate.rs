@@ -18,6 +18,7 @@ use sadtalker_audio2coeff::{Audio2CoeffInput, Audio2CoeffOptions, NoiseSource, S
 use sadtalker_coeffs::facerender::FaceRenderInput;
 use sadtalker_coeffs::file::{COEFF_KEY, FirstFrameFile, write_motion};
 use sadtalker_coeffs::{CoeffTable, MOTION_DIM, MotionCoeff};
+use sadtalker_ops::Precision;
 use sadtalker_preprocess::Landmarks68;
 use sadtalker_preprocess::extract::{ExtractOptions, Extracted, LandmarkSource, PictureLandmarks};
 use sadtalker_preprocess::imgproc::cv_resize_linear;
@@ -86,6 +87,10 @@ pub struct Report {
     /// preprocessing ran and the renderer's source was reused.
     #[serde(default)]
     pub source_cached: bool,
+    /// The precision the face renderer's convolutions ran at (fp32 when bf16 was asked for on a
+    /// CPU without it; `warnings` then says so).
+    #[serde(default)]
+    pub precision: Precision,
 }
 
 /// Receives each final frame (index, picture) before it is encoded.
@@ -172,6 +177,9 @@ pub fn generate_with(
         .iter()
         .map(|w| format!("{}: {w}", opts.driven_audio.display()))
         .collect();
+    let precision = crate::frames::precision_used(opts.precision);
+    warnings.extend(precision.warning);
+    let precision = precision.ran;
     for w in &warnings {
         progress.note(&format!("warning: {w}"));
     }
@@ -255,6 +263,7 @@ pub fn generate_with(
         models: models_used,
         intermediates,
         source_cached,
+        precision,
     })
 }
 
@@ -697,33 +706,40 @@ fn run_stages(
     let mut encode_time = Duration::ZERO;
     let mut on_frame = hooks.on_frame;
     let paste = opts.preprocess.pastes_back();
-    let loop_times = render_frames(&renderer, prepared, &input, opts.batch_size, |i, frame| {
-        let t = Instant::now();
-        let mut frame = frame;
-        if aspect_h != frame.height() || opts.size != frame.width() {
-            frame = cv_resize_linear(&frame, opts.size, aspect_h.max(1));
-        }
-        if paste {
-            frame = paste_back(&inputs.image, &frame, &extracted.crop_info).at(Stage::PasteBack)?;
-        }
-        paste_time += t.elapsed();
-        if let Some(enh) = enhancer.as_mut() {
-            // gfpgan's `enhance(..., paste_back=True)` on the final (pasted) frame, as the reference's
-            // `enhancer_generator_with_len` does: faces restored, the frame upscaled ×2. One frame at a time.
+    let loop_times = render_frames(
+        &renderer,
+        prepared,
+        &input,
+        opts.batch_size,
+        opts.precision,
+        |i, frame| {
             let t = Instant::now();
-            frame = enh.enhance(&frame).at(Stage::Enhance)?.image;
-            enhance_time += t.elapsed();
-        }
-        if let Some(f) = on_frame.as_mut() {
-            f(i, &frame);
-        }
-        let t = Instant::now();
-        writer.write_image(&frame).at(Stage::Encode)?;
-        encode_time += t.elapsed();
-        progress.advance(i as u64 + 1);
-        check_cancel(&*progress, Stage::Render)?;
-        Ok::<(), PipelineError>(())
-    })?;
+            let mut frame = frame;
+            if aspect_h != frame.height() || opts.size != frame.width() {
+                frame = cv_resize_linear(&frame, opts.size, aspect_h.max(1));
+            }
+            if paste {
+                frame = paste_back(&inputs.image, &frame, &extracted.crop_info).at(Stage::PasteBack)?;
+            }
+            paste_time += t.elapsed();
+            if let Some(enh) = enhancer.as_mut() {
+                // gfpgan's `enhance(..., paste_back=True)` on the final (pasted) frame, as the reference's
+                // `enhancer_generator_with_len` does: faces restored, the frame upscaled ×2. One frame at a time.
+                let t = Instant::now();
+                frame = enh.enhance(&frame).at(Stage::Enhance)?.image;
+                enhance_time += t.elapsed();
+            }
+            if let Some(f) = on_frame.as_mut() {
+                f(i, &frame);
+            }
+            let t = Instant::now();
+            writer.write_image(&frame).at(Stage::Encode)?;
+            encode_time += t.elapsed();
+            progress.advance(i as u64 + 1);
+            check_cancel(&*progress, Stage::Render)?;
+            Ok::<(), PipelineError>(())
+        },
+    )?;
     timer.add(Stage::Render, loop_times.render);
     if paste {
         timer.add(Stage::PasteBack, paste_time);

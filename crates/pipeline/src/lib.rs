@@ -27,9 +27,12 @@ mod progress;
 pub mod source_cache;
 
 pub use error::{Cause, ErrorKind, PipelineError, Problem, Stage};
+pub use frames::{PrecisionUsed, precision_used};
 pub use generate::{Degraded, Hooks, ModelUsed, Report, generate, generate_with, local_timestamp, timestamp};
 pub use models::{DETECTOR, LANDMARKS, LEGACY_FACEVID, LEGACY_RECON, MAPPING, MAPPING_FULL, ModelSource, Models};
 pub use options::{DeviceChoice, ENHANCERS, Fallback, GenerateOptions};
 pub use outputs::{OutputBlocked, check_output_locations};
 pub use overrides::{COLUMNS, JobOverrides, normalise_key};
 pub use progress::{NoProgress, Progress, StageLog};
+/// The face renderer's convolution precision (`--precision`), from the kernels crate.
+pub use sadtalker_ops::Precision;

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use sadtalker_ops::Precision;
 use sadtalker_preprocess::PreprocessMode;
 use serde::{Deserialize, Serialize};
 
@@ -109,6 +110,9 @@ pub struct GenerateOptions {
     pub frames_dir: Option<PathBuf>,
     /// Refuse speech longer than this (seconds).
     pub max_seconds: f64,
+    /// Precision of the face renderer's convolutions: fp32 (default, matches the reference) or bf16
+    /// (bf16 operands, fp32 sums on AMX tiles; fp32 with a warning where the CPU has none).
+    pub precision: Precision,
 }
 
 impl Default for GenerateOptions {
@@ -142,6 +146,7 @@ impl Default for GenerateOptions {
             fallback: Fallback::None,
             frames_dir: None,
             max_seconds: sadtalker_audio::decode::DEFAULT_MAX_SECONDS,
+            precision: Precision::Fp32,
         }
     }
 }

@@ -11,6 +11,7 @@ use std::fmt::Display;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use sadtalker_ops::Precision;
 use sadtalker_preprocess::PreprocessMode;
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize};
@@ -88,6 +89,9 @@ pub struct JobOverrides {
     /// Random eye blinks (`--no-blink` is `use_blink = false`).
     #[serde(deserialize_with = "flag")]
     pub use_blink: Option<bool>,
+    /// `--precision` of the face renderer's convolutions.
+    #[serde(deserialize_with = "parsed")]
+    pub precision: Option<Precision>,
 }
 
 /// The keys a job may have (besides `image` and `audio`), in the spelling of the CSV header; a test
@@ -113,6 +117,7 @@ pub const COLUMNS: &[&str] = &[
     "face_threshold",
     "fallback",
     "use_blink",
+    "precision",
 ];
 
 /// A key as [`JobOverrides`] names it: trimmed, lower case, dashes as underscores, the reference's
@@ -193,6 +198,7 @@ impl JobOverrides {
         set(&mut o.face_index, &self.face_index);
         set(&mut o.face_threshold, &self.face_threshold);
         set(&mut o.fallback, &self.fallback);
+        set(&mut o.precision, &self.precision);
         set_some(&mut o.enhancer, self.enhancer.clone());
         set_some(&mut o.background_enhancer, self.background_enhancer.clone());
         set_some(&mut o.input_yaw, self.input_yaw.clone());

@@ -90,6 +90,9 @@ struct RunArgs {
     /// Default --batch-size.
     #[arg(long, alias = "batch_size")]
     batch_size: Option<usize>,
+    /// Default --precision (fp32 or bf16).
+    #[arg(long, value_parser = crate::commands::generate::parse_precision, value_name = "P")]
+    precision: Option<sadtalker_pipeline::Precision>,
     /// Default --seed.
     #[arg(long)]
     seed: Option<u64>,
@@ -173,6 +176,7 @@ fn run_jobs(args: RunArgs) -> Result<(), Failure> {
         pose_style: args.pose_style,
         expression_scale: args.expression_scale,
         batch_size: args.batch_size,
+        precision: args.precision,
         seed: args.seed,
         enhancer: args.enhancer.clone(),
         fallback: args.fallback.map(Fallback::from),

@@ -64,6 +64,10 @@ pub struct RenderArgs {
     /// Frames rendered per network call (the reference's default is 2).
     #[arg(long, alias = "batch_size", default_value_t = 2)]
     batch_size: usize,
+    /// Precision: fp32 (matches the reference) or bf16 (AMX tiles; fp32 with a warning on CPUs
+    /// without them).
+    #[arg(long, value_parser = crate::commands::generate::parse_precision, default_value = "fp32", value_name = "P")]
+    precision: sadtalker_pipeline::Precision,
     #[command(flatten)]
     models: ModelArgs,
     /// Print a JSON summary instead of text.
@@ -177,11 +181,20 @@ pub fn run(args: RenderArgs) -> Result<(), Failure> {
         still: args.still,
         expression_scale: args.expression_scale,
         batch_size: args.batch_size,
+        precision: args.precision,
         input_yaw: args.input_yaw.clone(),
         input_pitch: args.input_pitch.clone(),
         input_roll: args.input_roll.clone(),
         ..GenerateOptions::default()
     };
+    let precision = sadtalker_pipeline::precision_used(opts.precision);
+    let mut warnings = Vec::new();
+    if let Some(w) = &precision.warning {
+        if !args.json {
+            eprintln!("warning: {w}");
+        }
+        warnings.push(w.clone());
+    }
     let models = args.models.models(args.quiet || args.json)?;
     if !models.sizes().contains(&opts.size) {
         return Err(Failure::new(
@@ -224,11 +237,18 @@ pub fn run(args: RenderArgs) -> Result<(), Failure> {
         b
     };
     let render_started = Instant::now();
-    let result = render_frames(&renderer, &prepared, &input, opts.batch_size, |i, img| {
-        sink.push(i, &img)?;
-        bar.inc(1);
-        Ok::<(), anyhow::Error>(())
-    });
+    let result = render_frames(
+        &renderer,
+        &prepared,
+        &input,
+        opts.batch_size,
+        opts.precision,
+        |i, img| {
+            sink.push(i, &img)?;
+            bar.inc(1);
+            Ok::<(), anyhow::Error>(())
+        },
+    );
     bar.finish_and_clear();
     if let Err(e) = result {
         sink.abandon();
@@ -253,15 +273,18 @@ pub fn run(args: RenderArgs) -> Result<(), Failure> {
             "render_seconds": secs,
             "seconds_per_frame": secs / input.frame_num.max(1) as f64,
             "total_seconds": started.elapsed().as_secs_f64(),
+            "precision": precision.ran,
+            "warnings": warnings,
             "models": used,
         });
         println!("{doc:#}");
     } else {
         println!(
-            "wrote {} frames to {} ({:.2} s per frame)",
+            "wrote {} frames to {} ({:.2} s per frame, {})",
             input.frame_num,
             args.output.display(),
-            secs / input.frame_num.max(1) as f64
+            secs / input.frame_num.max(1) as f64,
+            precision.ran
         );
     }
     Ok(())
