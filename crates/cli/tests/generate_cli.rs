@@ -653,3 +653,85 @@ fn outputs_never_replace_inputs_and_option_ranges_are_checked() {
     use std::os::unix::fs::FileTypeExt;
     assert!(std::fs::symlink_metadata(&node).expect("node").file_type().is_socket());
 }
+
+/// PSNR (dB) between two 8-bit frame folders of the same frames.
+fn folder_psnr(a: &Path, b: &Path) -> f64 {
+    let mut names: Vec<PathBuf> = std::fs::read_dir(a)
+        .expect("frames")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    names.sort();
+    assert!(!names.is_empty(), "no frames in {}", a.display());
+    let (mut se, mut n) = (0f64, 0usize);
+    for pa in names {
+        let pb = b.join(pa.file_name().expect("name"));
+        let (x, y) = (
+            image::open(&pa).expect("png").to_rgb8(),
+            image::open(&pb).expect("png").to_rgb8(),
+        );
+        assert_eq!(x.dimensions(), y.dimensions());
+        for (p, q) in x.as_raw().iter().zip(y.as_raw()) {
+            se += (f64::from(*p) - f64::from(*q)).powi(2);
+            n += 1;
+        }
+    }
+    10.0 * (255f64.powi(2) / (se / n as f64).max(1e-12)).log10()
+}
+
+#[test]
+fn precision_bf16_renders_near_fp32_and_the_report_says_which_ran() {
+    let dir = TempDir::new().expect("tempdir");
+    let run = |p: &str| {
+        let frames = dir.path().join(format!("frames_{p}"));
+        let out = dir.path().join(format!("{p}.mp4"));
+        let o = generate(
+            dir.path(),
+            &[
+                "--landmarks",
+                &s(&landmarks()),
+                "-o",
+                &s(&out),
+                "--frames-dir",
+                &s(&frames),
+                "--precision",
+                p,
+                "--json",
+            ],
+        );
+        assert!(o.status.success(), "{}", text(&o));
+        let r: Value = serde_json::from_slice(&o.stdout).expect("JSON on stdout");
+        (frames, r)
+    };
+    let (fp32, r32) = run("fp32");
+    assert_eq!(r32["precision"], "fp32");
+    let (bf16, r16) = run("bf16");
+    let amx = sadtalker_pipeline::precision_used(sadtalker_pipeline::Precision::Bf16)
+        .warning
+        .is_none();
+    let warned = r16["warnings"]
+        .as_array()
+        .expect("warnings")
+        .iter()
+        .any(|w| w.as_str().is_some_and(|w| w.contains("--precision bf16")));
+    if amx {
+        assert_eq!(r16["precision"], "bf16");
+        assert!(!warned, "{r16}");
+        // bf16 ran in the frame loop: the frames differ from fp32's. (Fidelity is tested where it means
+        // something, on the full-size renderer and a real portrait: crates/render/tests/bf16.rs. The
+        // self-test networks' random weights amplify any difference.)
+        let db = folder_psnr(&fp32, &bf16);
+        assert!(db < 90.0, "bf16 frames equal fp32's ({db:.1} dB): did bf16 run?");
+    } else {
+        // Never passed off as bf16: fp32 ran, and the report says so.
+        assert_eq!(r16["precision"], "fp32");
+        assert!(warned, "no warning that bf16 did not run: {r16}");
+        assert!(folder_psnr(&fp32, &bf16) > 90.0);
+    }
+    let o = generate(dir.path(), &["--precision", "fp16"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("fp32 or bf16"),
+        "{}",
+        text(&o)
+    );
+}

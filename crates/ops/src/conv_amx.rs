@@ -7,14 +7,16 @@
 //!
 //! The kernel is an implicit GEMM laid out like [`crate::conv_direct`]: for output plane `z`,
 //! position `q = y·Wp + x` of the padded plane reads input position `z·Hp·Wp + q + tap`, so 16
-//! consecutive output positions are 16 consecutive input positions for every tap. The input is
-//! converted once per call to bf16 **channels-last** (`[position][channel]`, channels padded to
-//! a multiple of 32), so one tile row — 32 channels of one position — is 64 contiguous bytes
-//! and an A tile (16 positions × 32 channels) loads straight from it with a row stride. The
-//! weights are packed once into B tiles in the VNNI pair layout `TDPBF16PS` reads:
-//! `[16-oc block][tap][32-channel block][channel pair 16][oc 16][2]`. Four C tiles hold
-//! 32 positions × 32 output channels in fp32; products of bf16 pairs are exact in fp32, and
-//! accumulation is fp32 throughout.
+//! consecutive output positions are 16 consecutive input positions for every tap. The weights are
+//! the A tiles (16 output channels × 32 input channels, packed once as
+//! `[16-oc block][tap][32-channel block][oc][channel]`), the input the B tiles, in the channel-pair
+//! layout `TDPBF16PS` reads: the input is converted once per call to bf16 **pair planes**
+//! (`[channel pair][position]`, 32 bits per position holding channels 2p and 2p + 1), so a B tile
+//! row — one pair at 16 consecutive positions — is 64 contiguous bytes, and a tile's 16 rows are
+//! 16 pair planes apart. The conversion is then a streaming interleave of two channel rows, and a
+//! C tile (16 output channels × 16 positions, fp32, started from the bias) is 16 rows of the
+//! output planes themselves. Four C tiles hold 32 output channels × 32 positions; products of
+//! bf16 pairs are exact in fp32, and accumulation is fp32 throughout.
 //!
 //! The tests also run the same loops over the same layouts on emulated tiles (scalar code with
 //! `TDPBF16PS`'s arithmetic), so the packing and indexing are tested on any machine; where a CPU
@@ -25,14 +27,19 @@ use rayon::prelude::*;
 use crate::access::SharedMut;
 use crate::conv::Geometry;
 
-/// Output channels per tile (C and B tile columns).
+/// Output channels per tile (A and C tile rows).
 const OCB: usize = 16;
 /// Input channels per tile row (A tile columns, B tile rows × 2).
 const CB: usize = 32;
-/// Positions per tile (A and C tile rows).
+/// Positions per tile (B and C tile columns).
 const MB: usize = 16;
-/// Positions per rayon task: 8 × 32-position sub-chunks.
-const NQ: usize = 256;
+/// 32-position sub-chunks per rayon task.
+const SUBS: usize = 4;
+/// Positions per rayon task.
+const NQ: usize = SUBS * 2 * MB;
+/// (tap, 32-channel block) steps per K chunk: 8 × 2 KiB of A tiles, kept in L1 while the chunk
+/// runs over the task's sub-chunks.
+const KCH: usize = 8;
 
 /// Whether [`conv_amx`] can run this convolution: stride 1, ungrouped, and enough input
 /// channels that padding them to 32 does not waste most of the tile (the 3-channel first
@@ -104,27 +111,28 @@ fn dims(g: &Geometry) -> (usize, usize, usize) {
     (g.k.iter().product(), g.cin.div_ceil(CB) * CB, g.cout.div_ceil(OCB))
 }
 
-/// The `(out, in, k…)` weights packed into B tiles: `[oc block][tap][c block][pair][oc][2]`,
-/// zero past `cout` and `cin`.
+/// Where weight `(oc, c, tap)` sits in [`pack_weights`]'s layout.
+#[inline]
+fn weight_index(oc: usize, c: usize, tap: usize, taps: usize, cbs: usize) -> usize {
+    (((oc / OCB * taps + tap) * cbs + c / CB) * OCB + oc % OCB) * CB + c % CB
+}
+
+/// The `(out, in, k…)` weights packed into A tiles: `[oc block][tap][c block][oc][c]`, zero past
+/// `cout` and `cin`.
 pub(crate) fn pack_weights(w: &[f32], g: &Geometry) -> Vec<u16> {
     let (taps, cpad, ob) = dims(g);
     let cbs = cpad / CB;
-    let tile = CB * OCB;
-    let mut out = vec![0u16; ob * taps * cbs * tile];
-    out.par_chunks_mut(taps * cbs * tile)
-        .enumerate()
-        .for_each(|(b, block)| {
-            for j in 0..OCB.min(g.cout - b * OCB) {
-                let oc = b * OCB + j;
-                for c in 0..g.cin {
-                    let (cb, pair, e) = (c / CB, (c % CB) / 2, c % 2);
-                    for t in 0..taps {
-                        block[((t * cbs + cb) * (CB / 2) + pair) * 2 * OCB + j * 2 + e] =
-                            bf16(w[(oc * g.cin + c) * taps + t]);
-                    }
+    let per_block = taps * cbs * OCB * CB;
+    let mut out = vec![0u16; ob * per_block];
+    out.par_chunks_mut(per_block).enumerate().for_each(|(b, block)| {
+        for oc in b * OCB..g.cout.min((b + 1) * OCB) {
+            for c in 0..g.cin {
+                for t in 0..taps {
+                    block[weight_index(oc, c, t, taps, cbs) - b * per_block] = bf16(w[(oc * g.cin + c) * taps + t]);
                 }
             }
-        });
+        }
+    });
     out
 }
 
@@ -135,21 +143,19 @@ fn unpack_weights(packed: &[u16], g: &Geometry) -> Vec<f32> {
     let cbs = cpad / CB;
     let mut w = vec![0f32; g.cout * g.cin * taps];
     for oc in 0..g.cout {
-        let (b, j) = (oc / OCB, oc % OCB);
         for c in 0..g.cin {
-            let (cb, pair, e) = (c / CB, (c % CB) / 2, c % 2);
             for t in 0..taps {
-                let i = (((b * taps + t) * cbs + cb) * (CB / 2) + pair) * 2 * OCB + j * 2 + e;
-                w[(oc * g.cin + c) * taps + t] = f32_of(packed[i]);
+                w[(oc * g.cin + c) * taps + t] = f32_of(packed[weight_index(oc, c, t, taps, cbs)]);
             }
         }
     }
     w
 }
 
-/// One image's input zero-padded and converted to bf16 channels-last, `[position][cpad]`,
-/// plus `slack` zero positions, into `out` (resized; its old contents do not matter).
-fn pack_input(x: &[f32], g: &Geometry, cpad: usize, slack: usize, out: &mut Vec<u16>) {
+/// One image's input zero-padded and converted to bf16 pair planes: `[cpad / 2][positions]` u32,
+/// each plane the padded volume plus `slack` zero positions, into `out` (resized; its old contents
+/// do not matter).
+fn pack_input(x: &[f32], g: &Geometry, cpad: usize, slack: usize, out: &mut Vec<u32>) {
     #[cfg(target_arch = "x86_64")]
     pack_input_with(x, g, cpad, slack, out, avx512_bf16());
     #[cfg(not(target_arch = "x86_64"))]
@@ -157,47 +163,40 @@ fn pack_input(x: &[f32], g: &Geometry, cpad: usize, slack: usize, out: &mut Vec<
 }
 
 /// [`pack_input`], on AVX-512 BF16 when `simd` (which the caller checked), else in scalar code.
-fn pack_input_with(x: &[f32], g: &Geometry, cpad: usize, slack: usize, out: &mut Vec<u16>, simd: bool) {
+fn pack_input_with(x: &[f32], g: &Geometry, cpad: usize, slack: usize, out: &mut Vec<u32>, simd: bool) {
     let [id, ih, iw] = g.in_sp;
     let [pd, ph, pw] = g.pad;
     let (hp, wp) = (ih + 2 * ph, iw + 2 * pw);
-    let dp = id + 2 * pd;
-    let len = (dp * hp * wp + slack) * cpad;
+    let plane = (id + 2 * pd) * hp * wp + slack;
+    let chan = id * ih * iw;
     out.clear();
-    out.resize(len, 0);
-    let rows = &mut out[..dp * hp * wp * cpad];
-    // One padded row (z, y) per item: its iw positions × cin channels from cin input rows.
-    rows.par_chunks_mut(wp * cpad).enumerate().for_each(|(r, row)| {
-        let (z, y) = (r / hp, r % hp);
-        if z < pd || z >= pd + id || y < ph || y >= ph + ih {
+    out.resize(cpad / 2 * plane, 0);
+    // One pair plane per item: two input channels interleaved, row by row.
+    out.par_chunks_mut(plane).enumerate().for_each(|(p, dst)| {
+        let (c0, c1) = (2 * p, 2 * p + 1);
+        if c0 >= g.cin {
             return;
         }
-        let (zi, yi) = (z - pd, y - ph);
-        let off = (zi * ih + yi) * iw;
-        let chan = id * ih * iw;
-        // PB positions at a time: the strided writes stay within PB × cpad × 2 bytes (32 KiB
-        // at 256 channels) while each channel's row is read 256 bytes at a time.
-        for x0 in (0..iw).step_by(PB) {
-            let n = PB.min(iw - x0);
-            let block = &mut row[(x0 + pw) * cpad..][..n * cpad];
-            #[cfg(target_arch = "x86_64")]
-            if simd {
-                // SAFETY: AVX-512F + BF16 checked; channel c's positions off+x0 .. +n lie in x.
-                unsafe { pack_block_avx512(x, chan, off + x0, n, g.cin, cpad, block) };
-                continue;
-            }
-            for c in 0..g.cin {
-                let src = &x[c * chan + off + x0..][..n];
-                for (i, &v) in src.iter().enumerate() {
-                    block[i * cpad + c] = bf16(v);
+        for zi in 0..id {
+            for yi in 0..ih {
+                let src = (zi * ih + yi) * iw;
+                let row = &mut dst[((zi + pd) * hp + yi + ph) * wp + pw..][..iw];
+                let lo = &x[c0 * chan + src..][..iw];
+                let hi = (c1 < g.cin).then(|| &x[c1 * chan + src..][..iw]);
+                #[cfg(target_arch = "x86_64")]
+                if simd {
+                    // SAFETY: AVX-512F + BF16 checked by the caller; all three rows hold iw values.
+                    unsafe { interleave_avx512(lo, hi, row) };
+                    continue;
+                }
+                let _ = simd;
+                for (i, d) in row.iter_mut().enumerate() {
+                    *d = bf16(lo[i]) as u32 | (hi.map_or(0, |h| bf16(h[i])) as u32) << 16;
                 }
             }
         }
     });
 }
-
-/// Positions per block of [`pack_input`].
-const PB: usize = 64;
 
 /// Whether the conversion can use AVX-512 BF16 (every AMX CPU has it; tests may run without).
 #[cfg(target_arch = "x86_64")]
@@ -205,55 +204,31 @@ fn avx512_bf16() -> bool {
     std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512bf16")
 }
 
-/// `n ≤ PB` positions of every channel (channel `c` at `x[c·chan + off ..]`) into `block`,
-/// `n × cpad` bf16: per 32-channel block, 16 channel pairs are converted (`VCVTNEPS2BF16`,
-/// round to nearest even like [`bf16`]) and paired into 32-bit lanes, then each position's 16
-/// pairs are gathered into one 64-byte row.
+/// `row[i] = bf16(lo[i]) | bf16(hi[i]) << 16` (`hi` absent: zeros), converted by
+/// `VCVTNEPS2BF16` (round to nearest even, like [`bf16`]).
 ///
 /// # Safety
-/// AVX-512F and AVX512-BF16 must be available; `x` must hold `c·chan + off + n` for c < cin.
+/// AVX-512F and AVX512-BF16 must be available; `lo`, `hi` and `row` have one length.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bf16")]
-unsafe fn pack_block_avx512(x: &[f32], chan: usize, off: usize, n: usize, cin: usize, cpad: usize, block: &mut [u16]) {
+unsafe fn interleave_avx512(lo: &[f32], hi: Option<&[f32]>, row: &mut [u32]) {
     use std::arch::x86_64::*;
-    // [pair][position] u32, two bf16 channels each.
-    let mut pairs = [0u32; CB / 2 * PB];
-    let bf16x16 = |c: usize, i0: usize, mask: __mmask16| -> __m512i {
-        if c >= cin {
-            return _mm512_setzero_si512();
-        }
-        debug_assert!(c * chan + off + i0 + (mask.count_ones() as usize) <= x.len());
-        // SAFETY: the masked lanes are not read; the others lie in `x` (the caller's promise).
-        let v = unsafe { _mm512_maskz_loadu_ps(mask, x.as_ptr().add(c * chan + off + i0)) };
+    let n = row.len();
+    let convert = |v: __m512| -> __m512i {
         // SAFETY: `__m256bh` and `__m256i` are both 256 plain bits.
         _mm512_cvtepu16_epi32(unsafe { std::mem::transmute::<__m256bh, __m256i>(_mm512_cvtneps_pbh(v)) })
     };
-    // Lane p of `stride` holds p·PB: where pair p of a position sits in `pairs`.
-    let stride = _mm512_mullo_epi32(
-        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-        _mm512_set1_epi32(PB as i32),
-    );
-    for cb in 0..cpad / CB {
-        for p in 0..CB / 2 {
-            let c = cb * CB + 2 * p;
-            for i0 in (0..n).step_by(16) {
-                let k = (n - i0).min(16);
-                let mask: __mmask16 = if k == 16 { u16::MAX } else { (1u16 << k) - 1 };
-                let pair = _mm512_or_si512(bf16x16(c, i0, mask), _mm512_slli_epi32::<16>(bf16x16(c + 1, i0, mask)));
-                // SAFETY: `pairs` holds PB u32 per pair, i0 + 16 ≤ PB.
-                unsafe { _mm512_storeu_si512(pairs.as_mut_ptr().add(p * PB + i0).cast(), pair) };
-            }
-        }
-        for i in 0..n {
-            // SAFETY: indices p·PB + i < 16·PB lie in `pairs`; the 64-byte store is row i's
-            // channels cb·32 .. +32, inside `block` (n × cpad).
-            unsafe {
-                let row = _mm512_i32gather_epi32::<4>(
-                    _mm512_add_epi32(stride, _mm512_set1_epi32(i as i32)),
-                    pairs.as_ptr().cast(),
-                );
-                _mm512_storeu_si512(block.as_mut_ptr().add(i * cpad + cb * CB).cast(), row);
-            }
+    for i0 in (0..n).step_by(16) {
+        let k = (n - i0).min(16);
+        let mask: __mmask16 = if k == 16 { u16::MAX } else { (1u16 << k) - 1 };
+        // SAFETY: masked lanes are neither read nor written; the others lie in the slices.
+        unsafe {
+            let l = convert(_mm512_maskz_loadu_ps(mask, lo.as_ptr().add(i0)));
+            let h = match hi {
+                Some(h) => _mm512_slli_epi32::<16>(convert(_mm512_maskz_loadu_ps(mask, h.as_ptr().add(i0)))),
+                None => _mm512_setzero_si512(),
+            };
+            _mm512_mask_storeu_epi32(row.as_mut_ptr().add(i0).cast(), mask, _mm512_or_si512(l, h));
         }
     }
 }
@@ -262,26 +237,26 @@ thread_local! {
     /// The packed input of the last call on this thread, kept so that the next call writes
     /// into pages already mapped (a fresh 30 MB buffer per call cost more in page faults than
     /// the conversion itself).
-    static INPUT: std::cell::Cell<Vec<u16>> = const { std::cell::Cell::new(Vec::new()) };
+    static INPUT: std::cell::Cell<Vec<u32>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
-/// The tile operations the kernel needs; [`Amx`] issues them, [`Emulated`] computes them.
-/// Tiles 0–3 are C (16 positions × 16 fp32), 4–5 A (16 positions × 32 bf16), 6–7 B
-/// (16 channel pairs × 16 oc × 2 bf16).
+/// The tile operations the kernel needs; [`Amx`] issues them, `Emulated` (tests) computes them.
+/// Tiles 0–3 are C (16 oc × 16 positions, fp32), 4–5 A (16 oc × 32 channels, bf16), 6–7 B
+/// (16 channel pairs × 16 positions × 2 bf16).
 trait Tiles {
     /// Sets up the tile registers on this thread.
     fn begin(&mut self);
-    /// C tile `c` := 0.
-    fn zero(&mut self, c: usize);
+    /// C tile `c` := `init` (16 × 16 floats, row-major).
+    fn init(&mut self, c: usize, init: &[f32; OCB * MB]);
     /// Loads tile `t` (A or B) from 16 rows of 64 bytes, `stride` bytes apart.
     ///
     /// # Safety
     /// The 16 rows must be readable.
-    unsafe fn load(&mut self, t: usize, src: *const u16, stride: usize);
+    unsafe fn load(&mut self, t: usize, src: *const u8, stride: usize);
     /// C tile `c` += A tile `a` · B tile `b`.
     fn dot(&mut self, c: usize, a: usize, b: usize);
     /// Stores C tile `c` to 16 × 16 contiguous floats.
-    fn store(&mut self, c: usize, dst: &mut [f32; MB * OCB]);
+    fn store(&mut self, c: usize, dst: &mut [f32; OCB * MB]);
     /// Releases the tile registers.
     fn end(&mut self);
 }
@@ -319,19 +294,20 @@ impl Tiles for Amx {
         unsafe { std::arch::asm!("ldtilecfg [{0}]", in(reg) &cfg as *const TileConfig, options(nostack, readonly)) };
     }
 
-    fn zero(&mut self, c: usize) {
-        // SAFETY: tiles are configured (`begin`).
+    fn init(&mut self, c: usize, init: &[f32; OCB * MB]) {
+        let (p, s) = (init.as_ptr(), 64usize);
+        // SAFETY: `init` holds 16 rows of 64 bytes; tiles are configured (`begin`).
         unsafe {
             match c {
-                0 => std::arch::asm!("tilezero tmm0", options(nostack, nomem)),
-                1 => std::arch::asm!("tilezero tmm1", options(nostack, nomem)),
-                2 => std::arch::asm!("tilezero tmm2", options(nostack, nomem)),
-                _ => std::arch::asm!("tilezero tmm3", options(nostack, nomem)),
+                0 => std::arch::asm!("tileloadd tmm0, [{0} + {1}*1]", in(reg) p, in(reg) s, options(nostack, readonly)),
+                1 => std::arch::asm!("tileloadd tmm1, [{0} + {1}*1]", in(reg) p, in(reg) s, options(nostack, readonly)),
+                2 => std::arch::asm!("tileloadd tmm2, [{0} + {1}*1]", in(reg) p, in(reg) s, options(nostack, readonly)),
+                _ => std::arch::asm!("tileloadd tmm3, [{0} + {1}*1]", in(reg) p, in(reg) s, options(nostack, readonly)),
             }
         }
     }
 
-    unsafe fn load(&mut self, t: usize, src: *const u16, stride: usize) {
+    unsafe fn load(&mut self, t: usize, src: *const u8, stride: usize) {
         // SAFETY: the caller guarantees 16 readable rows; tiles are configured.
         unsafe {
             match t {
@@ -364,7 +340,7 @@ impl Tiles for Amx {
         }
     }
 
-    fn store(&mut self, c: usize, dst: &mut [f32; MB * OCB]) {
+    fn store(&mut self, c: usize, dst: &mut [f32; OCB * MB]) {
         let p = dst.as_mut_ptr();
         // SAFETY: `dst` holds 16 rows of 64 bytes; tiles are configured.
         unsafe {
@@ -387,16 +363,16 @@ impl Tiles for Amx {
 /// fp32 sums), for CPUs without AMX: the tests run the kernel's loops and layouts through it.
 #[cfg(test)]
 struct Emulated {
-    c: Box<[[f32; MB * OCB]; 4]>,
-    ab: Box<[[u16; MB * CB]; 4]>,
+    c: Box<[[f32; OCB * MB]; 4]>,
+    ab: Box<[[u16; 16 * CB]; 4]>,
 }
 
 #[cfg(test)]
 impl Emulated {
     fn new() -> Self {
         Self {
-            c: Box::new([[0.0; MB * OCB]; 4]),
-            ab: Box::new([[0; MB * CB]; 4]),
+            c: Box::new([[0.0; OCB * MB]; 4]),
+            ab: Box::new([[0; 16 * CB]; 4]),
         }
     }
 }
@@ -405,33 +381,35 @@ impl Emulated {
 impl Tiles for Emulated {
     fn begin(&mut self) {}
 
-    fn zero(&mut self, c: usize) {
-        self.c[c].fill(0.0);
+    fn init(&mut self, c: usize, init: &[f32; OCB * MB]) {
+        self.c[c].copy_from_slice(init);
     }
 
-    unsafe fn load(&mut self, t: usize, src: *const u16, stride: usize) {
-        for r in 0..MB {
+    unsafe fn load(&mut self, t: usize, src: *const u8, stride: usize) {
+        for r in 0..16 {
             // SAFETY: the caller guarantees 16 readable rows of 64 bytes, `stride` bytes apart.
-            let row = unsafe { std::slice::from_raw_parts(src.byte_add(r * stride), CB) };
-            self.ab[t - 4][r * CB..][..CB].copy_from_slice(row);
+            let row = unsafe { std::slice::from_raw_parts(src.add(r * stride), 64) };
+            for (i, v) in self.ab[t - 4][r * CB..][..CB].iter_mut().enumerate() {
+                *v = u16::from_le_bytes([row[2 * i], row[2 * i + 1]]);
+            }
         }
     }
 
     fn dot(&mut self, c: usize, a: usize, b: usize) {
         let (a, b) = (&self.ab[a - 4], &self.ab[b - 4]);
-        for m in 0..MB {
-            for n in 0..OCB {
-                let mut acc = self.c[c][m * OCB + n];
+        for m in 0..OCB {
+            for n in 0..MB {
+                let mut acc = self.c[c][m * MB + n];
                 for k in 0..CB / 2 {
                     acc += f32_of(a[m * CB + 2 * k]) * f32_of(b[k * CB + 2 * n])
                         + f32_of(a[m * CB + 2 * k + 1]) * f32_of(b[k * CB + 2 * n + 1]);
                 }
-                self.c[c][m * OCB + n] = acc;
+                self.c[c][m * MB + n] = acc;
             }
         }
     }
 
-    fn store(&mut self, c: usize, dst: &mut [f32; MB * OCB]) {
+    fn store(&mut self, c: usize, dst: &mut [f32; OCB * MB]) {
         dst.copy_from_slice(&self.c[c]);
     }
 
@@ -473,14 +451,23 @@ fn run<T: Tiles>(
     let q_tasks = q_len.div_ceil(NQ);
     // The last 32-position sub-chunk reads up to 31 positions past q_len.
     let slack = 2 * MB;
+    let plane = (id + 2 * g.pad[0]) * hp * wp + slack;
     let offsets: Vec<usize> = (0..taps)
         .map(|t| {
             let (z, y, xx) = (t / (kh * kw), (t / kw) % kh, t % kw);
             z * dd * hp * wp + y * dh * wp + xx * dw
         })
         .collect();
-    let b_tile = CB * OCB;
-    let row_bytes = cpad * size_of::<u16>();
+    let a_tile = OCB * CB;
+    // Each 16-oc block's C tiles start from its bias: row j is bias[oc j] 16 times.
+    let bias_tiles: Vec<[f32; OCB * MB]> = (0..ob)
+        .map(|b| {
+            std::array::from_fn(|i| {
+                let oc = b * OCB + i / MB;
+                bias.filter(|_| oc < g.cout).map_or(0.0, |bb| bb[oc])
+            })
+        })
+        .collect();
 
     let mut out = vec![0f32; g.n * g.cout * p_out];
     let out_ptr = SharedMut::new(&mut out);
@@ -494,74 +481,92 @@ fn run<T: Tiles>(
             slack,
             &mut input,
         );
+        let input = &input;
         (0..od * q_tasks).into_par_iter().for_each_init(
-            || (tiles(), Box::new([[0f32; MB * OCB]; 4])),
+            || (tiles(), vec![[0f32; OCB * MB]; 4 * SUBS]),
             |(t, acc), task| {
                 let (z, qt) = (task / q_tasks, task % q_tasks);
-                let q_end = ((qt + 1) * NQ).min(q_len);
+                let q_first = qt * NQ;
+                let q_end = (q_first + NQ).min(q_len);
+                let subs = (q_end - q_first).div_ceil(2 * MB);
                 t.begin();
-                for q0 in (qt * NQ..q_end).step_by(2 * MB) {
-                    let base = z * hp * wp + q0;
-                    // Where each of the 32 positions lands in its output plane (MAX: a junk
-                    // column between rows, or past the task's end).
-                    let dst: [usize; 2 * MB] = std::array::from_fn(|i| {
-                        let q = q0 + i;
-                        let (y, xx) = (q / wp, q % wp);
-                        if q < q_end && xx < ow { y * ow + xx } else { usize::MAX }
-                    });
-                    for b0 in (0..ob).step_by(2) {
-                        let two = b0 + 1 < ob;
-                        for c in 0..4 {
-                            t.zero(c);
-                        }
-                        for (tap, &off) in offsets.iter().enumerate() {
-                            for cb in 0..cbs {
-                                let a = input[(base + off) * cpad + cb * CB..].as_ptr();
-                                let w = |b: usize| packed[((b * taps + tap) * cbs + cb) * b_tile..].as_ptr();
-                                // SAFETY: A rows are positions base+off .. +32 < dp·hp·wp + slack
-                                // (slack covers the sub-chunk past q_len), each 64 bytes within a
-                                // cpad-channel row; B tiles are 1 KiB blocks inside `packed`.
+                for b0 in (0..ob).step_by(2) {
+                    let two = b0 + 1 < ob;
+                    let used = if two { 4 } else { 2 };
+                    // C(m, n) = tile 2m + n: oc block b0 + m, positions q0 + 16n. The K loop is cut
+                    // into chunks of KCH (tap, channel block) steps, and each chunk runs over all the
+                    // task's sub-chunks before the next: the chunk's A tiles (KCH × 2 KiB) stay in L1
+                    // for all of them, and the accumulators go to `acc` in between.
+                    for k0 in (0..taps * cbs).step_by(KCH) {
+                        for sub in 0..subs {
+                            let base = z * hp * wp + q_first + sub * 2 * MB;
+                            let acc = &mut acc[sub * 4..][..4];
+                            for (c, tile) in acc.iter().enumerate().take(used) {
+                                t.init(c, if k0 == 0 { &bias_tiles[b0 + c / 2] } else { tile });
+                            }
+                            for k in k0..(k0 + KCH).min(taps * cbs) {
+                                let (tap, cb) = (k / cbs, k % cbs);
+                                let b_src = input[cb * (CB / 2) * plane + base + offsets[tap]..]
+                                    .as_ptr()
+                                    .cast::<u8>();
+                                let w =
+                                    |b: usize| packed[((b * taps + tap) * cbs + cb) * a_tile..].as_ptr().cast::<u8>();
+                                // SAFETY: B rows are 16 pair planes, each read at positions
+                                // base + off .. +32 < plane (slack covers the sub-chunk past
+                                // q_len); A tiles are 1 KiB blocks inside `packed`.
                                 unsafe {
-                                    t.load(4, a, row_bytes);
-                                    t.load(5, a.add(MB * cpad), row_bytes);
-                                    t.load(6, w(b0), 2 * OCB * size_of::<u16>());
+                                    t.load(6, b_src, plane * size_of::<u32>());
+                                    t.load(7, b_src.add(MB * size_of::<u32>()), plane * size_of::<u32>());
+                                    t.load(4, w(b0), CB * size_of::<u16>());
                                     if two {
-                                        t.load(7, w(b0 + 1), 2 * OCB * size_of::<u16>());
+                                        t.load(5, w(b0 + 1), CB * size_of::<u16>());
                                     }
                                 }
                                 t.dot(0, 4, 6);
-                                t.dot(2, 5, 6);
+                                t.dot(1, 4, 7);
                                 if two {
-                                    t.dot(1, 4, 7);
+                                    t.dot(2, 5, 6);
                                     t.dot(3, 5, 7);
                                 }
                             }
-                        }
-                        for c in 0..4 {
-                            t.store(c, &mut acc[c]);
-                        }
-                        // Scatter the valid positions into the output planes, adding the bias.
-                        for (c, tile) in acc.iter().enumerate() {
-                            let (m, n) = (c / 2, c % 2);
-                            let oc0 = (b0 + n) * OCB;
-                            if n == 1 && !two {
-                                continue;
+                            for (c, tile) in acc.iter_mut().enumerate().take(used) {
+                                t.store(c, tile);
                             }
-                            let dst = &dst[m * MB..][..MB];
+                        }
+                    }
+                    for sub in 0..subs {
+                        let q0 = q_first + sub * 2 * MB;
+                        // Where each of the 32 positions lands in its output plane (MAX: a junk
+                        // column between rows, or past the task's end).
+                        let dst: [usize; 2 * MB] = std::array::from_fn(|i| {
+                            let q = q0 + i;
+                            let (y, xx) = (q / wp, q % wp);
+                            if q < q_end && xx < ow { y * ow + xx } else { usize::MAX }
+                        });
+                        // Each C row is one output channel at 16 positions: copy the valid ones.
+                        for (c, tile) in acc[sub * 4..][..used].iter().enumerate() {
+                            let (m, n) = (c / 2, c % 2);
+                            let oc0 = (b0 + m) * OCB;
+                            let dst = &dst[n * MB..][..MB];
+                            // One output row, no junk column: a straight copy.
+                            let straight = dst[0] != usize::MAX && dst[MB - 1] == dst[0] + MB - 1;
                             for j in 0..OCB.min(g.cout - oc0) {
-                                let oc = oc0 + j;
-                                let bv = bias.map_or(0.0, |b| b[oc]);
-                                // SAFETY: this task owns plane z, positions qt·NQ..q_end, of
+                                // SAFETY: this task owns plane z, positions q_first..q_end, of
                                 // every output channel of image ni.
-                                let plane = unsafe {
+                                let out_plane = unsafe {
                                     std::slice::from_raw_parts_mut(
-                                        out_ptr.ptr().add(((ni * g.cout + oc) * od + z) * oh * ow),
+                                        out_ptr.ptr().add(((ni * g.cout + oc0 + j) * od + z) * oh * ow),
                                         oh * ow,
                                     )
                                 };
-                                for (r, &d) in dst.iter().enumerate() {
-                                    if d != usize::MAX {
-                                        plane[d] = tile[r * OCB + j] + bv;
+                                let row = &tile[j * MB..][..MB];
+                                if straight {
+                                    out_plane[dst[0]..][..MB].copy_from_slice(row);
+                                } else {
+                                    for (&d, &v) in dst.iter().zip(row) {
+                                        if d != usize::MAX {
+                                            out_plane[d] = v;
+                                        }
                                     }
                                 }
                             }
@@ -674,7 +679,7 @@ mod tests {
             x[3] = f32::MAX;
             x[4] = f32::NEG_INFINITY;
             let cpad = g.cin.div_ceil(CB) * CB;
-            let (mut a, mut b) = (Vec::new(), Vec::new());
+            let (mut a, mut b) = (Vec::<u32>::new(), Vec::<u32>::new());
             pack_input_with(&x, &g, cpad, 32, &mut a, true);
             pack_input_with(&x, &g, cpad, 32, &mut b, false);
             assert!(a == b, "{xd:?}");

@@ -118,10 +118,10 @@ pub struct LoopTimes {
 /// and drops the padded frames; here the last call renders only the frames that are kept (each frame
 /// of a batch is computed independently, so the kept frames are the same).
 ///
-/// The network calls run at `precision` ([`sadtalker_ops::precision::with`]); `on_frame` (paste-back,
-/// enhancer, encoder) and the source preparation before this loop stay fp32: the portrait's keypoints
-/// and feature volume, made once, carry most of what bf16 would cost in fidelity (42 dB against 39.5 dB
-/// on the bench frames when they are bf16 too).
+/// The network calls run at `precision` ([`sadtalker_ops::precision::with`]; the renderer keeps its
+/// mapping network in fp32 whatever it is); `on_frame` (paste-back, enhancer, encoder) and the source
+/// preparation before this loop stay fp32: the portrait's keypoints and feature volume are made once,
+/// so bf16 would save little there and cost fidelity in every frame.
 pub fn render_frames<E: From<RenderError>>(
     renderer: &FaceRenderer,
     prepared: &PreparedSource,

@@ -20,7 +20,7 @@ fn kp_tensor(k: &Keypoints) -> Tensor {
 }
 
 /// Recipe weights (gain √3, as the golden) under the golden's exact extra tensors.
-fn weights(golden: &Golden, case: &Case) -> Weights {
+pub fn weights(golden: &Golden, case: &Case) -> Weights {
     let prefix = format!("{}.weights.", case.name());
     let mut extra = HashMap::new();
     for name in golden.tensor_names() {
