@@ -30,7 +30,7 @@ fn psnr(a: &Tensor, b: &Tensor) -> f64 {
 #[test]
 fn bf16_frames_are_within_40_db_of_fp32() {
     let golden = Golden::open("goldens/render/full_256.safetensors");
-    let case = golden.cases().into_iter().next().expect("a case");
+    let case = golden.cases().next().expect("a case");
     let w = common::weights(&golden, &case);
     let renderer = FaceRenderer::load(&w, &w, &FaceRenderConfig::official(false)).unwrap();
     let src = renderer
