@@ -37,9 +37,11 @@ const MB: usize = 16;
 const SUBS: usize = 4;
 /// Positions per rayon task.
 const NQ: usize = SUBS * 2 * MB;
-/// (tap, 32-channel block) steps per K chunk: 8 × 2 KiB of A tiles, kept in L1 while the chunk
-/// runs over the task's sub-chunks.
-const KCH: usize = 8;
+/// (channel block, tap) steps per K chunk: 9 × 2 KiB of A tiles, kept in L1 while the chunk runs
+/// over the task's sub-chunks. The steps go channel block by channel block, each through all taps:
+/// the taps of one block read the same few lines of its 16 pair planes (a 3×3 window's rows overlap),
+/// which measured 1.7–1.8× faster on the 3-D layers than tap by tap.
+const KCH: usize = 9;
 
 /// Whether [`conv_amx`] can run this convolution: stride 1, ungrouped, and enough input
 /// channels that padding them to 32 does not waste most of the tile (the 3-channel first
@@ -494,7 +496,7 @@ fn run<T: Tiles>(
                     let two = b0 + 1 < ob;
                     let used = if two { 4 } else { 2 };
                     // C(m, n) = tile 2m + n: oc block b0 + m, positions q0 + 16n. The K loop is cut
-                    // into chunks of KCH (tap, channel block) steps, and each chunk runs over all the
+                    // into chunks of KCH (channel block, tap) steps, and each chunk runs over all the
                     // task's sub-chunks before the next: the chunk's A tiles (KCH × 2 KiB) stay in L1
                     // for all of them, and the accumulators go to `acc` in between.
                     for k0 in (0..taps * cbs).step_by(KCH) {
@@ -505,7 +507,7 @@ fn run<T: Tiles>(
                                 t.init(c, if k0 == 0 { &bias_tiles[b0 + c / 2] } else { tile });
                             }
                             for k in k0..(k0 + KCH).min(taps * cbs) {
-                                let (tap, cb) = (k / cbs, k % cbs);
+                                let (cb, tap) = (k / taps, k % taps);
                                 let b_src = input[cb * (CB / 2) * plane + base + offsets[tap]..]
                                     .as_ptr()
                                     .cast::<u8>();

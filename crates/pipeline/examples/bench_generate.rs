@@ -3,7 +3,7 @@
 //! same recipe weights, in the same run:
 //!
 //! ```text
-//! cargo run --release -p sadtalker-pipeline --example bench_generate -- [--seconds S] [--preprocess MODE] [--size N] [--python PATH] [--json]
+//! cargo run --release -p sadtalker-pipeline --example bench_generate -- [--seconds S] [--preprocess MODE] [--size N] [--precision fp32|bf16] [--python PATH] [--json]
 //! ```
 //!
 //! The clip is the first S seconds (default 1) of examples/speech.wav. Both sides get the astronaut
@@ -17,7 +17,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use sadtalker_pipeline::{GenerateOptions, Models, NoProgress, generate};
+use sadtalker_pipeline::{GenerateOptions, Hooks, Models, NoProgress, Precision, generate_with};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -79,6 +79,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let seconds: f64 = opt("--seconds").map_or(Ok(1.0), |v| v.parse())?;
     let preprocess = opt("--preprocess").unwrap_or_else(|| "crop".into());
     let size: u32 = opt("--size").map_or(Ok(256), |v| v.parse())?;
+    let precision: Precision = opt("--precision").map_or(Ok(Precision::Fp32), |v| v.parse())?;
     let json = args.iter().any(|a| a == "--json");
     // With --json, stdout carries only the JSON object.
     let say = |line: String| {
@@ -132,14 +133,54 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         output: Some(tmp.path().join("ours.mp4")),
         preprocess: preprocess.parse()?,
         size,
+        precision,
         ..GenerateOptions::default()
     };
-    let report = generate(&models, &opts, &mut NoProgress)?;
+    let mut frames_seen: Vec<Vec<u8>> = Vec::new();
+    let mut keep = |_: usize, f: &image::RgbImage| frames_seen.push(f.as_raw().clone());
+    let hooks = Hooks {
+        on_frame: (precision != Precision::Fp32).then_some(&mut keep as &mut dyn FnMut(usize, &image::RgbImage)),
+        ..Hooks::default()
+    };
+    let report = generate_with(&models, &opts, &mut NoProgress, hooks)?;
+    for w in &report.warnings {
+        say(format!("warning: {w}"));
+    }
     let load = report.seconds.get("models").copied().unwrap_or(0.0);
     let total = report.seconds.get("total").copied().unwrap_or(0.0);
     let run = total - load;
     let rss = peak_rss_mb().unwrap_or(f64::NAN);
     let frames = report.frames.max(1) as f64;
+    // The same job in fp32 after the timed run and the memory reading: PSNR of the video frames.
+    let psnr = if precision == Precision::Fp32 {
+        None
+    } else {
+        let (mut se, mut n) = (0f64, 0usize);
+        let mut compare = |i: usize, f: &image::RgbImage| {
+            if let Some(ours) = frames_seen.get(i) {
+                for (a, b) in ours.iter().zip(f.as_raw()) {
+                    se += (f64::from(*a) - f64::from(*b)).powi(2);
+                    n += 1;
+                }
+            }
+        };
+        let fp32 = GenerateOptions {
+            precision: Precision::Fp32,
+            output: Some(tmp.path().join("fp32.mp4")),
+            ..opts.clone()
+        };
+        let hooks = Hooks {
+            on_frame: Some(&mut compare),
+            ..Hooks::default()
+        };
+        generate_with(&models, &fp32, &mut NoProgress, hooks)?;
+        let db = 10.0 * (255f64.powi(2) / (se / n.max(1) as f64).max(1e-12)).log10();
+        say(format!(
+            "{} frames vs the same job in fp32: {db:.1} dB PSNR",
+            report.precision
+        ));
+        Some(db)
+    };
     say(format!(
         "ours:      {} frames, load {load:.1} s, run {run:.1} s ({:.2} s/frame), peak RSS {rss:.0} MB",
         report.frames,
@@ -158,7 +199,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "size": size,
         "frames": report.frames,
         "threads": rayon::current_num_threads(),
-        "precision": "fp32",
+        "precision": report.precision.name(),
+        "psnr_vs_fp32_db": psnr,
         "isa": sadtalker_ops::isa::active().name(),
         "load_s": load,
         "run_s": run,
