@@ -349,7 +349,7 @@ fn disk_space(name: &str, dir: &Path) -> Check {
 }
 
 /// The vector extensions the convolution kernels use, the kernel level chosen (and any cap set
-/// by `SADTALKER_ISA`), and the threads available.
+/// by `SADTALKER_ISA`), whether bf16 can run, and the threads available.
 fn cpu_check() -> Check {
     use sadtalker_ops::isa;
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
@@ -365,6 +365,11 @@ fn cpu_check() -> Check {
         }
         (None, _) => format!("kernels {}", isa::active()),
     };
+    let bf16 = match sadtalker_ops::precision::bf16_unavailable() {
+        None => "--precision bf16 available (AMX)".to_owned(),
+        Some(_) => "--precision bf16 runs fp32 here (no AMX)".to_owned(),
+    };
+    let level = format!("{level}; {bf16}");
     #[cfg(target_arch = "x86_64")]
     {
         let feats = [
