@@ -23,7 +23,7 @@ use crate::exit::{Failure, Kind};
     after_help = "Job lists:
   CSV with a header: image,audio[,name,preprocess,still,pose_style,expression_scale,size,batch_size,seed,
     ref_eyeblink,ref_pose,input_yaw,input_pitch,input_roll,enhancer,background_enhancer,landmarks,face_index,
-    face_threshold,fallback,use_blink]; paths are relative to the CSV file. A JSON list of objects with the same keys.
+    face_threshold,fallback,use_blink,precision]; paths are relative to the CSV file. A JSON list of objects with the same keys.
     Or two folders (IMAGES AUDIO) whose files pair by name (alice.png + alice.wav).
 Examples:
   sadtalker batch jobs.csv --out results/
