@@ -32,3 +32,20 @@ fn relu_and_empty_tensors() {
     let e = sadtalker_gpu::GpuTensor::from_slice(dev, &[], &[2, 0]).unwrap();
     assert_eq!(sadtalker_gpu::relu(&e).unwrap().to_vec().unwrap(), Vec::<f32>::new());
 }
+
+#[test]
+fn leaky_relu_past_one_grid_row() {
+    // More elements than 65535 workgroups of 256 hold: the kernel's second grid dimension.
+    let Some(dev) = common::device() else { return };
+    let n = 65535 * 256 + 1000;
+    let xs: Vec<f32> = (0..n)
+        .map(|i| if i % 3 == 0 { -(i as f32) } else { i as f32 })
+        .collect();
+    let x = sadtalker_gpu::GpuTensor::from_slice(dev, &xs, &[n]).unwrap();
+    let y = sadtalker_gpu::leaky_relu(&x, 0.5).unwrap().to_vec().unwrap();
+    let bad = xs
+        .iter()
+        .zip(&y)
+        .position(|(&v, &g)| g != if v > 0.0 { v } else { v * 0.5 });
+    assert_eq!(bad, None);
+}
