@@ -116,7 +116,8 @@ pub struct DeviceInfo {
     pub driver: String,
     /// The driver's version string (`Mesa 22.3.6 (LLVM 15.0.6)`), empty where none.
     pub driver_info: String,
-    /// Device memory in bytes, where the API reports it (wgpu does not yet: always `None`).
+    /// Device-local memory in bytes (the sum of Vulkan's device-local heaps: for lavapipe and
+    /// integrated GPUs, system memory); `None` where the API does not say (Metal, DX12 for now).
     pub memory_bytes: Option<u64>,
     /// The largest buffer the device allows.
     pub max_buffer_bytes: u64,
@@ -136,7 +137,7 @@ impl DeviceInfo {
             device_id: i.device,
             driver: i.driver,
             driver_info: i.driver_info,
-            memory_bytes: None,
+            memory_bytes: device_memory(a),
             max_buffer_bytes: l.max_buffer_size,
             max_binding_bytes: l.max_storage_buffer_binding_size,
         }
@@ -154,6 +155,25 @@ impl fmt::Display for DeviceInfo {
         }
         write!(f, ", max binding {} MiB", self.max_binding_bytes >> 20)
     }
+}
+
+/// Device-local memory of a Vulkan adapter, read through wgpu's hal (wgpu itself has no query).
+#[cfg(all(not(target_vendor = "apple"), not(target_arch = "wasm32")))]
+fn device_memory(a: &wgpu::Adapter) -> Option<u64> {
+    // SAFETY: the hal adapter is only read, and dropped before `a` is used again.
+    let hal = unsafe { a.as_hal::<wgpu::hal::api::Vulkan>() }?;
+    let instance = hal.shared_instance().raw_instance();
+    // SAFETY: the physical device belongs to this instance, which `a` keeps alive.
+    let props = unsafe { instance.get_physical_device_memory_properties(hal.raw_physical_device()) };
+    let count = (props.memory_heap_count as usize).min(props.memory_heaps.len());
+    // VK_MEMORY_HEAP_DEVICE_LOCAL_BIT = 1.
+    let local = props.memory_heaps[..count].iter().filter(|h| h.flags.as_raw() & 1 != 0);
+    Some(local.map(|h| h.size).sum())
+}
+
+#[cfg(not(all(not(target_vendor = "apple"), not(target_arch = "wasm32"))))]
+fn device_memory(_: &wgpu::Adapter) -> Option<u64> {
+    None
 }
 
 fn backend_name(b: wgpu::Backend) -> &'static str {

@@ -15,6 +15,10 @@ fn lists_the_device_it_opens() {
     assert!(all.contains(dev.info()), "{:?} not in {all:?}", dev.info());
     assert!(!dev.info().name.is_empty());
     assert!(dev.info().max_binding_bytes >= 128 << 20, "{}", dev.info());
+    if dev.info().backend == "vulkan" {
+        let mem = dev.info().memory_bytes.unwrap();
+        assert!(mem >= 256 << 20, "{}", dev.info());
+    }
 }
 
 #[test]
