@@ -148,3 +148,19 @@ fn shape_errors_match_sadtalker_ops() {
     let e = sadtalker_gpu::conv2d(&x, &big, None, ConvParams::default()).unwrap_err();
     assert!(e.to_string().contains("does not fit"), "{e}");
 }
+
+#[test]
+fn conv_column_tiles_fold_into_z() {
+    // Past 65535 column tiles the kernel folds them into z with the groups; the cap makes that
+    // happen at 7 tiles (a real case needs a 2100² output, 14 s on lavapipe).
+    sadtalker_gpu::ops::conv::GRID_X_CAP.store(7, std::sync::atomic::Ordering::Relaxed);
+    // 2 × 20 × 30 = 1200 columns, 19 tiles: 3 folds; with 2 groups z = 6.
+    check(
+        &[2, 4, 20, 30],
+        &[6, 2, 3, 3],
+        true,
+        ConvParams::<2>::padding(1).with_groups(2),
+    );
+    check(&[1, 3, 5, 16, 16], &[4, 3, 3, 3, 3], false, ConvParams::<3>::padding(1));
+    sadtalker_gpu::ops::conv::GRID_X_CAP.store(u32::MAX, std::sync::atomic::Ordering::Relaxed);
+}

@@ -11,6 +11,13 @@ use crate::tensor::GpuTensor;
 const TILE_ROWS: usize = 64;
 const TILE_COLS: usize = 64;
 
+/// At most this many column tiles in the grid's x dimension, below the device's limit where a
+/// test lowers it: past 65535 tiles (4.2 M output columns) the fold into z otherwise needs a
+/// 2100² conv, 14 s on lavapipe. Any value gives the same results, so a test may set it while
+/// others run.
+#[doc(hidden)]
+pub static GRID_X_CAP: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(u32::MAX);
+
 /// `F.conv1d(x, weight, bias, stride, padding, dilation, groups)`: x is `(N, C, L)`.
 pub fn conv1d(x: &GpuTensor, weight: &GpuTensor, bias: Option<&GpuTensor>, p: ConvParams<1>) -> Result<GpuTensor> {
     conv(x, weight, bias, p)
@@ -55,6 +62,12 @@ pub fn conv<const N: usize>(
         return Ok(y);
     }
     let u = |v: usize| u32_arg(op, v);
+    // Column tiles beyond one grid dimension fold into z (with the groups); see the shader.
+    let col_tiles = u(ncols.div_ceil(TILE_COLS))?;
+    let grid_x = col_tiles
+        .min(dev.inner.device.limits().max_compute_workgroups_per_dimension)
+        .min(GRID_X_CAP.load(std::sync::atomic::Ordering::Relaxed).max(1));
+    let folds = col_tiles.div_ceil(grid_x) as usize;
     // Every flat index the shader forms must fit in u32.
     u(x.elem_count())?;
     u(y.elem_count())?;
@@ -67,11 +80,11 @@ pub fn conv<const N: usize>(
         u(g.stride[0])?, u(g.stride[1])?, u(g.stride[2])?, u(g.pad[0])?,
         u(g.pad[1])?, u(g.pad[2])?, u(g.dil[0])?, u(g.dil[1])?,
         u(g.dil[2])?, u(g.out_sp[0])?, u(g.out_sp[1])?, u(g.out_sp[2])?,
-        u32::from(bias.is_some()), 0, 0, 0,
+        u32::from(bias.is_some()), u(g.groups)?, grid_x, 0,
     ];
     let pipeline = dev.pipeline("conv", include_str!("../shaders/conv.wgsl"))?;
     let b = bias.map_or(&dev.inner.dummy, |b| &b.buffer);
-    let groups = [u(ncols.div_ceil(TILE_COLS))?, u(m.div_ceil(TILE_ROWS))?, u(g.groups)?];
+    let groups = [grid_x, u(m.div_ceil(TILE_ROWS))?, u(g.groups * folds)?];
     dispatch(
         dev,
         op,

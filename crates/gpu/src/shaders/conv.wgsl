@@ -16,7 +16,7 @@ struct Params {
     s_d: u32, s_h: u32, s_w: u32, p_d: u32,
     p_h: u32, p_w: u32, d_d: u32, d_h: u32,
     d_w: u32, out_d: u32, out_h: u32, out_w: u32,
-    has_bias: u32, _pad0: u32, _pad1: u32, _pad2: u32,
+    has_bias: u32, groups: u32, grid_x: u32, _pad: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -36,8 +36,14 @@ var<workgroup> b_tile: array<f32, 1024>;
 @compute @workgroup_size(16, 16, 1)
 fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
     let t = lid.y * 16u + lid.x;
-    let g = wid.z;
-    let col0 = wid.x * BN;
+    // z enumerates (column fold, group): one grid dimension holds at most 65535 column tiles,
+    // fewer than a 512^2 batch needs, so the column tiles past grid_x fold into z.
+    let g = wid.z % p.groups;
+    let col0 = ((wid.z / p.groups) * p.grid_x + wid.x) * BN;
+    // Uniform per workgroup (the last fold's spare tiles), so no barrier is skipped by some threads only.
+    if (col0 >= p.ncols) {
+        return;
+    }
     let row0 = wid.y * BM;
     let plane = p.in_h * p.in_w;
     let in_vol = p.in_d * plane;
