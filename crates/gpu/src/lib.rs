@@ -1,0 +1,29 @@
+//! GPU backend of the renderer's ops: the same functions as `sadtalker_ops`, with the same
+//! PyTorch semantics, on [`GpuTensor`]s in device memory.
+//!
+//! Kernels are WGSL compute shaders run through `wgpu`, which drives Vulkan (NVIDIA, AMD,
+//! Intel on Linux and Windows; Mesa's lavapipe on the CPU), Metal (Apple) and DX12 from one
+//! source, loads every driver at run time, and so builds with no GPU SDK and no GPU present.
+//! See README.md for why wgpu rather than CubeCL, with the probe's figures.
+//!
+//! ```no_run
+//! use sadtalker_gpu::{Device, DeviceKind, GpuTensor};
+//! # fn main() -> sadtalker_gpu::Result<()> {
+//! let dev = Device::open(DeviceKind::Auto)?;
+//! let x = GpuTensor::from_slice(&dev, &[-1.0, 2.0], &[1, 2])?;
+//! assert_eq!(sadtalker_gpu::relu(&x)?.to_vec()?, [0.0, 2.0]);
+//! # Ok(()) }
+//! ```
+
+mod device;
+mod error;
+pub mod ops;
+mod tensor;
+
+pub use device::{Device, DeviceInfo, DeviceKind, DeviceType, list_devices};
+pub use error::{GpuError, Result};
+pub use ops::conv::{conv, conv1d, conv2d, conv3d};
+pub use ops::elementwise::{leaky_relu, relu};
+pub use ops::norm::instance_norm;
+pub use sadtalker_ops::ConvParams;
+pub use tensor::GpuTensor;

@@ -1,0 +1,66 @@
+// Instance norm: one workgroup per (n, c) plane. Mean, then the biased variance around it
+// (two passes, each a per-thread strided sum then a tree in shared memory), then
+// y = fma(x, a, beta) with a = invstd * weight[c], beta = fma(-mean, a, bias[c]) as
+// sadtalker_ops forms them. The CPU accumulates in f64; WGSL has no f64, and the tree's
+// pairwise sums keep the f32 error near 1e-7 relative for the planes the renderer has.
+
+struct Params { plane: u32, c: u32, planes: u32, row: u32, eps: f32, has_w: u32, has_b: u32, _pad: u32 }
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> weight: array<f32>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> y: array<f32>;
+
+const WG: u32 = 256u;
+var<workgroup> part: array<f32, 256>;
+
+fn reduce(t: u32, v: f32) -> f32 {
+    part[t] = v;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s = s / 2u) {
+        if (t < s) {
+            part[t] += part[t + s];
+        }
+        workgroupBarrier();
+    }
+    let total = part[0];
+    workgroupBarrier();
+    return total;
+}
+
+@compute @workgroup_size(256, 1, 1)
+fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let k = wid.y * p.row + wid.x;
+    // Uniform per workgroup, so the barriers below are reached by all threads or none.
+    if (k >= p.planes) {
+        return;
+    }
+    let t = lid.x;
+    let base = k * p.plane;
+    let n = f32(p.plane);
+    var s = 0.0;
+    for (var i = t; i < p.plane; i += WG) {
+        s += x[base + i];
+    }
+    let mean = reduce(t, s) / n;
+    var q = 0.0;
+    for (var i = t; i < p.plane; i += WG) {
+        let d = x[base + i] - mean;
+        q = fma(d, d, q);
+    }
+    let variance = reduce(t, q) / n;
+    let ci = k % p.c;
+    var a = 1.0 / sqrt(variance + p.eps);
+    if (p.has_w != 0u) {
+        a *= weight[ci];
+    }
+    var b = 0.0;
+    if (p.has_b != 0u) {
+        b = bias[ci];
+    }
+    let beta = fma(-mean, a, b);
+    for (var i = t; i < p.plane; i += WG) {
+        y[base + i] = fma(x[base + i], a, beta);
+    }
+}

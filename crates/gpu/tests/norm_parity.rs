@@ -1,0 +1,44 @@
+//! instance_norm against `sadtalker_ops`.
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+mod common;
+
+use common::{rand_tensor, rel_err, up};
+
+#[test]
+fn instance_norm_matches() {
+    let Some(dev) = common::device() else { return };
+    for (shape, affine) in [
+        (vec![2, 3, 17, 19], true),
+        (vec![1, 4, 300], false),
+        (vec![1, 2, 8, 64, 64], true),
+        // Two-element planes. (A one-element plane has variance 0: the output is then x·a + beta with
+        // a = 1/sqrt(eps) ≈ 316, a cancellation that magnifies the last-bit difference between the f32
+        // and f64 invstd beyond 1e-5 of the result; not a case the renderer has.)
+        (vec![1, 5, 2, 1], true),
+        // More planes than one grid row of 65535 workgroups (16 values each: with 3, some of the
+        // 66000 planes have a variance small enough to hit the cancellation described above).
+        (vec![2, 33000, 16], true),
+    ] {
+        let c = shape[1];
+        let x = rand_tensor(&shape, 11);
+        // Offset so the mean is far from zero: what a two-pass variance must survive.
+        let x = x.affine(3.0, 5.0).unwrap();
+        let w = affine.then(|| rand_tensor(&[c], 12));
+        let b = affine.then(|| rand_tensor(&[c], 13));
+        let want = sadtalker_ops::instance_norm(&x, w.as_ref(), b.as_ref(), 1e-5).unwrap();
+        let (wd, bd) = (w.as_ref().map(|t| up(dev, t)), b.as_ref().map(|t| up(dev, t)));
+        let got = sadtalker_gpu::instance_norm(&up(dev, &x), wd.as_ref(), bd.as_ref(), 1e-5).unwrap();
+        let e = rel_err(&got, &want);
+        assert!(e <= 1e-5, "{shape:?}: relative error {e:e}");
+    }
+}
+
+#[test]
+fn instance_norm_checks_the_affine_shape() {
+    let Some(dev) = common::device() else { return };
+    let x = up(dev, &rand_tensor(&[1, 3, 4, 4], 1));
+    let w = up(dev, &rand_tensor(&[4], 2));
+    let e = sadtalker_gpu::instance_norm(&x, Some(&w), None, 1e-5).unwrap_err();
+    assert!(e.to_string().contains("does not match 3 channels"), "{e}");
+}
