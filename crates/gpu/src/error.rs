@@ -119,6 +119,17 @@ pub enum GpuError {
 /// Result of the GPU backend.
 pub type Result<T> = std::result::Result<T, GpuError>;
 
+impl GpuError {
+    /// A CPU-op error as this crate reports it: shape errors keep their kind (the same checks
+    /// run for both backends), anything else is a host error.
+    pub(crate) fn from_op(e: sadtalker_ops::OpError) -> GpuError {
+        match e {
+            sadtalker_ops::OpError::Shape { op, msg } => GpuError::Shape { op, msg },
+            other => GpuError::Host(other),
+        }
+    }
+}
+
 pub(crate) fn shape_err<T>(op: &'static str, msg: impl Into<String>) -> Result<T> {
     Err(GpuError::Shape { op, msg: msg.into() })
 }

@@ -162,8 +162,8 @@ pub fn conv_cached<const N: usize>(
     output(data, g.output_shape::<N>())
 }
 
-/// The op's name for `N` spatial axes.
-pub(crate) fn op_name<const N: usize>() -> Result<&'static str> {
+/// The op's name for `N` spatial axes (`conv1d`, `conv2d`, `conv3d`; an error for other ranks).
+pub fn op_name<const N: usize>() -> Result<&'static str> {
     match N {
         1 => Ok("conv1d"),
         2 => Ok("conv2d"),
@@ -172,8 +172,10 @@ pub(crate) fn op_name<const N: usize>() -> Result<&'static str> {
     }
 }
 
-/// Checks that input `xd`, weight `wd` and bias dimensions fit `p`, and derives the sizes.
-pub(crate) fn geometry<const N: usize>(
+/// Checks that input `xd`, weight `wd` and bias dimensions fit `p` as `torch.nn.functional.conv{N}d`
+/// requires, and derives the sizes. Every backend checks shapes through this one function (the GPU
+/// crate too), so the errors read the same everywhere.
+pub fn geometry<const N: usize>(
     op: &'static str,
     xd: &[usize],
     wd: &[usize],
@@ -238,24 +240,35 @@ pub(crate) fn geometry<const N: usize>(
     })
 }
 
-/// Sizes of one convolution, with 1-D/2-D cases padded to three spatial axes.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Geometry {
+/// Sizes of one convolution, with 1-D/2-D cases padded to three spatial axes (depth, height,
+/// width; the missing leading axes have size 1, stride 1, no padding).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Geometry {
+    /// Batch size.
     pub n: usize,
+    /// Input channels.
     pub cin: usize,
+    /// Output channels.
     pub cout: usize,
+    /// Channel groups.
     pub groups: usize,
+    /// Input size.
     pub in_sp: [usize; 3],
+    /// Kernel size.
     pub k: [usize; 3],
+    /// Stride.
     pub stride: [usize; 3],
+    /// Zero padding on each side.
     pub pad: [usize; 3],
+    /// Dilation.
     pub dil: [usize; 3],
+    /// Output size.
     pub out_sp: [usize; 3],
 }
 
 impl Geometry {
     /// The output's `(N, Cout, spatial…)` shape for `N` spatial axes.
-    pub(crate) fn output_shape<const N: usize>(&self) -> Vec<usize> {
+    pub fn output_shape<const N: usize>(&self) -> Vec<usize> {
         let mut shape = vec![self.n, self.cout];
         shape.extend_from_slice(&self.out_sp[3 - N..]);
         shape

@@ -3,7 +3,7 @@
 
 use sadtalker_ops::ConvParams;
 
-use crate::error::{Result, shape_err};
+use crate::error::{GpuError, Result};
 use crate::ops::{dispatch, same_device, u32_arg};
 use crate::tensor::GpuTensor;
 
@@ -40,18 +40,14 @@ pub fn conv<const N: usize>(
     bias: Option<&GpuTensor>,
     p: ConvParams<N>,
 ) -> Result<GpuTensor> {
-    let op = match N {
-        1 => "conv1d",
-        2 => "conv2d",
-        3 => "conv3d",
-        _ => return shape_err("conv", format!("{N} spatial axes: only 1, 2 and 3 are supported")),
-    };
+    // The shape checks and sizes of the CPU op, so that both backends accept and refuse alike.
+    let op = sadtalker_ops::conv::op_name::<N>().map_err(GpuError::from_op)?;
     let mut all = vec![x, weight];
     all.extend(bias);
     let dev = same_device(op, &all)?;
-    let g = Geometry::new(op, x.dims(), weight.dims(), bias.map(GpuTensor::dims), &p)?;
-    let mut out_shape = vec![g.n, g.cout];
-    out_shape.extend_from_slice(&g.out_sp[3 - N..]);
+    let g = sadtalker_ops::conv::geometry(op, x.dims(), weight.dims(), bias.map(GpuTensor::dims), p)
+        .map_err(GpuError::from_op)?;
+    let out_shape = g.output_shape::<N>();
     let y = GpuTensor::uninit(dev, op, &out_shape)?;
 
     let m = g.cout / g.groups;
@@ -94,94 +90,4 @@ pub fn conv<const N: usize>(
         groups,
     )?;
     Ok(y)
-}
-
-/// Sizes of one convolution, 1-D/2-D cases padded to three spatial axes (depth, height, width).
-struct Geometry {
-    n: usize,
-    cin: usize,
-    cout: usize,
-    groups: usize,
-    in_sp: [usize; 3],
-    k: [usize; 3],
-    stride: [usize; 3],
-    pad: [usize; 3],
-    dil: [usize; 3],
-    out_sp: [usize; 3],
-}
-
-impl Geometry {
-    /// Checks input `xd`, weight `wd` and bias against `p` under the conditions
-    /// `sadtalker_ops` checks, and derives the output size.
-    fn new<const N: usize>(
-        op: &'static str,
-        xd: &[usize],
-        wd: &[usize],
-        bias: Option<&[usize]>,
-        p: &ConvParams<N>,
-    ) -> Result<Geometry> {
-        if xd.len() != N + 2 || wd.len() != N + 2 {
-            return shape_err(
-                op,
-                format!(
-                    "expected input and weight of rank {}, got input {xd:?} and weight {wd:?}",
-                    N + 2
-                ),
-            );
-        }
-        let groups = p.groups;
-        let (n, cin, cout) = (xd[0], xd[1], wd[0]);
-        if groups == 0 || cin % groups != 0 || cout % groups != 0 || wd[1] * groups != cin {
-            return shape_err(
-                op,
-                format!(
-                    "input {xd:?} and weight {wd:?} do not fit groups={groups} (weight must be (out, in/groups, ...))"
-                ),
-            );
-        }
-        if let Some(bd) = bias
-            && bd != [cout]
-        {
-            return shape_err(op, format!("bias {bd:?} does not match {cout} output channels"));
-        }
-        let pad3 = |a: [usize; N], fill: usize| {
-            let mut o = [fill; 3];
-            o[3 - N..].copy_from_slice(&a);
-            o
-        };
-        let (stride, pad, dil) = (pad3(p.stride, 1), pad3(p.padding, 0), pad3(p.dilation, 1));
-        let mut in_sp = [1usize; 3];
-        let mut k = [1usize; 3];
-        in_sp[3 - N..].copy_from_slice(&xd[2..]);
-        k[3 - N..].copy_from_slice(&wd[2..]);
-        let mut out_sp = [0usize; 3];
-        for i in 0..3 {
-            let span = dil[i] * (k[i].max(1) - 1) + 1;
-            let padded = in_sp[i] + 2 * pad[i];
-            if stride[i] == 0 || dil[i] == 0 || k[i] == 0 || padded < span {
-                return shape_err(
-                    op,
-                    format!(
-                        "kernel {:?} (dilation {:?}) does not fit input {xd:?} padded by {:?}",
-                        &wd[2..],
-                        p.dilation,
-                        p.padding
-                    ),
-                );
-            }
-            out_sp[i] = (padded - span) / stride[i] + 1;
-        }
-        Ok(Geometry {
-            n,
-            cin,
-            cout,
-            groups,
-            in_sp,
-            k,
-            stride,
-            pad,
-            dil,
-            out_sp,
-        })
-    }
 }
