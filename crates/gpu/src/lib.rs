@@ -15,6 +15,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod context;
 mod device;
 mod error;
 pub mod ops;

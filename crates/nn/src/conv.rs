@@ -1,7 +1,8 @@
 use candle_core::Tensor;
 use sadtalker_checkpoint::Weights;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
+use sadtalker_gpu::{Device as GpuDevice, GpuTensor};
 use sadtalker_ops::{ConvParams, ConvPath, ConvWeight};
 
 use crate::Result;
@@ -14,6 +15,17 @@ pub struct Conv<const N: usize> {
     weight: Arc<ConvWeight>,
     bias: Option<Tensor>,
     params: ConvParams<N>,
+    /// The weight and bias in a GPU's memory, uploaded the first time the layer runs there
+    /// (shared by clones, like `weight`).
+    on_device: Arc<Mutex<Option<DeviceWeights>>>,
+}
+
+/// A layer's parameters on one GPU.
+#[derive(Debug)]
+struct DeviceWeights {
+    device: GpuDevice,
+    weight: GpuTensor,
+    bias: Option<GpuTensor>,
 }
 
 /// `torch.nn.Conv1d`.
@@ -70,25 +82,50 @@ impl<const N: usize> Conv<N> {
     /// The layer with `weight` and, when `bias`, the `bias` parameter (one per output channel).
     fn with_bias(w: &Weights, weight: ConvWeight, bias: bool, params: ConvParams<N>) -> Result<Self> {
         let bias = bias.then(|| w.get(&weight.dims()[..1], "bias")).transpose()?;
-        Ok(Self {
+        Ok(Self::new(weight, bias, params))
+    }
+
+    fn new(weight: ConvWeight, bias: Option<Tensor>, params: ConvParams<N>) -> Self {
+        Self {
             weight: Arc::new(weight),
             bias,
             params,
-        })
+            on_device: Arc::default(),
+        }
     }
 
     /// A layer from given tensors (e.g. a fixed kernel held as a buffer).
     pub fn from_tensors(weight: Tensor, bias: Option<Tensor>, params: ConvParams<N>) -> Result<Self> {
-        Ok(Self {
-            weight: Arc::new(ConvWeight::new(&weight)?),
-            bias,
-            params,
-        })
+        Ok(Self::new(ConvWeight::new(&weight)?, bias, params))
     }
 
-    /// The layer's forward pass.
+    /// The layer's forward pass: on the GPU of this thread's [`sadtalker_gpu::context`] when
+    /// one is set, else on the CPU kernels.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(self.weight.forward(x, self.bias.as_ref(), self.params)?)
+        match sadtalker_gpu::context::current() {
+            Some(dev) => self.forward_on(&dev, x),
+            None => Ok(self.weight.forward(x, self.bias.as_ref(), self.params)?),
+        }
+    }
+
+    /// The forward pass on `dev`. The input is uploaded and the output read back on every call:
+    /// the networks around the layer still run on the host (see the gpu crate's README).
+    fn forward_on(&self, dev: &GpuDevice, x: &Tensor) -> Result<Tensor> {
+        let mut cached = self.on_device.lock().unwrap_or_else(PoisonError::into_inner);
+        let w = match cached.take() {
+            Some(w) if &w.device == dev => w,
+            _ => DeviceWeights {
+                device: dev.clone(),
+                weight: GpuTensor::from_tensor(dev, &self.weight.to_tensor()?)?,
+                bias: self.bias.as_ref().map(|b| GpuTensor::from_tensor(dev, b)).transpose()?,
+            },
+        };
+        let y = GpuTensor::from_tensor(dev, x)
+            .and_then(|xd| sadtalker_gpu::conv(&xd, &w.weight, w.bias.as_ref(), self.params));
+        *cached = Some(w);
+        drop(cached);
+        let y = y?;
+        Ok(y.to_tensor()?)
     }
 
     /// The weight tensor (a copy: the layer may keep only its fast layout).

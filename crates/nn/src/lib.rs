@@ -36,6 +36,9 @@ pub enum NnError {
     /// candle failed.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
+    /// The GPU a layer ran on failed (device lost, out of memory, a tensor too large for it).
+    #[error(transparent)]
+    Gpu(#[from] sadtalker_gpu::GpuError),
 }
 
 impl NnError {
