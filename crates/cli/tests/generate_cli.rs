@@ -735,3 +735,124 @@ fn precision_bf16_renders_near_fp32_and_the_report_says_which_ran() {
         text(&o)
     );
 }
+
+/// Whether a Vulkan device opens here; under `CI=true` (which installs lavapipe) it must.
+fn vulkan_present() -> bool {
+    match sadtalker_pipeline::device_used(sadtalker_pipeline::DeviceChoice::Vulkan) {
+        Ok(_) => true,
+        Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => panic!("CI=true but no Vulkan device: {e}"),
+        Err(e) => {
+            eprintln!("skipped: no Vulkan device ({e})");
+            false
+        }
+    }
+}
+
+#[test]
+fn device_vulkan_renders_the_cpus_frames_and_the_report_says_where() {
+    if !vulkan_present() {
+        return;
+    }
+    let dir = TempDir::new().expect("tempdir");
+    let run = |d: &str| {
+        let frames = dir.path().join(format!("frames_{d}"));
+        let out = dir.path().join(format!("{d}.mp4"));
+        let o = generate(
+            dir.path(),
+            &[
+                "--landmarks",
+                &s(&landmarks()),
+                "-o",
+                &s(&out),
+                "--frames-dir",
+                &s(&frames),
+                "--device",
+                d,
+                "--json",
+            ],
+        );
+        assert!(o.status.success(), "{}", text(&o));
+        let r: Value = serde_json::from_slice(&o.stdout).expect("JSON on stdout");
+        (frames, r)
+    };
+    let (cpu, rc) = run("cpu");
+    assert_eq!(rc["device"], "cpu", "{rc}");
+    let (gpu, rg) = run("vulkan");
+    assert_eq!(rg["device"], "vulkan", "{rg}");
+    assert!(!rg["device_name"].as_str().expect("device_name").is_empty(), "{rg}");
+    let db = folder_psnr(&cpu, &gpu);
+    eprintln!(
+        "--device vulkan ({}): {db:.1} dB against --device cpu",
+        rg["device_name"]
+    );
+    assert!(db >= 45.0, "GPU frames {db:.1} dB from the CPU's");
+}
+
+#[test]
+fn a_named_device_that_is_missing_fails_with_what_to_do() {
+    let dir = TempDir::new().expect("tempdir");
+    // CUDA is not in this build: refused before any work, with the alternative.
+    let o = generate(dir.path(), &["--device", "cuda", "--json"]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let t = text(&o);
+    assert!(
+        t.contains("cuda") && t.contains("--device vulkan") && t.contains("--device cpu"),
+        "{t}"
+    );
+    assert!(
+        !dir.path().join("results").exists()
+            || std::fs::read_dir(dir.path().join("results"))
+                .expect("dir")
+                .next()
+                .is_none()
+    );
+    // Metal exists on Apple platforms only.
+    if !cfg!(target_vendor = "apple") {
+        let o = generate(dir.path(), &["--device", "metal"]);
+        assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+        assert!(text(&o).contains("Metal"), "{}", text(&o));
+    }
+    let o = generate(dir.path(), &["--device", "tpu"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("vulkan"), "{}", text(&o));
+}
+
+#[test]
+fn doctor_json_lists_the_devices_it_found() {
+    let dir = TempDir::new().expect("tempdir");
+    let home = dir.path().join("home");
+    let (manifest, _) = tiny_store(&home);
+    let o = sadtalker(
+        &args(&[
+            "doctor",
+            "--manifest",
+            &s(&manifest),
+            "--result-dir",
+            &s(&dir.path().join("results")),
+            "--no-self-test",
+            "--json",
+        ]),
+        &home,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let r: Value = serde_json::from_slice(&o.stdout).expect("JSON");
+    let devices = r["devices"].as_array().expect("a devices list");
+    let gpu = r["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .find(|c| c["name"] == "gpu")
+        .expect("a gpu check")
+        .clone();
+    assert!(
+        gpu["detail"].as_str().expect("detail").contains("--device auto"),
+        "{gpu}"
+    );
+    if vulkan_present() {
+        let d = devices.first().expect("the Vulkan device is listed");
+        assert_eq!(d["backend"], "vulkan", "{d}");
+        assert_eq!(d["self_test"], "pass", "{d}");
+        assert!(d["name"].as_str().is_some_and(|n| !n.is_empty()), "{d}");
+        assert!(d["max_binding_bytes"].as_u64().is_some_and(|b| b > 0), "{d}");
+    }
+}

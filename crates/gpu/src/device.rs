@@ -75,6 +75,17 @@ impl DeviceType {
         }
     }
 
+    /// A short name for JSON: `discrete`, `integrated`, `virtual`, `software`, `other`.
+    pub fn name(self) -> &'static str {
+        match self {
+            DeviceType::Discrete => "discrete",
+            DeviceType::Integrated => "integrated",
+            DeviceType::Virtual => "virtual",
+            DeviceType::Software => "software",
+            DeviceType::Other => "other",
+        }
+    }
+
     /// Preference of [`DeviceKind::Auto`]: lower is better.
     fn rank(self) -> u8 {
         match self {
@@ -208,11 +219,12 @@ fn adapters(backends: wgpu::Backends) -> Vec<wgpu::Adapter> {
 /// Every compute-capable adapter on this machine, best first (the order [`DeviceKind::Auto`]
 /// chooses in). Empty when no driver is installed.
 pub fn list_devices() -> Vec<DeviceInfo> {
-    let mut v: Vec<DeviceInfo> = adapters(compute_backends())
-        .iter()
-        .map(DeviceInfo::from_adapter)
-        .collect();
-    v.sort_by_key(|d| d.device_type.rank());
+    sorted_adapters().iter().map(DeviceInfo::from_adapter).collect()
+}
+
+fn sorted_adapters() -> Vec<wgpu::Adapter> {
+    let mut v = adapters(compute_backends());
+    v.sort_by_key(|a| DeviceType::from_wgpu(a.get_info().device_type).rank());
     v
 }
 
@@ -319,6 +331,12 @@ impl Device {
         }
         found.sort_by_key(|a| DeviceType::from_wgpu(a.get_info().device_type).rank());
         Device::from_adapter(&found[0])
+    }
+
+    /// Opens the `index`-th device of [`list_devices`] (`doctor` self-tests each one); `None`
+    /// when there is no such device any more.
+    pub fn open_listed(index: usize) -> Option<Result<Device>> {
+        sorted_adapters().get(index).map(Device::from_adapter)
     }
 
     fn from_adapter(adapter: &wgpu::Adapter) -> Result<Device> {

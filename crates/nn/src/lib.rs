@@ -37,8 +37,15 @@ pub enum NnError {
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
     /// The GPU a layer ran on failed (device lost, out of memory, a tensor too large for it).
+    /// Boxed: wgpu's errors are large, and every network's `Result` carries this type.
     #[error(transparent)]
-    Gpu(#[from] sadtalker_gpu::GpuError),
+    Gpu(Box<sadtalker_gpu::GpuError>),
+}
+
+impl From<sadtalker_gpu::GpuError> for NnError {
+    fn from(e: sadtalker_gpu::GpuError) -> Self {
+        NnError::Gpu(Box::new(e))
+    }
 }
 
 impl NnError {

@@ -3,7 +3,7 @@
 //! - **Checks** ([`check_system`]): the model files of the wanted features (present and hashed through
 //!   the store, or which are missing/damaged and the command that installs them), free disk space in the
 //!   store and result folders, whether those folders are writable, the CPU's vector extensions and
-//!   threads, the GPU (none in this build) and the video codecs (a real two-frame H.264 + AAC encode and
+//!   threads, the GPUs (each opened and self-tested) and the video codecs (a real two-frame H.264 + AAC encode and
 //!   decode).
 //! - **Self-test** ([`self_test`]): one tiny job through every stage (inputs, models, preprocess, audio,
 //!   audio2coeff, render, paste-back, encode) on built-in deterministic weights and a built-in portrait,
@@ -112,6 +112,8 @@ pub struct SelfTest {
 pub struct DoctorReport {
     /// The system checks.
     pub checks: Vec<Check>,
+    /// The GPUs (and software devices) found, each self-tested.
+    pub devices: Vec<DeviceReport>,
     /// The self-test (absent with `--no-self-test`).
     pub self_test: Option<SelfTest>,
 }
@@ -141,6 +143,8 @@ pub struct DoctorOptions<'a> {
     pub result_dir: PathBuf,
     /// Hash files not hashed yet (the first run reads every model file once: seconds per GB).
     pub verify: bool,
+    /// The GPUs found ([`list_devices`]).
+    pub devices: Vec<DeviceReport>,
 }
 
 /// Free space below which the disk check warns: a 10 s 512 video and its temporary files fit easily.
@@ -173,14 +177,107 @@ pub fn check_system(opts: &DoctorOptions<'_>) -> Vec<Check> {
     ));
     checks.push(disk_space("disk space (results)", &opts.result_dir));
     checks.push(cpu_check());
-    checks.push(Check::new(
-        "gpu",
-        Status::Ok,
-        "none used: this build runs on the CPU (no GPU support compiled in)",
-        None,
-    ));
+    checks.push(gpu_check(&opts.devices));
     checks.push(codec_check());
     checks
+}
+
+/// One GPU (or software device) as `doctor` reports it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeviceReport {
+    /// The adapter's name.
+    pub name: String,
+    /// The API: `vulkan`, `metal`, `dx12`.
+    pub backend: String,
+    /// `discrete`, `integrated`, `virtual`, `software`, `other`.
+    pub device_type: String,
+    /// PCI vendor and device ids.
+    pub vendor_id: u32,
+    /// PCI device id.
+    pub device_id: u32,
+    /// The driver's name and version string.
+    pub driver: String,
+    /// Device-local memory, where the API says.
+    pub memory_bytes: Option<u64>,
+    /// The largest tensor one kernel may bind.
+    pub max_binding_bytes: u64,
+    /// The tiny device self-test (a leaky ReLU and a 3×3 convolution against the host's result).
+    pub self_test: StageStatus,
+    /// Why the self-test failed, or the device did not open.
+    pub error: Option<String>,
+    /// Whether `--device auto` runs on it (the first hardware device that passes).
+    pub auto: bool,
+}
+
+/// Every device the GPU backend finds, each opened and self-tested, best first.
+pub fn list_devices() -> Vec<DeviceReport> {
+    let mut auto_taken = false;
+    sadtalker_gpu::list_devices()
+        .into_iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let tested = match sadtalker_gpu::Device::open_listed(i) {
+                Some(Ok(dev)) => dev.self_test(),
+                Some(Err(e)) => Err(e),
+                None => Err(sadtalker_gpu::GpuError::Device {
+                    adapter: d.name.clone(),
+                    msg: "disappeared while listing".into(),
+                }),
+            };
+            let passed = tested.is_ok();
+            let auto = passed && !auto_taken && d.device_type != sadtalker_gpu::DeviceType::Software;
+            auto_taken |= auto;
+            DeviceReport {
+                backend: d.backend.to_owned(),
+                device_type: d.device_type.name().to_owned(),
+                vendor_id: d.vendor_id,
+                device_id: d.device_id,
+                driver: format!("{} {}", d.driver, d.driver_info).trim().to_owned(),
+                memory_bytes: d.memory_bytes,
+                max_binding_bytes: d.max_binding_bytes,
+                self_test: if passed { StageStatus::Pass } else { StageStatus::Fail },
+                error: tested.err().map(|e| e.to_string()),
+                auto,
+                name: d.name,
+            }
+        })
+        .collect()
+}
+
+/// The devices found, which one `--device auto` takes, and a warning for a broken one.
+fn gpu_check(devices: &[DeviceReport]) -> Check {
+    if devices.is_empty() {
+        return Check::new(
+            "gpu",
+            Status::Ok,
+            "no GPU or Vulkan/Metal driver found: --device auto runs on the CPU",
+            None,
+        );
+    }
+    let list: Vec<String> = devices
+        .iter()
+        .map(|d| {
+            let test = match &d.error {
+                None => "self-test pass".to_owned(),
+                Some(e) => format!("self-test FAILED: {e}"),
+            };
+            format!("{} [{}, {}] {test}", d.name, d.backend, d.device_type)
+        })
+        .collect();
+    let auto = devices
+        .iter()
+        .find(|d| d.auto)
+        .map_or("the CPU (no hardware GPU passed)".to_owned(), |d| d.name.clone());
+    let detail = format!("{}; --device auto uses {auto}", list.join("; "));
+    if devices.iter().any(|d| d.error.is_some()) {
+        return Check::new(
+            "gpu",
+            Status::Warn,
+            detail,
+            Some("update the GPU driver; meanwhile --device auto skips the failing device".into()),
+        );
+    }
+    Check::new("gpu", Status::Ok, detail, None)
 }
 
 /// The model files of each feature: required features fail when incomplete, the others are listed.
@@ -621,8 +718,63 @@ mod tests {
             required: vec!["256".into()],
             result_dir: result_dir.to_owned(),
             verify: true,
+            devices: Vec::new(),
         });
         checks.into_iter().find(|c| c.name == "models 256").unwrap()
+    }
+
+    fn device(name: &str, device_type: &str, error: Option<&str>, auto: bool) -> DeviceReport {
+        DeviceReport {
+            name: name.into(),
+            backend: "vulkan".into(),
+            device_type: device_type.into(),
+            vendor_id: 0,
+            device_id: 0,
+            driver: String::new(),
+            memory_bytes: None,
+            max_binding_bytes: 1 << 30,
+            self_test: if error.is_some() {
+                StageStatus::Fail
+            } else {
+                StageStatus::Pass
+            },
+            error: error.map(str::to_owned),
+            auto,
+        }
+    }
+
+    #[test]
+    fn the_gpu_check_names_what_auto_uses_and_warns_on_a_broken_device() {
+        let none = gpu_check(&[]);
+        assert_eq!(none.status, Status::Ok);
+        assert!(none.detail.contains("CPU"), "{none:?}");
+        let soft = gpu_check(&[device("llvmpipe", "software", None, false)]);
+        assert_eq!(soft.status, Status::Ok);
+        assert!(soft.detail.contains("auto uses the CPU"), "{soft:?}");
+        let broken = gpu_check(&[
+            device("Bad GPU", "discrete", Some("self-test failed"), false),
+            device("Good GPU", "integrated", None, true),
+        ]);
+        assert_eq!(broken.status, Status::Warn, "{broken:?}");
+        assert!(broken.detail.contains("auto uses Good GPU"), "{broken:?}");
+        assert!(broken.fix.is_some());
+    }
+
+    #[test]
+    fn every_device_found_is_listed_and_self_tested() {
+        let listed = list_devices();
+        assert_eq!(listed.len(), sadtalker_gpu::list_devices().len());
+        for d in &listed {
+            assert_eq!(d.self_test == StageStatus::Pass, d.error.is_none(), "{d:?}");
+            assert!(!(d.auto && d.device_type == "software"), "{d:?}");
+        }
+        // `.ci/run` installs lavapipe: CI must see at least that device, and it works.
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            assert!(
+                listed.iter().any(|d| d.device_type == "software" && d.error.is_none()),
+                "CI=true but no working software Vulkan device: {listed:?}"
+            );
+        }
     }
 
     #[test]

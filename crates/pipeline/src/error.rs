@@ -154,6 +154,9 @@ pub enum Cause {
     /// A feature this build does not have yet.
     #[error("{0}")]
     Unavailable(String),
+    /// The `--device` asked for cannot be opened (no driver, no such API here) or failed.
+    #[error(transparent)]
+    Device(#[from] sadtalker_gpu::GpuError),
     /// Something that should not happen.
     #[error("internal error: {0}")]
     Internal(String),
@@ -252,7 +255,7 @@ impl PipelineError {
             },
             Cause::EnhancerModel(_) => ErrorKind::Model,
             Cause::Enhance(_) => ErrorKind::Internal,
-            Cause::Io { .. } | Cause::Input(_) | Cause::Unavailable(_) => ErrorKind::BadInput,
+            Cause::Io { .. } | Cause::Input(_) | Cause::Unavailable(_) | Cause::Device(_) => ErrorKind::BadInput,
             // Not a failure of the job's inputs or models; nothing for a user to fix.
             Cause::Internal(_) | Cause::Cancelled => ErrorKind::Internal,
         }
@@ -280,6 +283,7 @@ impl PipelineError {
             Cause::Store(S::InsufficientSpace { .. }) => Problem::DiskFull,
             Cause::Video(sadtalker_video::VideoError::NeedsFfmpeg { .. }) => Problem::NeedsFfmpeg,
             Cause::Unavailable(_) => Problem::Unavailable,
+            Cause::Device(_) => Problem::DeviceUnavailable,
             Cause::Io { .. } => Problem::FileAccess,
             Cause::Cancelled => Problem::Cancelled,
             _ => match self.kind() {
@@ -326,6 +330,8 @@ pub enum Problem {
     NeedsFfmpeg,
     /// A feature this build does not have.
     Unavailable,
+    /// The `--device` cannot be opened or failed (driver missing or broken).
+    DeviceUnavailable,
     /// A file cannot be read or written.
     FileAccess,
     /// A job list row with an unusable value.
@@ -360,6 +366,7 @@ impl Problem {
             Problem::DiskFull => "disk_full",
             Problem::NeedsFfmpeg => "needs_ffmpeg",
             Problem::Unavailable => "unavailable",
+            Problem::DeviceUnavailable => "device_unavailable",
             Problem::FileAccess => "file_access",
             Problem::BadOption => "bad_option",
             Problem::BadInput => "bad_input",
@@ -408,6 +415,9 @@ impl Problem {
                  MP4 with the command in the message"
             }
             Problem::Unavailable => "this feature is not in this build yet; run without it",
+            Problem::DeviceUnavailable => {
+                "install or fix the device's driver as the message says, or run with --device cpu"
+            }
             Problem::FileAccess => "check the path exists and is writable",
             Problem::BadOption => "fix the job's row in the job list",
             Problem::BadInput => "check the input files and options named in the message",

@@ -10,10 +10,10 @@ use candle_core::{Device, Tensor};
 use image::RgbImage;
 use sadtalker_coeffs::CoeffTable;
 use sadtalker_coeffs::facerender::{FaceRenderInput, FaceRenderOptions, SEMANTIC_WINDOW, get_facerender_data};
-use sadtalker_ops::Precision;
 use sadtalker_render::image::{RgbF32, frame_to_rgb8};
 use sadtalker_render::{DrivingFrame, FaceRenderer, PreparedSource, RenderError};
 
+use crate::compute::Compute;
 use crate::error::{AtStage, PipelineError, Stage};
 use crate::options::GenerateOptions;
 
@@ -52,25 +52,6 @@ pub fn source_picture(picture: &RgbImage, size: u32) -> Result<RgbF32, PipelineE
     )
 }
 
-/// The precision a job asking for `asked` renders at, and the warning to give when that differs.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PrecisionUsed {
-    /// What the convolutions run at.
-    pub ran: Precision,
-    /// Set when `ran` is not what was asked for, saying why.
-    pub warning: Option<String>,
-}
-
-/// [`PrecisionUsed`] for `asked` on this machine.
-pub fn precision_used(asked: Precision) -> PrecisionUsed {
-    let ran = sadtalker_ops::precision::effective(asked);
-    let warning = (ran != asked).then(|| {
-        let why = sadtalker_ops::precision::bf16_unavailable().unwrap_or("it is not available here");
-        format!("--precision {asked}: {why}; the frames are rendered in {ran}")
-    });
-    PrecisionUsed { ran, warning }
-}
-
 /// The driving frames of output frames `start .. start + n`.
 pub fn driving_frames(input: &FaceRenderInput, start: usize, n: usize) -> Result<Vec<DrivingFrame>, RenderError> {
     let angle = |p: &Option<sadtalker_coeffs::camera::CameraPath>, i: usize| p.as_ref().map(|p| p.values[i]);
@@ -90,18 +71,21 @@ pub fn driving_frames(input: &FaceRenderInput, start: usize, n: usize) -> Result
         .collect()
 }
 
-/// The renderer's source-only work for `source` (already `size × size`) and the source window of `input`.
+/// The renderer's source-only work for `source` (already `size × size`) and the source window of
+/// `input`, on `compute`'s device in fp32.
 pub fn prepare_source(
     renderer: &FaceRenderer,
     source: &RgbF32,
     input: &FaceRenderInput,
+    compute: &Compute,
 ) -> Result<PreparedSource, RenderError> {
     let semantics = Tensor::from_vec(
         input.source_semantics.clone(),
         (input.channels, SEMANTIC_WINDOW),
         &Device::Cpu,
     )?;
-    renderer.prepare(&source.to_tensor()?, &semantics)
+    let source = source.to_tensor()?;
+    compute.run_fp32(|| renderer.prepare(&source, &semantics))
 }
 
 /// Time spent in the loop.
@@ -118,8 +102,8 @@ pub struct LoopTimes {
 /// and drops the padded frames; here the last call renders only the frames that are kept (each frame
 /// of a batch is computed independently, so the kept frames are the same).
 ///
-/// The network calls run at `precision` ([`sadtalker_ops::precision::with`]; the renderer keeps its
-/// mapping network in fp32 whatever it is); `on_frame` (paste-back, enhancer, encoder) and the source
+/// The network calls run on `compute`'s device at its precision ([`Compute::run`]; the renderer keeps
+/// its mapping network in fp32 whatever it is); `on_frame` (paste-back, enhancer, encoder) and the source
 /// preparation before this loop stay fp32: the portrait's keypoints and feature volume are made once,
 /// so bf16 would save little there and cost fidelity in every frame.
 pub fn render_frames<E: From<RenderError>>(
@@ -127,7 +111,7 @@ pub fn render_frames<E: From<RenderError>>(
     prepared: &PreparedSource,
     input: &FaceRenderInput,
     batch_size: usize,
-    precision: Precision,
+    compute: &Compute,
     mut on_frame: impl FnMut(usize, RgbImage) -> Result<(), E>,
 ) -> Result<LoopTimes, E> {
     let batch_size = batch_size.max(1);
@@ -136,7 +120,7 @@ pub fn render_frames<E: From<RenderError>>(
         let t = Instant::now();
         let n = batch_size.min(input.frame_num - start);
         let frames = driving_frames(input, start, n)?;
-        let batch = sadtalker_ops::precision::with(precision, || renderer.render(prepared, &frames))?;
+        let batch = compute.run(|| renderer.render(prepared, &frames))?;
         let mut images = Vec::with_capacity(n);
         for k in 0..n {
             let (w, h, rgb) = frame_to_rgb8(&batch.get(k).map_err(RenderError::from)?)?;

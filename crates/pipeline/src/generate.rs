@@ -27,6 +27,7 @@ use sadtalker_render::FaceRenderer;
 use sadtalker_video::{Audio, Mp4Writer, VideoSettings, write_still_video};
 use serde::{Deserialize, Serialize};
 
+use crate::compute::Compute;
 use crate::error::{AtStage, Cause, ErrorKind, PipelineError, Problem, Stage, io_err};
 use crate::frames::{facerender_input, prepare_source, render_frames, source_picture};
 use crate::models::{ModelSource, Models};
@@ -91,6 +92,16 @@ pub struct Report {
     /// CPU without it; `warnings` then says so).
     #[serde(default)]
     pub precision: Precision,
+    /// Where the convolutions ran: `cpu`, or the GPU's API (`vulkan`, `metal`, `dx12`).
+    #[serde(default = "cpu")]
+    pub device: String,
+    /// The CPU's kernel level (`cpu (avx512)`) or the GPU adapter's name.
+    #[serde(default)]
+    pub device_name: String,
+}
+
+fn cpu() -> String {
+    "cpu".to_owned()
 }
 
 /// Receives each final frame (index, picture) before it is encoded.
@@ -177,9 +188,8 @@ pub fn generate_with(
         .iter()
         .map(|w| format!("{}: {w}", opts.driven_audio.display()))
         .collect();
-    let precision = crate::frames::precision_used(opts.precision);
-    warnings.extend(precision.warning);
-    let precision = precision.ran;
+    let compute = Compute::resolve(opts.device, opts.precision)?;
+    warnings.extend(compute.warnings().cloned());
     for w in &warnings {
         progress.note(&format!("warning: {w}"));
     }
@@ -191,6 +201,7 @@ pub fn generate_with(
     let result = run_stages(
         models,
         opts,
+        &compute,
         &inputs,
         &output,
         progress,
@@ -263,7 +274,9 @@ pub fn generate_with(
         models: models_used,
         intermediates,
         source_cached,
-        precision,
+        precision: compute.precision.ran,
+        device: compute.device.kind.to_owned(),
+        device_name: compute.device.name.clone(),
     })
 }
 
@@ -475,6 +488,7 @@ const STAMP_FORMAT: &str = "%Y_%m_%d_%H.%M.%S";
 fn run_stages(
     models: &Models,
     opts: &GenerateOptions,
+    compute: &Compute,
     inputs: &Inputs,
     output: &Path,
     progress: &mut dyn Progress,
@@ -676,9 +690,9 @@ fn run_stages(
     let portrait = match portrait {
         // The key covers everything the source window is made from; compared anyway, as it is cheap.
         Portrait::Cached(p) if p.source_semantics == input.source_semantics => p,
-        Portrait::Cached(p) => Arc::new(prepare_portrait(&renderer, p.extracted.clone(), &input, opts)?),
+        Portrait::Cached(p) => Arc::new(prepare_portrait(&renderer, p.extracted.clone(), &input, opts, compute)?),
         Portrait::Fresh(extracted) => {
-            let p = Arc::new(prepare_portrait(&renderer, *extracted, &input, opts)?);
+            let p = Arc::new(prepare_portrait(&renderer, *extracted, &input, opts, compute)?);
             models.source_cache().insert(portrait_key, p.clone());
             p
         }
@@ -706,40 +720,33 @@ fn run_stages(
     let mut encode_time = Duration::ZERO;
     let mut on_frame = hooks.on_frame;
     let paste = opts.preprocess.pastes_back();
-    let loop_times = render_frames(
-        &renderer,
-        prepared,
-        &input,
-        opts.batch_size,
-        opts.precision,
-        |i, frame| {
+    let loop_times = render_frames(&renderer, prepared, &input, opts.batch_size, compute, |i, frame| {
+        let t = Instant::now();
+        let mut frame = frame;
+        if aspect_h != frame.height() || opts.size != frame.width() {
+            frame = cv_resize_linear(&frame, opts.size, aspect_h.max(1));
+        }
+        if paste {
+            frame = paste_back(&inputs.image, &frame, &extracted.crop_info).at(Stage::PasteBack)?;
+        }
+        paste_time += t.elapsed();
+        if let Some(enh) = enhancer.as_mut() {
+            // gfpgan's `enhance(..., paste_back=True)` on the final (pasted) frame, as the reference's
+            // `enhancer_generator_with_len` does: faces restored, the frame upscaled ×2. One frame at a time.
             let t = Instant::now();
-            let mut frame = frame;
-            if aspect_h != frame.height() || opts.size != frame.width() {
-                frame = cv_resize_linear(&frame, opts.size, aspect_h.max(1));
-            }
-            if paste {
-                frame = paste_back(&inputs.image, &frame, &extracted.crop_info).at(Stage::PasteBack)?;
-            }
-            paste_time += t.elapsed();
-            if let Some(enh) = enhancer.as_mut() {
-                // gfpgan's `enhance(..., paste_back=True)` on the final (pasted) frame, as the reference's
-                // `enhancer_generator_with_len` does: faces restored, the frame upscaled ×2. One frame at a time.
-                let t = Instant::now();
-                frame = enh.enhance(&frame).at(Stage::Enhance)?.image;
-                enhance_time += t.elapsed();
-            }
-            if let Some(f) = on_frame.as_mut() {
-                f(i, &frame);
-            }
-            let t = Instant::now();
-            writer.write_image(&frame).at(Stage::Encode)?;
-            encode_time += t.elapsed();
-            progress.advance(i as u64 + 1);
-            check_cancel(&*progress, Stage::Render)?;
-            Ok::<(), PipelineError>(())
-        },
-    )?;
+            frame = compute.run_fp32(|| enh.enhance(&frame)).at(Stage::Enhance)?.image;
+            enhance_time += t.elapsed();
+        }
+        if let Some(f) = on_frame.as_mut() {
+            f(i, &frame);
+        }
+        let t = Instant::now();
+        writer.write_image(&frame).at(Stage::Encode)?;
+        encode_time += t.elapsed();
+        progress.advance(i as u64 + 1);
+        check_cancel(&*progress, Stage::Render)?;
+        Ok::<(), PipelineError>(())
+    })?;
     timer.add(Stage::Render, loop_times.render);
     if paste {
         timer.add(Stage::PasteBack, paste_time);
@@ -775,9 +782,10 @@ fn prepare_portrait(
     extracted: Extracted,
     input: &FaceRenderInput,
     opts: &GenerateOptions,
+    compute: &Compute,
 ) -> Result<PreparedPortrait, PipelineError> {
     let picture = source_picture(&extracted.picture, opts.size)?;
-    let source = prepare_source(renderer, &picture, input).at(Stage::Render)?;
+    let source = prepare_source(renderer, &picture, input, compute).at(Stage::Render)?;
     Ok(PreparedPortrait {
         extracted,
         source,

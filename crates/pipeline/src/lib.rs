@@ -15,6 +15,7 @@
 //! (bad input, model files, internal), from which the CLI derives its exit code.
 
 pub mod batch;
+pub mod compute;
 pub mod doctor;
 mod error;
 pub mod frames;
@@ -26,8 +27,8 @@ mod overrides;
 mod progress;
 pub mod source_cache;
 
+pub use compute::{Compute, DeviceUsed, PrecisionUsed, device_used, precision_used};
 pub use error::{Cause, ErrorKind, PipelineError, Problem, Stage};
-pub use frames::{PrecisionUsed, precision_used};
 pub use generate::{Degraded, Hooks, ModelUsed, Report, generate, generate_with, local_timestamp, timestamp};
 pub use models::{DETECTOR, LANDMARKS, LEGACY_FACEVID, LEGACY_RECON, MAPPING, MAPPING_FULL, ModelSource, Models};
 pub use options::{DeviceChoice, ENHANCERS, Fallback, GenerateOptions};

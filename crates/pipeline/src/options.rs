@@ -33,17 +33,56 @@ impl std::str::FromStr for Fallback {
     }
 }
 
-/// Where the networks run.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// Where the networks' convolutions run (`--device`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DeviceChoice {
-    /// The best available (the CPU in this build).
+    /// A hardware GPU that opens and passes the self-test, else the CPU (never a software
+    /// device such as lavapipe: it is slower than the CPU kernels).
     #[default]
     Auto,
     /// The CPU (`--cpu`).
     Cpu,
-    /// An NVIDIA GPU (not in this build).
+    /// An NVIDIA GPU through CUDA (refused with a message: not in this build yet).
     Cuda,
+    /// A Vulkan device (NVIDIA, AMD, Intel; Mesa's lavapipe on the CPU).
+    Vulkan,
+    /// An Apple GPU through Metal.
+    Metal,
+}
+
+impl DeviceChoice {
+    /// The name on the command line and in JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            DeviceChoice::Auto => "auto",
+            DeviceChoice::Cpu => "cpu",
+            DeviceChoice::Cuda => "cuda",
+            DeviceChoice::Vulkan => "vulkan",
+            DeviceChoice::Metal => "metal",
+        }
+    }
+}
+
+impl std::fmt::Display for DeviceChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for DeviceChoice {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(DeviceChoice::Auto),
+            "cpu" => Ok(DeviceChoice::Cpu),
+            "cuda" => Ok(DeviceChoice::Cuda),
+            "vulkan" => Ok(DeviceChoice::Vulkan),
+            "metal" => Ok(DeviceChoice::Metal),
+            other => Err(format!("`{other}`: auto, cpu, cuda, vulkan or metal")),
+        }
+    }
 }
 
 /// One job's options. Field names and defaults follow `inference.py`'s arguments.
@@ -215,14 +254,6 @@ impl GenerateOptions {
                     "{name} needs 1 to {MAX_WAYPOINTS} angles in degrees, each from -180 to 180"
                 ));
             }
-        }
-        if self.device == DeviceChoice::Cuda {
-            return Err(PipelineError::new(
-                Stage::Inputs,
-                crate::error::Cause::Unavailable(
-                    "--device cuda: this build runs on the CPU only (no GPU support compiled in); use --cpu".into(),
-                ),
-            ));
         }
         if let Some(e) = &self.enhancer
             && !ENHANCERS.iter().any(|k| k.eq_ignore_ascii_case(e))

@@ -17,7 +17,7 @@ use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
-use crate::options::{Fallback, GenerateOptions};
+use crate::options::{DeviceChoice, Fallback, GenerateOptions};
 
 /// One job's option values, every one optional: what a row sets replaces the base's value.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -92,6 +92,9 @@ pub struct JobOverrides {
     /// `--precision` of the face renderer's convolutions.
     #[serde(deserialize_with = "parsed")]
     pub precision: Option<Precision>,
+    /// `--device` of the convolutions.
+    #[serde(deserialize_with = "parsed")]
+    pub device: Option<DeviceChoice>,
 }
 
 /// The keys a job may have (besides `image` and `audio`), in the spelling of the CSV header; a test
@@ -118,6 +121,7 @@ pub const COLUMNS: &[&str] = &[
     "fallback",
     "use_blink",
     "precision",
+    "device",
 ];
 
 /// A key as [`JobOverrides`] names it: trimmed, lower case, dashes as underscores, the reference's
@@ -199,6 +203,7 @@ impl JobOverrides {
         set(&mut o.face_threshold, &self.face_threshold);
         set(&mut o.fallback, &self.fallback);
         set(&mut o.precision, &self.precision);
+        set(&mut o.device, &self.device);
         set_some(&mut o.enhancer, self.enhancer.clone());
         set_some(&mut o.background_enhancer, self.background_enhancer.clone());
         set_some(&mut o.input_yaw, self.input_yaw.clone());

@@ -23,7 +23,7 @@ use crate::exit::{Failure, Kind};
     after_help = "Job lists:
   CSV with a header: image,audio[,name,preprocess,still,pose_style,expression_scale,size,batch_size,seed,
     ref_eyeblink,ref_pose,input_yaw,input_pitch,input_roll,enhancer,background_enhancer,landmarks,face_index,
-    face_threshold,fallback,use_blink,precision]; paths are relative to the CSV file. A JSON list of objects with the same keys.
+    face_threshold,fallback,use_blink,precision,device]; paths are relative to the CSV file. A JSON list of objects with the same keys.
     Or two folders (IMAGES AUDIO) whose files pair by name (alice.png + alice.wav).
 Examples:
   sadtalker batch jobs.csv --out results/
@@ -93,6 +93,9 @@ struct RunArgs {
     /// Default --precision (fp32 or bf16).
     #[arg(long, value_parser = crate::commands::generate::parse_precision, value_name = "P")]
     precision: Option<sadtalker_pipeline::Precision>,
+    /// Default --device (auto, cpu, vulkan, metal, cuda).
+    #[arg(long, value_parser = crate::commands::generate::parse_device, value_name = "D")]
+    device: Option<sadtalker_pipeline::DeviceChoice>,
     /// Default --seed.
     #[arg(long)]
     seed: Option<u64>,
@@ -177,6 +180,7 @@ fn run_jobs(args: RunArgs) -> Result<(), Failure> {
         expression_scale: args.expression_scale,
         batch_size: args.batch_size,
         precision: args.precision,
+        device: args.device,
         seed: args.seed,
         enhancer: args.enhancer.clone(),
         fallback: args.fallback.map(Fallback::from),

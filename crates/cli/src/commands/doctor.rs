@@ -45,17 +45,23 @@ pub fn run(args: DoctorArgs) -> Result<(), Failure> {
         Ok(s) => Ok(s),
         Err(f) => Err(f.error.to_string()),
     };
+    let devices = sadtalker_pipeline::doctor::list_devices();
     let checks = check_system(&DoctorOptions {
         store: store_ref,
         required: args.features.clone(),
         result_dir: args.result_dir.clone(),
         verify: !args.no_verify,
+        devices: devices.clone(),
     });
     if !args.json {
         print_checks(&checks);
     }
     let self_test = (!args.no_self_test).then(run_self_test);
-    let report = DoctorReport { checks, self_test };
+    let report = DoctorReport {
+        checks,
+        devices,
+        self_test,
+    };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
     } else if let Some(t) = &report.self_test {

@@ -22,17 +22,6 @@ use sadtalker_store::{ConsoleMode, ConsoleReporter};
 use crate::commands::models::StoreArgs;
 use crate::exit::{Failure, Kind};
 
-/// `--device`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum DeviceArg {
-    /// The best available (the CPU in this build).
-    Auto,
-    /// The CPU.
-    Cpu,
-    /// An NVIDIA GPU (not in this build: refused with a message).
-    Cuda,
-}
-
 /// `--fallback`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum FallbackArg {
@@ -199,12 +188,11 @@ pub struct GenerateArgs {
     /// Seed of the random blinks and head-motion latents.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Run on the CPU (the only device of this build).
+    /// Run on the CPU (the reference's flag; the same as --device cpu).
     #[arg(long, conflicts_with = "device")]
     pub cpu: bool,
-    /// Device: auto, cpu, cuda.
-    #[arg(long, value_enum)]
-    pub device: Option<DeviceArg>,
+    #[arg(long, value_parser = parse_device, value_name = "D", help = DEVICE_HELP)]
+    pub device: Option<DeviceChoice>,
     /// Keep the intermediate files (first-frame .mat, crop, coefficients) beside the video.
     #[arg(long)]
     pub verbose: bool,
@@ -251,6 +239,16 @@ fn parse_preprocess(s: &str) -> Result<PreprocessMode, String> {
     s.parse()
 }
 
+/// `--device`'s help (generate, batch, render, enhance).
+pub const DEVICE_HELP: &str = "Where the convolutions run: auto (a hardware GPU that passes a self-test, else the CPU), \
+     cpu, vulkan (NVIDIA, AMD, Intel; Mesa's lavapipe on the CPU), metal (Apple), cuda (not in this build yet: use \
+     vulkan on NVIDIA). The other ops run on the CPU so far; `sadtalker doctor` lists the devices found";
+
+/// `--device`'s parser (generate, batch, render, enhance).
+pub fn parse_device(s: &str) -> Result<DeviceChoice, String> {
+    s.parse()
+}
+
 /// `--precision`'s parser (generate, batch, render).
 pub fn parse_precision(s: &str) -> Result<Precision, String> {
     s.parse()
@@ -275,10 +273,10 @@ impl GenerateArgs {
             input_roll: self.input_roll.clone(),
             enhancer: self.enhancer.clone(),
             background_enhancer: self.background_enhancer.clone(),
-            device: match (self.cpu, self.device) {
-                (true, _) | (_, Some(DeviceArg::Cpu)) => DeviceChoice::Cpu,
-                (_, Some(DeviceArg::Cuda)) => DeviceChoice::Cuda,
-                _ => DeviceChoice::Auto,
+            device: if self.cpu {
+                DeviceChoice::Cpu
+            } else {
+                self.device.unwrap_or_default()
             },
             still: self.still,
             preprocess: self.preprocess,

@@ -68,6 +68,9 @@ pub struct RenderArgs {
     /// without them).
     #[arg(long, value_parser = crate::commands::generate::parse_precision, default_value = "fp32", value_name = "P")]
     precision: sadtalker_pipeline::Precision,
+    #[arg(long, value_parser = crate::commands::generate::parse_device, default_value = "auto", value_name = "D",
+          help = crate::commands::generate::DEVICE_HELP)]
+    device: sadtalker_pipeline::DeviceChoice,
     #[command(flatten)]
     models: ModelArgs,
     /// Print a JSON summary instead of text.
@@ -182,14 +185,15 @@ pub fn run(args: RenderArgs) -> Result<(), Failure> {
         expression_scale: args.expression_scale,
         batch_size: args.batch_size,
         precision: args.precision,
+        device: args.device,
         input_yaw: args.input_yaw.clone(),
         input_pitch: args.input_pitch.clone(),
         input_roll: args.input_roll.clone(),
         ..GenerateOptions::default()
     };
-    let precision = sadtalker_pipeline::precision_used(opts.precision);
+    let compute = sadtalker_pipeline::Compute::resolve(opts.device, opts.precision).map_err(pipeline_failure)?;
     let mut warnings = Vec::new();
-    if let Some(w) = &precision.warning {
+    for w in compute.warnings() {
         if !args.json {
             eprintln!("warning: {w}");
         }
@@ -223,7 +227,7 @@ pub fn run(args: RenderArgs) -> Result<(), Failure> {
         ),
         None => None,
     };
-    let prepared = prepare_source(&renderer, &source, &input).map_err(|e| Failure::new(Kind::Internal, e))?;
+    let prepared = prepare_source(&renderer, &source, &input, &compute).map_err(|e| Failure::new(Kind::Internal, e))?;
 
     let mut sink = Sink::open(&args.output, audio)?;
     let bar = if args.quiet || args.json {
@@ -237,18 +241,11 @@ pub fn run(args: RenderArgs) -> Result<(), Failure> {
         b
     };
     let render_started = Instant::now();
-    let result = render_frames(
-        &renderer,
-        &prepared,
-        &input,
-        opts.batch_size,
-        opts.precision,
-        |i, img| {
-            sink.push(i, &img)?;
-            bar.inc(1);
-            Ok::<(), anyhow::Error>(())
-        },
-    );
+    let result = render_frames(&renderer, &prepared, &input, opts.batch_size, &compute, |i, img| {
+        sink.push(i, &img)?;
+        bar.inc(1);
+        Ok::<(), anyhow::Error>(())
+    });
     bar.finish_and_clear();
     if let Err(e) = result {
         sink.abandon();
@@ -273,18 +270,21 @@ pub fn run(args: RenderArgs) -> Result<(), Failure> {
             "render_seconds": secs,
             "seconds_per_frame": secs / input.frame_num.max(1) as f64,
             "total_seconds": started.elapsed().as_secs_f64(),
-            "precision": precision.ran,
+            "precision": compute.precision.ran,
+            "device": compute.device.kind,
+            "device_name": compute.device.name,
             "warnings": warnings,
             "models": used,
         });
         println!("{doc:#}");
     } else {
         println!(
-            "wrote {} frames to {} ({:.2} s per frame, {})",
+            "wrote {} frames to {} ({:.2} s per frame, {}, {})",
             input.frame_num,
             args.output.display(),
             secs / input.frame_num.max(1) as f64,
-            precision.ran
+            compute.precision.ran,
+            compute.device.name
         );
     }
     Ok(())
