@@ -1,7 +1,8 @@
 """Reference side of `sadtalker-bench render`: times the reference's make_animation loop (KPDetector +
 MappingNet once, then MappingNet + keypoint transformation + OcclusionAwareSPADEGenerator per batch of frames)
 on the same recipe weights and inputs as the Rust side (the full_256 render golden). Reads
-{"size", "frames", "batch_size", "threads"} on stdin; prints {"prepare_s", "per_frame_s"}.
+{"size", "frames", "batch_size", "threads", "clock", "device"} on stdin (device: "cpu", the default, or
+"cuda"); prints {"prepare_s", "per_frame_s", "device"}.
 
 `prepare_s` is the same work as our `FaceRenderer::prepare`: the keypoint detector and mapping net on
 the source, plus the generator's source encoding (first, down blocks, second, resblocks_3d) and the
@@ -31,7 +32,18 @@ def main():
     kp, gen, mapping = G.build("full", 70)
     G.fill_weights(kp, gen, mapping)
     size, bs, frames = int(req["size"]), int(req["batch_size"]), int(req["frames"])
-    now = time.process_time if req.get("clock") == "cpu" else time.perf_counter
+    dev = torch.device(req.get("device", "cpu"))
+    for m in (kp, gen, mapping):
+        m.to(dev)
+    clock = time.process_time if req.get("clock") == "cpu" else time.perf_counter
+
+    def now():
+        # GPU work is asynchronous: time what has finished.
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        return clock()
+
+    golden = {k: v.to(dev) for k, v in golden.items() if k.startswith("full_256.")}
     src = golden["full_256.source_image"]
     if size != 256:
         src = F.interpolate(src, size=(size, size), mode="bilinear", align_corners=False)
@@ -70,7 +82,7 @@ def main():
         for _ in range(calls):
             step()
         per_frame = (now() - s) / (calls * bs)
-    json.dump({"prepare_s": prepare, "per_frame_s": per_frame}, sys.stdout)
+    json.dump({"prepare_s": prepare, "per_frame_s": per_frame, "device": str(dev)}, sys.stdout)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use candle_core::{Device, Tensor};
 use sadtalker_checkpoint::{Checkpoint, InMemory, Layered, Recipe, Weights};
+use sadtalker_gpu::{DeviceKind, context};
 use sadtalker_ops::Precision;
 use sadtalker_ops::Resize;
 use sadtalker_ops::isa::{self, Isa};
@@ -35,9 +36,29 @@ pub struct RenderArgs {
     /// same level (`ATEN_CPU_CAPABILITY`, `ONEDNN_MAX_CPU_ISA`) whenever ours is below the CPU's.
     #[arg(long, value_parser = parse_isa)]
     pub isa: Option<Isa>,
+    /// Where our convolutions run: cpu, or a GPU (auto, vulkan, metal; see `sadtalker doctor`).
+    #[arg(long, default_value = "cpu", value_parser = parse_device)]
+    pub device: BenchDevice,
+    /// Where the reference runs: cpu, or cuda (torch CUDA, for the GPU comparison).
+    #[arg(long, default_value = "cpu", value_parser = ["cpu", "cuda"])]
+    pub reference_device: String,
     /// Print one JSON object instead of the tables.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `--device`: the CPU kernels or a GPU of the wgpu backend.
+#[derive(Clone, Copy, Debug)]
+pub enum BenchDevice {
+    Cpu,
+    Gpu(DeviceKind),
+}
+
+fn parse_device(s: &str) -> Result<BenchDevice, String> {
+    match s {
+        "cpu" => Ok(BenchDevice::Cpu),
+        other => other.parse().map(BenchDevice::Gpu),
+    }
 }
 
 fn parse_isa(s: &str) -> Result<Isa, String> {
@@ -57,6 +78,15 @@ struct Figures {
     #[serde(skip_serializing_if = "Option::is_none")]
     psnr_vs_fp32_db: Option<f64>,
     isa: &'static str,
+    /// `cpu`, or the GPU's API (`vulkan`, `metal`).
+    device: &'static str,
+    /// The CPU's kernel level or the GPU adapter's name.
+    device_name: String,
+    /// Where the reference ran (`cpu`, `cuda`).
+    reference_device: String,
+    /// PSNR of our frames on the GPU against our CPU fp32 frames, when `device` is not the CPU.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    psnr_vs_cpu_db: Option<f64>,
     per_frame_s: f64,
     reference_per_frame_s: Option<f64>,
     ratio: Option<f64>,
@@ -127,6 +157,8 @@ struct Ours {
     prepare_profile: Vec<ProfileRow>,
     /// Where the frames' time went, per frame.
     frame_profile: Vec<ProfileRow>,
+    /// PSNR of the last batch against the same batch on the CPU (device ≠ cpu).
+    psnr_vs_cpu_db: Option<f64>,
     /// PSNR of the last batch against the same batch rendered in fp32 (precision ≠ fp32).
     psnr_vs_fp32_db: Option<f64>,
 }
@@ -171,7 +203,7 @@ fn profile_rows(total: f64, units: usize) -> Vec<ProfileRow> {
     rows
 }
 
-fn time_ours(a: &RenderArgs, precision: Precision) -> anyhow::Result<Ours> {
+fn time_ours(a: &RenderArgs, precision: Precision, gpu: Option<&sadtalker_gpu::Device>) -> anyhow::Result<Ours> {
     let inp = inputs(a.size)?;
     let cfg = FaceRenderConfig::official(false);
     let renderer = FaceRenderer::load(&inp.weights, &inp.weights, &cfg)?;
@@ -185,19 +217,24 @@ fn time_ours(a: &RenderArgs, precision: Precision) -> anyhow::Result<Ours> {
     let batch = vec![frame; a.batch_size.max(1)];
     // As `sadtalker_pipeline::frames::render_frames` runs them: the source preparation in fp32,
     // the frames at `precision`.
-    let render = |src: &PreparedSource| sadtalker_ops::precision::with(precision, || renderer.render(src, &batch));
+    // On `gpu` when given, as `sadtalker_pipeline::Compute::run` does.
+    let render = |src: &PreparedSource| {
+        context::with(gpu, || {
+            sadtalker_ops::precision::with(precision, || renderer.render(src, &batch))
+        })
+    };
     let s = clock.now();
-    renderer.prepare(&inp.image, &inp.source)?;
+    context::with(gpu, || renderer.prepare(&inp.image, &inp.source))?;
     let prepare_cold = clock.now() - s;
     profile_clock(clock);
     let s = clock.now();
-    let src = renderer.prepare(&inp.image, &inp.source)?;
+    let src = context::with(gpu, || renderer.prepare(&inp.image, &inp.source))?;
     let prepare = clock.now() - s;
     let prepare_profile = profile_rows(prepare, 1);
-    // The fp32 frames a reduced precision is compared with (this also builds the fp32 layouts,
-    // as a bf16 run's GFPGAN or source preparation would).
-    let fp32_frames = match precision {
-        Precision::Fp32 => None,
+    // The fp32 CPU frames a reduced precision or another device is compared with (this also
+    // builds the fp32 layouts, as a bf16 run's GFPGAN or source preparation would).
+    let reference_frames = match (precision, gpu) {
+        (Precision::Fp32, None) => None,
         _ => Some(renderer.render(&src, &batch)?),
     };
     // Warm-up: layers build their cached weight layouts (packed panels, Winograd transforms).
@@ -210,9 +247,10 @@ fn time_ours(a: &RenderArgs, precision: Precision) -> anyhow::Result<Ours> {
     }
     let elapsed = clock.now() - s;
     let frames = calls * batch.len();
-    let psnr_vs_fp32_db = fp32_frames.map(|f| psnr(&last, &f)).transpose()?;
+    let psnr_ref = reference_frames.map(|f| psnr(&last, &f)).transpose()?;
     Ok(Ours {
-        psnr_vs_fp32_db,
+        psnr_vs_fp32_db: psnr_ref.filter(|_| precision != Precision::Fp32),
+        psnr_vs_cpu_db: psnr_ref.filter(|_| gpu.is_some()),
         prepare_cold,
         prepare,
         per_frame: elapsed / frames as f64,
@@ -225,7 +263,8 @@ fn time_reference(a: &RenderArgs) -> Option<Value> {
     let py = a.common.python()?;
     let script = repo_path("tools/reference/bench_render.py");
     let threads = a.common.threads.unwrap_or_else(rayon::current_num_threads);
-    let req = json!({"size": a.size, "frames": a.frames, "batch_size": a.batch_size, "threads": threads, "clock": a.common.clock});
+    let req = json!({"size": a.size, "frames": a.frames, "batch_size": a.batch_size, "threads": threads,
+                     "clock": a.common.clock, "device": a.reference_device});
     let mut cmd = Command::new(&py);
     // The same instruction set on both sides.
     cmd.envs(isa::torch_pin_env().iter().copied());
@@ -253,7 +292,14 @@ pub fn run(a: &RenderArgs) -> anyhow::Result<()> {
     }
     let threads = a.common.threads.unwrap_or_else(rayon::current_num_threads);
     let precision = a.common.precision();
-    let ours = time_ours(a, precision).context("running our renderer")?;
+    let gpu = match a.device {
+        BenchDevice::Cpu => None,
+        BenchDevice::Gpu(kind) => Some(context::shared(kind).with_context(|| format!("--device {kind}"))?),
+    };
+    if gpu.is_some() && precision != Precision::Fp32 {
+        anyhow::bail!("--precision {precision} runs on the CPU only: the GPU kernels are fp32");
+    }
+    let ours = time_ours(a, precision, gpu.as_ref()).context("running our renderer")?;
     let reference = time_reference(a);
     let rf = reference.as_ref().and_then(|r| r["per_frame_s"].as_f64());
     let rp = reference.as_ref().and_then(|r| r["prepare_s"].as_f64());
@@ -267,6 +313,12 @@ pub fn run(a: &RenderArgs) -> anyhow::Result<()> {
         precision: precision.name(),
         psnr_vs_fp32_db: ours.psnr_vs_fp32_db,
         isa: isa::active().name(),
+        device: gpu.as_ref().map_or("cpu", |g| g.info().backend),
+        device_name: gpu
+            .as_ref()
+            .map_or_else(|| format!("cpu ({})", isa::active().name()), |g| g.info().name.clone()),
+        reference_device: a.reference_device.clone(),
+        psnr_vs_cpu_db: ours.psnr_vs_cpu_db,
         per_frame_s: per_frame,
         reference_per_frame_s: rf,
         ratio: rf.map(|r| r / per_frame),
@@ -287,9 +339,12 @@ pub fn run(a: &RenderArgs) -> anyhow::Result<()> {
 
 fn print_tables(f: &Figures) {
     println!(
-        "renderer at {0}x{0}, {1} frames, batch {2}, {3} threads, {4} kernels, {5}",
-        f.size, f.frames, f.batch_size, f.threads, f.isa, f.precision
+        "renderer at {0}x{0}, {1} frames, batch {2}, {3} threads, {4} kernels, {5}, on {6}; reference on {7}",
+        f.size, f.frames, f.batch_size, f.threads, f.isa, f.precision, f.device_name, f.reference_device
     );
+    if let Some(db) = f.psnr_vs_cpu_db {
+        println!("frames {db:.1} dB PSNR against our CPU fp32 frames");
+    }
     let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{:.0}", v * 1e3));
     let ratio = |r: Option<f64>| r.map_or("-".to_string(), |r| format!("{r:.2}"));
     println!("{:<34} {:>10} {:>10} {:>11}", "", "ours ms", "torch ms", "torch/ours");

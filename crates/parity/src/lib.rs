@@ -11,9 +11,13 @@ use candle_core::{Device, Tensor};
 use sadtalker_checkpoint::Checkpoint;
 use serde_json::Value;
 
-/// The repository's `fixtures/` directory.
+/// The repository's `fixtures/` directory, or `SADTALKER_FIXTURES` where set (test binaries
+/// built on one machine and run from another checkout, as `tools/gpu/run-on-gpu.sh` does).
 pub fn fixtures_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures")
+    match std::env::var_os("SADTALKER_FIXTURES") {
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures"),
+    }
 }
 
 /// An open golden file.
