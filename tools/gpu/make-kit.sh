@@ -15,6 +15,7 @@ cp target/release/sadtalker target/release/sadtalker-bench "$kit/bin/"
 # The test executables, as cargo names them (their names carry a hash).
 cargo test --release --no-run -p sadtalker-gpu -p sadtalker-render --test device \
     --test conv_parity --test devices --test elementwise_parity --test norm_parity --test tensor \
+    -p sadtalker-enhance --test generator \
     --message-format=json 2>/dev/null |
   python3 -c '
 import json, shutil, sys, os

@@ -33,14 +33,13 @@ pub enum SampleMode {
 pub struct ModulatedConv2d {
     in_channels: usize,
     out_channels: usize,
-    kernel_size: usize,
     demodulate: bool,
     sample_mode: SampleMode,
     eps: f64,
     modulation: Linear,
-    /// `(out, in, k, k)`: the parameter's `(1, out, in, k, k)` without its leading 1, kept in the
-    /// form the kernel reads (see [`ModulatedConv2d::forward`]).
-    weight: sadtalker_ops::ConvWeight,
+    /// The fixed convolution with the parameter's `(1, out, in, k, k)` weight without its leading 1
+    /// (see [`ModulatedConv2d::forward`]); a layer, so it runs on the thread's device.
+    conv: sadtalker_nn::Conv2d,
     /// `(out, in)`: `Σ_k weight²`, so that the demodulation is one small matrix product.
     weight_energy: Tensor,
 }
@@ -63,12 +62,11 @@ impl ModulatedConv2d {
         Ok(Self {
             in_channels,
             out_channels,
-            kernel_size,
             demodulate,
             sample_mode,
             eps: 1e-8,
             modulation: Linear::load(&w.pp("modulation"), num_style_feat, in_channels, true)?,
-            weight: sadtalker_ops::ConvWeight::new(&weight)?,
+            conv: sadtalker_nn::Conv2d::from_tensors(weight, None, ConvParams::<2>::padding(kernel_size / 2))?,
             weight_energy,
         })
     }
@@ -82,14 +80,13 @@ impl ModulatedConv2d {
             SampleMode::Upsample => bilinear(x, 2.0)?,
             SampleMode::Downsample => bilinear(x, 0.5)?,
         };
-        let params = ConvParams::<2>::padding(self.kernel_size / 2);
         // The reference scales the weight by the style (and demodulates it) and convolves with that per
         // sample. Scaling the input's channels by the style, convolving with the fixed weight and scaling
         // the output's channels by the demodulation is the same sum in another order (equal to float
         // rounding), and lets the convolution keep its fast layouts (Winograd) from call to call instead
         // of rebuilding them for a new weight every time.
         let s = style.reshape((b, self.in_channels, 1, 1))?;
-        let out = self.weight.forward(&x.broadcast_mul(&s)?, None, params)?;
+        let out = self.conv.forward(&x.broadcast_mul(&s)?)?;
         if !self.demodulate {
             return Ok(out);
         }

@@ -33,6 +33,9 @@ pub struct EnhanceArgs {
     /// Seed of the StyleGAN noise GFPGAN adds (the reference draws fresh random noise every run).
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    #[arg(long, value_parser = crate::commands::generate::parse_device, default_value = "auto", value_name = "D",
+          help = crate::commands::generate::DEVICE_HELP)]
+    device: sadtalker_pipeline::DeviceChoice,
     #[command(flatten)]
     store: StoreArgs,
     /// Print a JSON summary instead of text.
@@ -72,6 +75,10 @@ struct Summary {
     audio: bool,
     seconds: f64,
     ms_per_frame: f64,
+    /// Where the convolutions ran: `cpu` or the GPU's API.
+    device: &'static str,
+    /// The CPU's kernel level or the GPU adapter's name.
+    device_name: String,
 }
 
 impl Summary {
@@ -134,19 +141,31 @@ pub fn run(args: EnhanceArgs) -> Result<(), Failure> {
             ),
         ));
     }
+    let compute = sadtalker_pipeline::Compute::resolve(args.device, sadtalker_pipeline::Precision::Fp32)
+        .map_err(crate::commands::generate::pipeline_failure)?;
+    if let Some(w) = &compute.device.warning
+        && !args.json
+    {
+        eprintln!("warning: {w}");
+    }
     let files = enhancer_files(&args.store)?;
     let mut enhancer = GFPGANer::load(&files, &Device::Cpu, args.seed)?;
     let start = Instant::now();
     let mut summary = Summary {
         input: args.input.clone(),
         output: args.output.clone(),
+        device: compute.device.kind,
+        device_name: compute.device.name.clone(),
         ..Summary::default()
     };
-    if video {
-        enhance_video(&args, &mut enhancer, &mut summary)?;
-    } else {
-        enhance_image(&args, &mut enhancer, &mut summary)?;
-    }
+    // The whole run on the device: each network call inside picks it up.
+    compute.run_fp32(|| {
+        if video {
+            enhance_video(&args, &mut enhancer, &mut summary)
+        } else {
+            enhance_image(&args, &mut enhancer, &mut summary)
+        }
+    })?;
     summary.seconds = start.elapsed().as_secs_f64();
     summary.ms_per_frame = 1000.0 * summary.seconds / summary.frames.max(1) as f64;
     if args.json {

@@ -3,6 +3,8 @@
 
 #![allow(dead_code, clippy::unwrap_used)] // shared by several test binaries, each using a part
 
+pub mod generator;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 
