@@ -60,9 +60,17 @@ impl DeviceUsed {
     }
 }
 
+/// Whether `--device auto` may take `d`: a discrete GPU, or an Apple GPU through Metal. Never a
+/// software device (lavapipe runs shaders on the same CPU, far slower than its kernels), and not,
+/// until measured, other integrated GPUs: with the other ops still on the CPU, a weak iGPU could be
+/// slower than the CPU path. They run when named (`--device vulkan`).
+pub fn auto_eligible(d: &sadtalker_gpu::DeviceInfo) -> bool {
+    d.device_type == DeviceType::Discrete || d.backend == "metal" && d.device_type != DeviceType::Software
+}
+
 /// Opens the device `choice` names (once per process; later jobs share it). A named GPU that is
-/// missing or broken is an error saying what to install; `auto` takes a hardware GPU that opens and
-/// passes the self-test and otherwise the CPU, never a software device (slower than the CPU kernels).
+/// missing or broken is an error saying what to install; `auto` takes the best device when it is
+/// [`auto_eligible`], opens and passes the self-test, and otherwise the CPU.
 pub fn device_used(choice: DeviceChoice) -> Result<DeviceUsed, PipelineError> {
     let named = |kind| {
         context::shared(kind)
@@ -76,7 +84,7 @@ pub fn device_used(choice: DeviceChoice) -> Result<DeviceUsed, PipelineError> {
         DeviceChoice::Metal => named(DeviceKind::Metal),
         DeviceChoice::Auto => {
             let found = sadtalker_gpu::list_devices();
-            let Some(best) = found.first().filter(|d| d.device_type != DeviceType::Software) else {
+            let Some(best) = found.first().filter(|d| auto_eligible(d)) else {
                 return Ok(DeviceUsed::cpu());
             };
             match context::shared(DeviceKind::Auto) {
@@ -170,14 +178,28 @@ mod tests {
     }
 
     #[test]
-    fn auto_never_takes_a_software_device() {
+    fn auto_takes_only_a_discrete_or_apple_gpu() {
         let d = device_used(DeviceChoice::Auto).unwrap();
-        let software = sadtalker_gpu::list_devices()
-            .first()
-            .is_none_or(|d| d.device_type == DeviceType::Software);
-        if software {
+        if !sadtalker_gpu::list_devices().first().is_some_and(auto_eligible) {
             assert_eq!(d.kind, "cpu", "{d:?}");
         }
+        let info = |device_type, backend| sadtalker_gpu::DeviceInfo {
+            name: "x".into(),
+            backend,
+            device_type,
+            vendor_id: 0,
+            device_id: 0,
+            driver: String::new(),
+            driver_info: String::new(),
+            memory_bytes: None,
+            max_buffer_bytes: 0,
+            max_binding_bytes: 0,
+        };
+        assert!(auto_eligible(&info(DeviceType::Discrete, "vulkan")));
+        assert!(auto_eligible(&info(DeviceType::Integrated, "metal")));
+        assert!(!auto_eligible(&info(DeviceType::Integrated, "vulkan")));
+        assert!(!auto_eligible(&info(DeviceType::Software, "vulkan")));
+        assert!(!auto_eligible(&info(DeviceType::Software, "metal")));
     }
 
     #[test]

@@ -205,13 +205,13 @@ pub struct DeviceReport {
     pub self_test: StageStatus,
     /// Why the self-test failed, or the device did not open.
     pub error: Option<String>,
-    /// Whether `--device auto` runs on it (the first hardware device that passes).
+    /// Whether `--device auto` runs on it (the best device, when it is a discrete or Apple GPU and
+    /// passes: [`crate::compute::auto_eligible`]).
     pub auto: bool,
 }
 
 /// Every device the GPU backend finds, each opened and self-tested, best first.
 pub fn list_devices() -> Vec<DeviceReport> {
-    let mut auto_taken = false;
     sadtalker_gpu::list_devices()
         .into_iter()
         .enumerate()
@@ -225,8 +225,7 @@ pub fn list_devices() -> Vec<DeviceReport> {
                 }),
             };
             let passed = tested.is_ok();
-            let auto = passed && !auto_taken && d.device_type != sadtalker_gpu::DeviceType::Software;
-            auto_taken |= auto;
+            let auto = passed && i == 0 && crate::compute::auto_eligible(&d);
             DeviceReport {
                 backend: d.backend.to_owned(),
                 device_type: d.device_type.name().to_owned(),
@@ -267,14 +266,19 @@ fn gpu_check(devices: &[DeviceReport]) -> Check {
     let auto = devices
         .iter()
         .find(|d| d.auto)
-        .map_or("the CPU (no hardware GPU passed)".to_owned(), |d| d.name.clone());
+        .map_or("the CPU (no discrete or Apple GPU passed)".to_owned(), |d| {
+            d.name.clone()
+        });
     let detail = format!("{}; --device auto uses {auto}", list.join("; "));
     if devices.iter().any(|d| d.error.is_some()) {
         return Check::new(
             "gpu",
             Status::Warn,
             detail,
-            Some("update the GPU driver; meanwhile --device auto skips the failing device".into()),
+            Some(
+                "update the GPU driver; meanwhile --device auto runs on the CPU if the failing device is the best one"
+                    .into(),
+            ),
         );
     }
     Check::new("gpu", Status::Ok, detail, None)

@@ -37,8 +37,8 @@ impl std::str::FromStr for Fallback {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DeviceChoice {
-    /// A hardware GPU that opens and passes the self-test, else the CPU (never a software
-    /// device such as lavapipe: it is slower than the CPU kernels).
+    /// A discrete or Apple GPU that opens and passes the self-test, else the CPU
+    /// ([`crate::compute::auto_eligible`]).
     #[default]
     Auto,
     /// The CPU (`--cpu`).

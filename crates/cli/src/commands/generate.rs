@@ -240,7 +240,7 @@ fn parse_preprocess(s: &str) -> Result<PreprocessMode, String> {
 }
 
 /// `--device`'s help (generate, batch, render, enhance).
-pub const DEVICE_HELP: &str = "Where the convolutions run: auto (a hardware GPU that passes a self-test, else the CPU), \
+pub const DEVICE_HELP: &str = "Where the convolutions run: auto (a discrete or Apple GPU that passes a self-test, else the CPU), \
      cpu, vulkan (NVIDIA, AMD, Intel; Mesa's lavapipe on the CPU), metal (Apple), cuda (not in this build yet: use \
      vulkan on NVIDIA). The other ops run on the CPU so far; `sadtalker doctor` lists the devices found";
 
