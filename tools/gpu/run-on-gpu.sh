@@ -35,8 +35,8 @@ tar -C "$kit" -xJf gpu-kit/gpu-kit.tar.xz || { say "no gpu-kit/gpu-kit.tar.xz: r
 bin="$kit/bin"
 
 say "devices"
-step doctor 60 "$bin/sadtalker" doctor --no-self-test --json
-cp "$out/doctor.txt" "$out/doctor.json"
+# Exit 4 here only means no model files (none are needed for this check); the JSON lists the devices.
+step doctor 60 sh -c "'$bin/sadtalker' doctor --no-self-test --json >'$out/doctor.json'"
 
 say "device tests (CI=true: a missing device fails)"
 export CI=true SADTALKER_FIXTURES="$PWD/fixtures"

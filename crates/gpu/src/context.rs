@@ -52,3 +52,23 @@ pub fn shared(kind: DeviceKind) -> Result<Device> {
     open.insert(kind, d.clone());
     Ok(d)
 }
+
+/// The device a device test runs on: `Some` when `kind` opens; `None` (the test returns, after a
+/// note) where it does not, except under `CI=true`, whose `.ci/run` installs lavapipe: there a
+/// missing device is a failure, so a device test can never pass by skipping in CI.
+#[doc(hidden)]
+pub fn device_for_test(kind: DeviceKind) -> Option<Device> {
+    match shared(kind) {
+        Ok(d) => {
+            eprintln!("device: {}", d.info());
+            Some(d)
+        }
+        Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("CI=true but no {kind} device: {e}")
+        }
+        Err(e) => {
+            eprintln!("skipped: no {kind} device ({e})");
+            None
+        }
+    }
+}
