@@ -156,6 +156,7 @@ pub fn time_runs(repeat: usize, stat: Stat, clock: Clock, mut f: impl FnMut()) -
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    sadtalker_ops::memory::retain_freed_memory();
     let threads = match &cli.command {
         Cmd::Ops(c) => c.threads,
         Cmd::Render(r) => r.common.threads,

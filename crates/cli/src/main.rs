@@ -60,6 +60,7 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    sadtalker_pipeline::memory::retain_freed_memory();
     // The long-running commands that write through temporary files stop cleanly on Ctrl-C / SIGTERM
     // (`serve` has its own shutdown).
     if matches!(cli.command, Command::Generate(_) | Command::Batch(_)) {

@@ -22,6 +22,7 @@ pub mod conv_weight;
 pub mod grid_sample;
 pub mod interpolate;
 pub mod isa;
+pub mod memory;
 pub mod norm;
 pub mod pad;
 pub mod pool;

@@ -69,6 +69,7 @@ fn peak_rss_mb() -> Option<f64> {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    sadtalker_pipeline::memory::retain_freed_memory();
     let args: Vec<String> = std::env::args().collect();
     let opt = |name: &str| {
         args.iter()

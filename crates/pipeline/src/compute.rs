@@ -83,8 +83,7 @@ pub fn device_used(choice: DeviceChoice) -> Result<DeviceUsed, PipelineError> {
         DeviceChoice::Vulkan => named(DeviceKind::Vulkan),
         DeviceChoice::Metal => named(DeviceKind::Metal),
         DeviceChoice::Auto => {
-            let found = sadtalker_gpu::list_devices();
-            let Some(best) = found.first().filter(|d| auto_eligible(d)) else {
+            let Some(best) = auto_candidate() else {
                 return Ok(DeviceUsed::cpu());
             };
             match context::shared(DeviceKind::Auto) {
@@ -92,13 +91,27 @@ pub fn device_used(choice: DeviceChoice) -> Result<DeviceUsed, PipelineError> {
                 Err(e) => Ok(DeviceUsed {
                     warning: Some(format!(
                         "--device auto: {} cannot be used ({e}); running on the CPU",
-                        best.name
+                        best
                     )),
                     ..DeviceUsed::cpu()
                 }),
             }
         }
     }
+}
+
+/// The name of the GPU `--device auto` would take, if any. Enumerating adapters loads drivers
+/// (tens of ms, more with several ICDs), so it is done once per process, not once per job.
+fn auto_candidate() -> Option<&'static str> {
+    static BEST: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    BEST.get_or_init(|| {
+        sadtalker_gpu::list_devices()
+            .into_iter()
+            .next()
+            .filter(auto_eligible)
+            .map(|d| d.name)
+    })
+    .as_deref()
 }
 
 /// A job's device and precision.

@@ -210,6 +210,8 @@ pub fn generate_with(
         &mut warnings,
         &mut source_cached,
     );
+    // The frames' buffers are free now; a serve or batch process need not hold them between jobs.
+    sadtalker_ops::memory::release_free_memory();
     warnings.extend(models.take_warnings());
     // A report (and so `--json`) must say when the video is not from the model files.
     if !matches!(models.source(), ModelSource::Store(_)) {

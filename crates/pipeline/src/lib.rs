@@ -37,3 +37,5 @@ pub use overrides::{COLUMNS, JobOverrides, normalise_key};
 pub use progress::{NoProgress, Progress, StageLog};
 /// The face renderer's convolution precision (`--precision`), from the kernels crate.
 pub use sadtalker_ops::Precision;
+/// The heap policy a process that runs jobs sets at start (`retain_freed_memory`).
+pub use sadtalker_ops::memory;
