@@ -97,6 +97,8 @@ struct Figures {
     profile: Vec<ProfileRow>,
     /// The warm source preparation's breakdown (`ms_per_frame`: ms in the one preparation).
     prepare_profile: Vec<ProfileRow>,
+    /// The frames' convolutions by shape and kernel, slowest first.
+    conv_shapes: Vec<ProfileRow>,
 }
 
 /// One op of our per-frame time.
@@ -157,6 +159,8 @@ struct Ours {
     prepare_profile: Vec<ProfileRow>,
     /// Where the frames' time went, per frame.
     frame_profile: Vec<ProfileRow>,
+    /// The frames' convolutions by shape and kernel, per frame.
+    conv_shapes: Vec<ProfileRow>,
     /// PSNR of the last batch against the same batch on the CPU (device ≠ cpu).
     psnr_vs_cpu_db: Option<f64>,
     /// PSNR of the last batch against the same batch rendered in fp32 (precision ≠ fp32).
@@ -201,6 +205,21 @@ fn profile_rows(total: f64, units: usize) -> Vec<ProfileRow> {
         share: (total - accounted) / total,
     });
     rows
+}
+
+/// The convolutions' share of the profile since [`profile_clock`], by shape and kernel, per
+/// unit as [`profile_rows`].
+fn conv_shape_rows(total: f64, units: usize) -> Vec<ProfileRow> {
+    let per = units.max(1);
+    sadtalker_ops::profile::report_detail()
+        .into_iter()
+        .map(|(op, calls, secs)| ProfileRow {
+            op,
+            calls_per_frame: calls / per as u64,
+            ms_per_frame: secs / per as f64 * 1e3,
+            share: secs / total,
+        })
+        .collect()
 }
 
 fn time_ours(a: &RenderArgs, precision: Precision, gpu: Option<&sadtalker_gpu::Device>) -> anyhow::Result<Ours> {
@@ -256,6 +275,7 @@ fn time_ours(a: &RenderArgs, precision: Precision, gpu: Option<&sadtalker_gpu::D
         per_frame: elapsed / frames as f64,
         prepare_profile,
         frame_profile: profile_rows(elapsed, frames),
+        conv_shapes: conv_shape_rows(elapsed, frames),
     })
 }
 
@@ -328,6 +348,7 @@ pub fn run(a: &RenderArgs) -> anyhow::Result<()> {
         prepare_ratio: rp.map(|r| r / prepare),
         profile: ours.frame_profile,
         prepare_profile: ours.prepare_profile,
+        conv_shapes: ours.conv_shapes,
     };
     if a.json {
         println!("{}", serde_json::to_string_pretty(&fig)?);
@@ -374,6 +395,8 @@ fn print_tables(f: &Figures) {
     print_profile(&f.profile);
     println!("where the warm source preparation's time goes (ms, share):");
     print_profile(&f.prepare_profile);
+    println!("the per-frame convolutions by shape and kernel (ms per frame, share):");
+    print_profile(&f.conv_shapes);
 }
 
 fn print_profile(rows: &[ProfileRow]) {

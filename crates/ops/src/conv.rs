@@ -153,13 +153,24 @@ pub fn conv_cached<const N: usize>(
     cache: &ConvCache,
 ) -> Result<Tensor> {
     let op = op_name::<N>()?;
-    let _t = crate::profile::scope(op);
     let x = Input::new(op, x)?;
     let w = Input::new(op, weight)?;
     let b = bias.map(|b| Input::new(op, b)).transpose()?;
     let g = geometry(op, x.dims(), w.dims(), b.as_ref().map(Input::dims), p)?;
+    let _t = profile_scope(op, &g, cache.path);
     let data = x.with(|xs| w.with(|ws| with_opt(b.as_ref(), |bs| conv_f32(xs, ws, bs, &g, cache))));
     output(data, g.output_shape::<N>())
+}
+
+/// The profiler's scope for one convolution, counted under its shape and kernel too.
+pub(crate) fn profile_scope(op: &'static str, g: &Geometry, path: ConvPath) -> crate::profile::Scope {
+    crate::profile::scope_detail(op, || {
+        let kernel = Kernel::choose(g, path, crate::isa::active(), crate::precision::active());
+        format!(
+            "{op} {}->{} k{:?} s{:?} g{} @{}x{:?} {kernel:?}",
+            g.cin, g.cout, g.k, g.stride, g.groups, g.n, g.in_sp
+        )
+    })
 }
 
 /// The op's name for `N` spatial axes (`conv1d`, `conv2d`, `conv3d`; an error for other ranks).

@@ -105,10 +105,10 @@ impl ConvWeight {
     /// `F.conv{N}d(x, weight, bias, …)` with these weights.
     pub fn forward<const N: usize>(&self, x: &Tensor, bias: Option<&Tensor>, p: ConvParams<N>) -> Result<Tensor> {
         let op = op_name::<N>()?;
-        let _t = crate::profile::scope(op);
         let x = Input::new(op, x)?;
         let b = bias.map(|b| Input::new(op, b)).transpose()?;
         let g = geometry(op, x.dims(), &self.dims, b.as_ref().map(Input::dims), p)?;
+        let _t = crate::conv::profile_scope(op, &g, self.path);
         let isa = crate::isa::active();
         let kernel = Kernel::choose(&g, self.path, isa, crate::precision::active());
         let layout = self.layout(kernel, &g);

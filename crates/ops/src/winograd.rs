@@ -347,8 +347,12 @@ pub(crate) fn conv_winograd(
                 grid,
                 m,
             };
-            vbuf.clear();
-            vbuf.resize(tt * ic * nt, 0.0);
+            // Every entry a task reads is written first but the tail past its last tile, whose
+            // products are dropped: keep the buffer as the last task left it (no memset).
+            if vbuf.len() != tt * ic * nt {
+                vbuf.clear();
+                vbuf.resize(tt * ic * nt, 0.0);
+            }
             input_transform(isa, x, g, plan, &tiles, nt, vbuf);
             mbuf.clear();
             mbuf.resize(tt * blocks * nt * ocb, 0.0);
@@ -465,9 +469,144 @@ fn input_transform(isa: Isa, x: &[f32], g: &Geometry, plan: Plan, tiles: &Tiles,
     }
 }
 
-/// V[ξ][c][j] = (Bᵀ ⊗ Bᵀ ⊗ Bᵀ) d of every tile's input patch, vectorised over tiles.
+/// V[ξ][c][j] = (Bᵀ ⊗ Bᵀ ⊗ Bᵀ) d of every tile's input patch.
 #[inline(always)]
 fn input_transform_body(x: &[f32], g: &Geometry, plan: Plan, tiles: &Tiles, nt: usize, vbuf: &mut [f32]) {
+    if plan == PLAN_2D_F4 {
+        input_transform_2d_f4(x, g, tiles, nt, vbuf)
+    } else {
+        input_transform_generic(x, g, plan, tiles, nt, vbuf)
+    }
+}
+
+/// The 2-D F(4×4, 3×3) plan, the decoder's: the one that runs at 256² and 512² and so gets
+/// transforms of its own.
+const PLAN_2D_F4: Plan = Plan {
+    axes: [Axis::Identity, Axis::F4, Axis::F4],
+};
+
+/// The task's tiles as runs along one tile row: `(first tile, tiles)` with the first tile's
+/// index within the task.
+fn row_runs(tiles: &Tiles) -> impl Iterator<Item = (usize, usize)> + '_ {
+    let gx = tiles.grid[2];
+    let mut j = 0;
+    std::iter::from_fn(move || {
+        (j < tiles.count).then(|| {
+            let tx = (tiles.t0 + j) % gx;
+            let len = (gx - tx).min(tiles.count - j);
+            let run = (j, len);
+            j += len;
+            run
+        })
+    })
+}
+
+/// Bᵀ of F(4, 3) on six inputs (rows of [`Axis::F4`]'s `bt`, written out so that the loops over
+/// tiles or lanes around it vectorise).
+#[inline(always)]
+fn bt_f4(d: [f32; 6]) -> [f32; 6] {
+    [
+        4. * d[0] - 5. * d[2] + d[4],
+        -4. * d[1] - 4. * d[2] + d[3] + d[4],
+        4. * d[1] - 4. * d[2] - d[3] + d[4],
+        -2. * d[1] - d[2] + 2. * d[3] + d[4],
+        2. * d[1] - d[2] - 2. * d[3] + d[4],
+        4. * d[1] - 5. * d[3] + d[5],
+    ]
+}
+
+/// Aᵀ of F(4, 3) on six inputs.
+#[inline(always)]
+fn at_f4(m: [f32; 6]) -> [f32; 4] {
+    [
+        m[0] + m[1] + m[2] + m[3] + m[4],
+        m[1] - m[2] + 2. * (m[3] - m[4]),
+        m[1] + m[2] + 4. * (m[3] + m[4]),
+        m[1] - m[2] + 8. * (m[3] - m[4]) + m[5],
+    ]
+}
+
+/// [`input_transform_generic`] for [`PLAN_2D_F4`], vectorised over the tiles of a tile row:
+/// each of a row's six input rows is split into its four phases (x mod 4) once, so that every
+/// tile's six taps along x are contiguous loads across tiles, then the y transform combines
+/// the six rows. The generic path's per-tile gather was most of a 256² layer's time.
+#[inline(always)]
+fn input_transform_2d_f4(x: &[f32], g: &Geometry, tiles: &Tiles, nt: usize, vbuf: &mut [f32]) {
+    let (ic, [id, ih, iw], pad) = (g.cin, g.in_sp, g.pad);
+    let gx = tiles.grid[2];
+    // Per row: the padded span of a run of tiles, its four phases, the x transform of the six
+    // rows ([ky][kx][tile]).
+    let mut span = vec![0f32; 4 * gx + 8];
+    let mut phase = vec![0f32; 4 * (gx + 1)];
+    let mut xt = vec![0f32; 36 * gx];
+    for (j0, len) in row_runs(tiles) {
+        let (ni, o) = tiles.origin(j0);
+        let (z, y0, x0) = (o[0], o[1] as isize - pad[1] as isize, o[2] as isize - pad[2] as isize);
+        // Input columns x0 .. x0 + 4·len + 2 cover the run's tiles.
+        let width = 4 * len + 2;
+        let (lo, hi) = (x0.max(0), (x0 + width as isize).min(iw as isize));
+        for c in 0..ic {
+            let plane = &x[((ni * ic + c) * id + z) * ih * iw..][..ih * iw];
+            for ky in 0..6 {
+                let y = y0 + ky as isize;
+                span[..4 * (len + 1)].fill(0.0);
+                if (0..ih as isize).contains(&y) && lo < hi {
+                    let row = &plane[y as usize * iw..][..iw];
+                    span[(lo - x0) as usize..(hi - x0) as usize].copy_from_slice(&row[lo as usize..hi as usize]);
+                }
+                // phase[p][t] = span[4t + p], t ≤ len (the last only for taps 4 and 5).
+                let (p0, rest) = phase.split_at_mut(gx + 1);
+                let (p1, rest) = rest.split_at_mut(gx + 1);
+                let (p2, p3) = rest.split_at_mut(gx + 1);
+                for (t, quad) in span[..4 * (len + 1)].chunks_exact(4).enumerate() {
+                    p0[t] = quad[0];
+                    p1[t] = quad[1];
+                    p2[t] = quad[2];
+                    p3[t] = quad[3];
+                }
+                let dst = &mut xt[ky * 6 * gx..][..6 * gx];
+                let (d0, rest) = dst.split_at_mut(gx);
+                let (d1, rest) = rest.split_at_mut(gx);
+                let (d2, rest) = rest.split_at_mut(gx);
+                let (d3, rest) = rest.split_at_mut(gx);
+                let (d4, d5) = rest.split_at_mut(gx);
+                for t in 0..len {
+                    let r = bt_f4([p0[t], p1[t], p2[t], p3[t], p0[t + 1], p1[t + 1]]);
+                    d0[t] = r[0];
+                    d1[t] = r[1];
+                    d2[t] = r[2];
+                    d3[t] = r[3];
+                    d4[t] = r[4];
+                    d5[t] = r[5];
+                }
+            }
+            // Bᵀ along y: point ξ = ky'·6 + kx of tile t from the six rows' kx-th values.
+            for kx in 0..6 {
+                let row = |ky: usize| &xt[(ky * 6 + kx) * gx..][..len];
+                let (r0, r1, r2, r3, r4, r5) = (row(0), row(1), row(2), row(3), row(4), row(5));
+                let mut dst: [&mut [f32]; 6] = [&mut [], &mut [], &mut [], &mut [], &mut [], &mut []];
+                // The six points (ky', kx) live ic·nt floats apart in vbuf.
+                let mut rest = &mut vbuf[(kx * ic + c) * nt + j0..];
+                for (kyp, d) in dst.iter_mut().enumerate() {
+                    let (head, tail) = rest.split_at_mut(if kyp < 5 { 6 * ic * nt } else { len });
+                    *d = &mut head[..len];
+                    rest = tail;
+                }
+                for t in 0..len {
+                    let v = bt_f4([r0[t], r1[t], r2[t], r3[t], r4[t], r5[t]]);
+                    for (d, v) in dst.iter_mut().zip(v) {
+                        d[t] = v;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// V[ξ][c][j] = (Bᵀ ⊗ Bᵀ ⊗ Bᵀ) d of every tile's input patch, vectorised over tiles, for any
+/// plan.
+#[inline(always)]
+fn input_transform_generic(x: &[f32], g: &Geometry, plan: Plan, tiles: &Tiles, nt: usize, vbuf: &mut [f32]) {
     let t = plan.t();
     let tt = plan.points();
     let (ic, [id, ih, iw], pad) = (g.cin, g.in_sp, g.pad);
@@ -565,6 +704,120 @@ unsafe fn output_transform_body(
     ocb: usize,
     out: SharedMut,
 ) {
+    // SAFETY (both): forwarded from the caller.
+    unsafe {
+        if plan == PLAN_2D_F4 {
+            output_transform_2d_f4(mbuf, bias, g, tiles, nt, blocks, ocb, out)
+        } else {
+            output_transform_generic(mbuf, bias, g, plan, tiles, nt, blocks, ocb, out)
+        }
+    }
+}
+
+/// Output channels [`output_transform_2d_f4`] transforms together: a fixed width, so that its
+/// loops over them unroll into vector code (`ocb` is 16 or 32).
+const OUT_LANES: usize = 16;
+
+/// [`output_transform_generic`] for [`PLAN_2D_F4`], with the transforms written out.
+///
+/// # Safety
+/// The task must own its tiles' output pixels.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn output_transform_2d_f4(
+    mbuf: &[f32],
+    bias: Option<&[f32]>,
+    g: &Geometry,
+    tiles: &Tiles,
+    nt: usize,
+    blocks: usize,
+    ocb: usize,
+    out: SharedMut,
+) {
+    let oc = g.cout;
+    let [od, oh, ow] = g.out_sp;
+    let point_stride = blocks * nt * ocb;
+    for j in 0..tiles.count {
+        let (ni, o) = tiles.origin(j);
+        let (rows, cols) = (4.min(oh - o[1]), 4.min(ow - o[2]));
+        for blk in 0..blocks {
+            for l0 in (0..ocb.min(oc - blk * ocb)).step_by(OUT_LANES) {
+                let base = (blk * nt + j) * ocb + l0;
+                let m = |xi: usize| -> &[f32; OUT_LANES] {
+                    let v = &mbuf[xi * point_stride + base..][..OUT_LANES];
+                    v.try_into().unwrap_or(&[0.0; OUT_LANES])
+                };
+                // Aᵀ along x for each of the six rows, then along y: y[dy][dx][lane].
+                let mut tx = [[[0f32; OUT_LANES]; 4]; 6];
+                for (ky, row) in tx.iter_mut().enumerate() {
+                    let ms = [
+                        m(ky * 6),
+                        m(ky * 6 + 1),
+                        m(ky * 6 + 2),
+                        m(ky * 6 + 3),
+                        m(ky * 6 + 4),
+                        m(ky * 6 + 5),
+                    ];
+                    for l in 0..OUT_LANES {
+                        let r = at_f4([ms[0][l], ms[1][l], ms[2][l], ms[3][l], ms[4][l], ms[5][l]]);
+                        for (dx, v) in r.into_iter().enumerate() {
+                            row[dx][l] = v;
+                        }
+                    }
+                }
+                let mut y = [[[0f32; OUT_LANES]; 4]; 4];
+                for dx in 0..4 {
+                    for l in 0..OUT_LANES {
+                        let r = at_f4([
+                            tx[0][dx][l],
+                            tx[1][dx][l],
+                            tx[2][dx][l],
+                            tx[3][dx][l],
+                            tx[4][dx][l],
+                            tx[5][dx][l],
+                        ]);
+                        for (dy, v) in r.into_iter().enumerate() {
+                            y[dy][dx][l] = v;
+                        }
+                    }
+                }
+                for l in 0..OUT_LANES.min(oc - blk * ocb - l0) {
+                    let oc_i = blk * ocb + l0 + l;
+                    let bv = bias.map_or(0.0, |bb| bb[oc_i]);
+                    // SAFETY: the pixels of this task's tile in plane (ni, oc_i, z).
+                    let plane = unsafe {
+                        std::slice::from_raw_parts_mut(out.ptr().add(((ni * oc + oc_i) * od + o[0]) * oh * ow), oh * ow)
+                    };
+                    for (dy, yrow) in y.iter().enumerate().take(rows) {
+                        let dst = &mut plane[(o[1] + dy) * ow + o[2]..][..cols];
+                        for (dx, d) in dst.iter_mut().enumerate() {
+                            *d = yrow[dx][l] + bv;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Y = (Aᵀ ⊗ Aᵀ ⊗ Aᵀ) M per tile and output channel, vectorised over the block's channels,
+/// plus the bias, scattered into the output, for any plan.
+///
+/// # Safety
+/// The task must own its tiles' output pixels.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn output_transform_generic(
+    mbuf: &[f32],
+    bias: Option<&[f32]>,
+    g: &Geometry,
+    plan: Plan,
+    tiles: &Tiles,
+    nt: usize,
+    blocks: usize,
+    ocb: usize,
+    out: SharedMut,
+) {
     let (t, m) = (plan.t(), plan.m());
     let tt = plan.points();
     let oc = g.cout;
@@ -606,5 +859,90 @@ unsafe fn output_transform_body(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+    use candle_core::{Device, Tensor};
+
+    use crate::{ConvCache, ConvParams, ConvPath, conv::conv_cached};
+
+    fn rand(shape: &[usize], seed: u64) -> Tensor {
+        let mut s = seed;
+        let v: Vec<f32> = (0..shape.iter().product::<usize>())
+            .map(|_| {
+                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                ((s >> 40) as f32 / (1u64 << 24) as f32) - 0.5
+            })
+            .collect();
+        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+    }
+
+    /// The 2-D F(4×4) transforms against the GEMM path where a task's tiles start and end in
+    /// the middle of tile rows (three threads split 2 × 18 × 23 tiles unevenly), on a conv3d with
+    /// a 1×3×3 kernel over several depth planes, and at the partial tiles of odd sizes.
+    #[test]
+    fn f4_transforms_match_the_gemm_path_across_tile_rows_planes_and_edges() {
+        if !crate::conv_direct::applicable(
+            &crate::conv::geometry(
+                "conv2d",
+                &[1, 32, 8, 8],
+                &[32, 32, 3, 3],
+                None,
+                ConvParams::<2>::padding(1),
+            )
+            .unwrap(),
+            crate::isa::active(),
+        ) {
+            eprintln!("skipped: no AVX2 or AVX-512 here, so no Winograd path");
+            return;
+        }
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+        pool.install(|| {
+            let check = |ours: Tensor, gemm: Tensor, what: &str| {
+                let scale = gemm
+                    .abs()
+                    .unwrap()
+                    .flatten_all()
+                    .unwrap()
+                    .max(0)
+                    .unwrap()
+                    .to_scalar::<f32>()
+                    .unwrap();
+                let diff = (ours - gemm)
+                    .unwrap()
+                    .abs()
+                    .unwrap()
+                    .flatten_all()
+                    .unwrap()
+                    .max(0)
+                    .unwrap()
+                    .to_scalar::<f32>()
+                    .unwrap();
+                assert!(diff <= 2e-5 * scale, "{what}: max diff {diff} against max {scale}");
+            };
+            let (w, b) = (rand(&[40, 32, 3, 3], 2), rand(&[40], 3));
+            for (shape, pad) in [([2, 32, 70, 90], 1), ([1, 32, 13, 17], 0)] {
+                let x = rand(&shape, 1);
+                let p = ConvParams::<2>::padding(pad);
+                let run = |path| conv_cached(&x, &w, Some(&b), p, &ConvCache::pinned(path)).unwrap();
+                check(
+                    run(ConvPath::Winograd),
+                    run(ConvPath::Gemm),
+                    &format!("conv2d {shape:?}"),
+                );
+            }
+            let x = rand(&[1, 32, 3, 21, 26], 4);
+            let w3 = rand(&[24, 32, 1, 3, 3], 5);
+            let p = ConvParams::<3> {
+                padding: [0, 1, 1],
+                ..Default::default()
+            };
+            let run = |path| conv_cached(&x, &w3, None, p, &ConvCache::pinned(path)).unwrap();
+            check(run(ConvPath::Winograd), run(ConvPath::Gemm), "conv3d 1x3x3");
+        });
     }
 }
