@@ -67,6 +67,21 @@ fn cases() -> Vec<Case> {
             spec: json!({"op": "conv3d", "input": [1, 80, 16, 64, 64], "weight": [64, 80, 3, 3, 3], "padding": 1}),
         },
         Case {
+            name: "conv3d_256_64_16x32",
+            what: "conv3d 3x3x3 256->64 @1x256x16x32x32",
+            spec: json!({"op": "conv3d", "input": [1, 256, 16, 32, 32], "weight": [64, 256, 3, 3, 3], "padding": 1}),
+        },
+        Case {
+            name: "conv3d_64_128_16x32",
+            what: "conv3d 3x3x3 64->128 @1x64x16x32x32",
+            spec: json!({"op": "conv3d", "input": [1, 64, 16, 32, 32], "weight": [128, 64, 3, 3, 3], "padding": 1}),
+        },
+        Case {
+            name: "conv3d_128_32_16x64",
+            what: "conv3d 3x3x3 128->32 @1x128x16x64x64",
+            spec: json!({"op": "conv3d", "input": [1, 128, 16, 64, 64], "weight": [32, 128, 3, 3, 3], "padding": 1}),
+        },
+        Case {
             name: "conv3d_1024_256",
             what: "conv3d 3x3x3 1024->256 @1x1024x16x8x8",
             spec: json!({"op": "conv3d", "input": [1, 1024, 16, 8, 8], "weight": [256, 1024, 3, 3, 3], "padding": 1}),

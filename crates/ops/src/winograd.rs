@@ -137,8 +137,9 @@ pub(crate) fn choose(g: &Geometry, pinned: bool) -> Option<Plan> {
         let a = if setting == "2" { Axis::F2 } else { Axis::F4 };
         [Axis::Identity, a, a]
     } else if g.k == [3, 3, 3] && (pinned || g.cin.min(g.cout) >= 96) {
-        // In 3-D the 64-point transforms only pay off with many channels (measured:
-        // 112→112 and 1024→256 gain 1.2–1.8×, 80→64 and 32→32 lose).
+        // In 3-D the 64-point transforms only pay off with many channels (measured with the
+        // row-vectorised transforms, AVX2, 2 threads: 112→112 and 1024→256 gain 1.45–1.55×;
+        // 80→64 and 64→128 gain ≤ 1.1×, 32→32, 64→64, 128→32 and 256→64 lose).
         [Axis::F2; 3]
     } else {
         return None;
@@ -326,6 +327,7 @@ pub(crate) fn conv_winograd(
     let ocv = ocb / 16;
     let blocks = oc.div_ceil(ocb);
     let np = positions_per_call(isa, ocv);
+    let kc = crate::conv_direct::taps_per_chunk(isa, ocb);
     // Tiles per task: the transformed input of a task (points × ic × tiles) near 8 MiB.
     let threads = rayon::current_num_threads().max(1);
     let mut nt = ((2 << 20) / (tt * ic)).max(np) / np * np;
@@ -360,8 +362,8 @@ pub(crate) fn conv_winograd(
             for xi in 0..tt {
                 let vx = &vbuf[xi * ic * nt..];
                 let ux = &packed_u[xi * blocks * ic * ocb..][..blocks * ic * ocb];
-                for k0 in (0..ic).step_by(256) {
-                    let k1 = (k0 + 256).min(ic);
+                for k0 in (0..ic).step_by(kc) {
+                    let k1 = (k0 + kc).min(ic);
                     for b in 0..blocks {
                         let panel = &ux[(b * ic + k0) * ocb..(b * ic + k1) * ocb];
                         for s in 0..segs {
@@ -474,6 +476,8 @@ fn input_transform(isa: Isa, x: &[f32], g: &Geometry, plan: Plan, tiles: &Tiles,
 fn input_transform_body(x: &[f32], g: &Geometry, plan: Plan, tiles: &Tiles, nt: usize, vbuf: &mut [f32]) {
     if plan == PLAN_2D_F4 {
         input_transform_2d_f4(x, g, tiles, nt, vbuf)
+    } else if plan == PLAN_3D_F2 {
+        input_transform_3d_f2(x, g, tiles, nt, vbuf)
     } else {
         input_transform_generic(x, g, plan, tiles, nt, vbuf)
     }
@@ -484,6 +488,95 @@ fn input_transform_body(x: &[f32], g: &Geometry, plan: Plan, tiles: &Tiles, nt: 
 const PLAN_2D_F4: Plan = Plan {
     axes: [Axis::Identity, Axis::F4, Axis::F4],
 };
+
+/// The 3-D F(2×2×2, 3×3×3) plan, the dense-motion network's.
+const PLAN_3D_F2: Plan = Plan { axes: [Axis::F2; 3] };
+
+/// Bᵀ of F(2, 3) on four inputs.
+#[inline(always)]
+fn bt_f2(d: [f32; 4]) -> [f32; 4] {
+    [d[0] - d[2], d[1] + d[2], d[2] - d[1], d[1] - d[3]]
+}
+
+/// Aᵀ of F(2, 3) on four inputs.
+#[inline(always)]
+fn at_f2(m: [f32; 4]) -> [f32; 2] {
+    [m[0] + m[1] + m[2], m[1] - m[2] - m[3]]
+}
+
+/// [`input_transform_generic`] for [`PLAN_3D_F2`], vectorised over the tiles of a tile row as
+/// [`input_transform_2d_f4`]: each of the 16 input rows of a tile row (4 depths × 4 heights) is
+/// split into its two phases (x mod 2) and transformed along x, then along y, then along z.
+#[inline(always)]
+fn input_transform_3d_f2(x: &[f32], g: &Geometry, tiles: &Tiles, nt: usize, vbuf: &mut [f32]) {
+    let (ic, [id, ih, iw], pad) = (g.cin, g.in_sp, g.pad);
+    let gx = tiles.grid[2];
+    let mut span = vec![0f32; 2 * gx + 4];
+    let (mut even, mut odd) = (vec![0f32; gx + 1], vec![0f32; gx + 1]);
+    // [kz][ky][kx][tile] after x, then [kz][ky'][kx][tile] after y.
+    let mut xt = vec![0f32; 64 * gx];
+    let mut yt = vec![0f32; 64 * gx];
+    for (j0, len) in row_runs(tiles) {
+        let (ni, o) = tiles.origin(j0);
+        let org = [0, 1, 2].map(|a| o[a] as isize - pad[a] as isize);
+        let width = 2 * len + 2;
+        let (lo, hi) = (org[2].max(0), (org[2] + width as isize).min(iw as isize));
+        for c in 0..ic {
+            let vol = &x[(ni * ic + c) * id * ih * iw..][..id * ih * iw];
+            for kz in 0..4 {
+                let z = org[0] + kz as isize;
+                for ky in 0..4 {
+                    let y = org[1] + ky as isize;
+                    span[..width].fill(0.0);
+                    if (0..id as isize).contains(&z) && (0..ih as isize).contains(&y) && lo < hi {
+                        let row = &vol[(z as usize * ih + y as usize) * iw..][..iw];
+                        span[(lo - org[2]) as usize..(hi - org[2]) as usize]
+                            .copy_from_slice(&row[lo as usize..hi as usize]);
+                    }
+                    for (t, pair) in span[..width].chunks_exact(2).enumerate() {
+                        even[t] = pair[0];
+                        odd[t] = pair[1];
+                    }
+                    let dst = &mut xt[(kz * 4 + ky) * 4 * gx..][..4 * gx];
+                    let (d0, rest) = dst.split_at_mut(gx);
+                    let (d1, rest) = rest.split_at_mut(gx);
+                    let (d2, d3) = rest.split_at_mut(gx);
+                    for t in 0..len {
+                        let r = bt_f2([even[t], odd[t], even[t + 1], odd[t + 1]]);
+                        d0[t] = r[0];
+                        d1[t] = r[1];
+                        d2[t] = r[2];
+                        d3[t] = r[3];
+                    }
+                }
+            }
+            // Along y, then z: the same four-row combination, rows `stride` floats apart.
+            let combine = |src: &[f32], dst: &mut [f32], at: usize, stride: usize| {
+                let row = |k: usize| &src[at + k * stride..][..len];
+                let (r0, r1, r2, r3) = (row(0), row(1), row(2), row(3));
+                for t in 0..len {
+                    let v = bt_f2([r0[t], r1[t], r2[t], r3[t]]);
+                    for (k, v) in v.into_iter().enumerate() {
+                        dst[at + k * stride + t] = v;
+                    }
+                }
+            };
+            for kz in 0..4 {
+                for kx in 0..4 {
+                    combine(&xt, &mut yt, (kz * 16 + kx) * gx, 4 * gx);
+                }
+            }
+            for ky in 0..4 {
+                for kx in 0..4 {
+                    combine(&yt, &mut xt, (ky * 4 + kx) * gx, 16 * gx);
+                }
+            }
+            for xi in 0..64 {
+                vbuf[(xi * ic + c) * nt + j0..][..len].copy_from_slice(&xt[xi * gx..][..len]);
+            }
+        }
+    }
+}
 
 /// The task's tiles as runs along one tile row: `(first tile, tiles)` with the first tile's
 /// index within the task.
@@ -708,6 +801,8 @@ unsafe fn output_transform_body(
     unsafe {
         if plan == PLAN_2D_F4 {
             output_transform_2d_f4(mbuf, bias, g, tiles, nt, blocks, ocb, out)
+        } else if plan == PLAN_3D_F2 {
+            output_transform_3d_f2(mbuf, bias, g, tiles, nt, blocks, ocb, out)
         } else {
             output_transform_generic(mbuf, bias, g, plan, tiles, nt, blocks, ocb, out)
         }
@@ -800,6 +895,89 @@ unsafe fn output_transform_2d_f4(
     }
 }
 
+/// [`output_transform_generic`] for [`PLAN_3D_F2`], with the transforms written out.
+///
+/// # Safety
+/// The task must own its tiles' output pixels.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn output_transform_3d_f2(
+    mbuf: &[f32],
+    bias: Option<&[f32]>,
+    g: &Geometry,
+    tiles: &Tiles,
+    nt: usize,
+    blocks: usize,
+    ocb: usize,
+    out: SharedMut,
+) {
+    let oc = g.cout;
+    let [od, oh, ow] = g.out_sp;
+    let point_stride = blocks * nt * ocb;
+    for j in 0..tiles.count {
+        let (ni, o) = tiles.origin(j);
+        let ext = [0, 1, 2].map(|a| 2.min(g.out_sp[a] - o[a]));
+        for blk in 0..blocks {
+            for l0 in (0..ocb.min(oc - blk * ocb)).step_by(OUT_LANES) {
+                let base = (blk * nt + j) * ocb + l0;
+                let m = |xi: usize| -> &[f32; OUT_LANES] {
+                    let v = &mbuf[xi * point_stride + base..][..OUT_LANES];
+                    v.try_into().unwrap_or(&[0.0; OUT_LANES])
+                };
+                // Along x: a[kz][ky][dx][lane].
+                let mut a = [[[[0f32; OUT_LANES]; 2]; 4]; 4];
+                for (kz, plane) in a.iter_mut().enumerate() {
+                    for (ky, row) in plane.iter_mut().enumerate() {
+                        let xi = (kz * 4 + ky) * 4;
+                        let ms = [m(xi), m(xi + 1), m(xi + 2), m(xi + 3)];
+                        for l in 0..OUT_LANES {
+                            let r = at_f2([ms[0][l], ms[1][l], ms[2][l], ms[3][l]]);
+                            row[0][l] = r[0];
+                            row[1][l] = r[1];
+                        }
+                    }
+                }
+                // Along y, then z: y[dz][dy][dx][lane].
+                let mut b = [[[[0f32; OUT_LANES]; 2]; 2]; 4];
+                for kz in 0..4 {
+                    for dx in 0..2 {
+                        for l in 0..OUT_LANES {
+                            let r = at_f2([a[kz][0][dx][l], a[kz][1][dx][l], a[kz][2][dx][l], a[kz][3][dx][l]]);
+                            b[kz][0][dx][l] = r[0];
+                            b[kz][1][dx][l] = r[1];
+                        }
+                    }
+                }
+                let mut y = [[[[0f32; OUT_LANES]; 2]; 2]; 2];
+                for dy in 0..2 {
+                    for dx in 0..2 {
+                        for l in 0..OUT_LANES {
+                            let r = at_f2([b[0][dy][dx][l], b[1][dy][dx][l], b[2][dy][dx][l], b[3][dy][dx][l]]);
+                            y[0][dy][dx][l] = r[0];
+                            y[1][dy][dx][l] = r[1];
+                        }
+                    }
+                }
+                for l in 0..OUT_LANES.min(oc - blk * ocb - l0) {
+                    let oc_i = blk * ocb + l0 + l;
+                    let bv = bias.map_or(0.0, |bb| bb[oc_i]);
+                    // SAFETY: the voxels of this task's tile in volume (ni, oc_i).
+                    let vol = unsafe {
+                        std::slice::from_raw_parts_mut(out.ptr().add((ni * oc + oc_i) * od * oh * ow), od * oh * ow)
+                    };
+                    for (dz, yz) in y.iter().enumerate().take(ext[0]) {
+                        for (dy, yy) in yz.iter().enumerate().take(ext[1]) {
+                            for (dx, yx) in yy.iter().enumerate().take(ext[2]) {
+                                vol[((o[0] + dz) * oh + o[1] + dy) * ow + o[2] + dx] = yx[l] + bv;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Y = (Aᵀ ⊗ Aᵀ ⊗ Aᵀ) M per tile and output channel, vectorised over the block's channels,
 /// plus the bias, scattered into the output, for any plan.
 ///
@@ -881,11 +1059,11 @@ mod tests {
         Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
     }
 
-    /// The 2-D F(4×4) transforms against the GEMM path where a task's tiles start and end in
-    /// the middle of tile rows (three threads split 2 × 18 × 23 tiles unevenly), on a conv3d with
-    /// a 1×3×3 kernel over several depth planes, and at the partial tiles of odd sizes.
+    /// The 2-D F(4×4) and 3-D F(2×2×2) transforms against the GEMM path where a task's tiles
+    /// start and end in the middle of tile rows (three threads split the tiles unevenly), on a
+    /// conv3d with a 1×3×3 kernel over several depth planes, and at the partial tiles of odd sizes.
     #[test]
-    fn f4_transforms_match_the_gemm_path_across_tile_rows_planes_and_edges() {
+    fn fast_transforms_match_the_gemm_path_across_tile_rows_planes_and_edges() {
         if !crate::conv_direct::applicable(
             &crate::conv::geometry(
                 "conv2d",
@@ -902,6 +1080,7 @@ mod tests {
         }
         let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
         pool.install(|| {
+            // Every case must take the Winograd path (at least 32 channels in and out).
             let check = |ours: Tensor, gemm: Tensor, what: &str| {
                 let scale = gemm
                     .abs()
@@ -936,13 +1115,25 @@ mod tests {
                 );
             }
             let x = rand(&[1, 32, 3, 21, 26], 4);
-            let w3 = rand(&[24, 32, 1, 3, 3], 5);
+            let w3 = rand(&[40, 32, 1, 3, 3], 5);
             let p = ConvParams::<3> {
                 padding: [0, 1, 1],
                 ..Default::default()
             };
             let run = |path| conv_cached(&x, &w3, None, p, &ConvCache::pinned(path)).unwrap();
             check(run(ConvPath::Winograd), run(ConvPath::Gemm), "conv3d 1x3x3");
+            // F(2×2×2): odd sizes on every axis, two images, padding 1 and 0.
+            let w3 = rand(&[40, 32, 3, 3, 3], 6);
+            for (shape, pad) in [([2, 32, 5, 9, 23], 1), ([1, 32, 6, 7, 8], 0)] {
+                let x = rand(&shape, 7);
+                let p = ConvParams::<3>::padding(pad);
+                let run = |path| conv_cached(&x, &w3, Some(&b), p, &ConvCache::pinned(path)).unwrap();
+                check(
+                    run(ConvPath::Winograd),
+                    run(ConvPath::Gemm),
+                    &format!("conv3d {shape:?}"),
+                );
+            }
         });
     }
 }
