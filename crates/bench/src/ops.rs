@@ -87,6 +87,11 @@ fn cases() -> Vec<Case> {
             spec: json!({"op": "conv3d", "input": [1, 1024, 16, 8, 8], "weight": [256, 1024, 3, 3, 3], "padding": 1}),
         },
         Case {
+            name: "conv2d_occlusion_7x7",
+            what: "conv2d 7x7 1792->1 @1x1792x64x64 (occlusion)",
+            spec: json!({"op": "conv2d", "input": [1, 1792, 64, 64], "weight": [1, 1792, 7, 7], "padding": 3}),
+        },
+        Case {
             name: "conv2d_spade_128_512",
             what: "conv2d 3x3 128->512 @1x128x64x64 (SPADE)",
             spec: json!({"op": "conv2d", "input": [1, 128, 64, 64], "weight": [512, 128, 3, 3], "padding": 1}),

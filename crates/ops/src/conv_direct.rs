@@ -163,10 +163,33 @@ pub(crate) fn conv_direct(x: &[f32], bias: Option<&[f32]>, g: &Geometry, packed_
                     let (z, qt) = (task / q_tasks, task % q_tasks);
                     let q0 = qt * NQ;
                     let nq = NQ.min(q_len - q0);
+                    let base = &padded[z * hp * wp + q0..];
+                    // SAFETY (the scatters): this task owns plane z, positions q0..q0+nq of every
+                    // output channel of image ni, group gi.
+                    let plane = |o: usize| unsafe {
+                        std::slice::from_raw_parts_mut(
+                            out_ptr.ptr().add(((ni * g.cout + gi * og + o) * od + z) * oh * ow),
+                            oh * ow,
+                        )
+                    };
+                    if og <= NARROW_MAX {
+                        tmp.resize(NQ, 0.0);
+                        for o in 0..og {
+                            // SAFETY: the caller checked `isa`; reads stay within `slack`.
+                            unsafe { narrow_dispatch(isa, base, &offsets, packed, ocb, o, &mut tmp[..nq]) };
+                            let bv = b_g.map_or(0.0, |bb| bb[o]);
+                            let dst = plane(o);
+                            for_each_row_run(q0, nq, wp, ow, |i, at, len| {
+                                for (d, v) in dst[at..][..len].iter_mut().zip(&tmp[i..]) {
+                                    *d = v + bv;
+                                }
+                            });
+                        }
+                        return;
+                    }
                     let segs = nq.div_ceil(np);
                     tmp.clear();
                     tmp.resize(segs * np * blocks * ocb, 0.0);
-                    let base = &padded[z * hp * wp + q0..];
                     for k0 in (0..kk).step_by(kc) {
                         let k1 = (k0 + kc).min(kk);
                         for b in 0..blocks {
@@ -181,43 +204,95 @@ pub(crate) fn conv_direct(x: &[f32], bias: Option<&[f32]>, g: &Geometry, packed_
                             }
                         }
                     }
-                    // Scatter the valid positions into the output planes, adding the bias: row
-                    // by row, so that no position costs a division (a 1×1 layer's whole K is
-                    // only a few times the cost of one).
+                    // Scatter the valid positions into the output planes, adding the bias.
                     for o in 0..og {
                         let (b, lane) = (o / ocb, o % ocb);
                         let bv = b_g.map_or(0.0, |bb| bb[o]);
-                        // SAFETY: this task owns plane z, positions q0..q0+nq of every output
-                        // channel of image ni, group gi.
-                        let plane = unsafe {
-                            std::slice::from_raw_parts_mut(
-                                out_ptr.ptr().add(((ni * g.cout + gi * og + o) * od + z) * oh * ow),
-                                oh * ow,
-                            )
-                        };
-                        let mut q = q0;
-                        while q < q0 + nq {
-                            let (y, x0) = (q / wp, q % wp);
-                            let run_end = (y * wp + ow).min(q0 + nq);
-                            // Positions q .. run_end are row y's columns x0 ..; then the junk
-                            // columns up to the next row.
-                            if x0 < ow {
-                                let (mut s, mut j) = ((q - q0) / np, (q - q0) % np);
-                                for d in &mut plane[y * ow + x0..][..run_end - q] {
-                                    *d = tmp[((s * blocks + b) * np + j) * ocb + lane] + bv;
-                                    j += 1;
-                                    if j == np {
-                                        (s, j) = (s + 1, 0);
-                                    }
+                        let dst = plane(o);
+                        for_each_row_run(q0, nq, wp, ow, |i, at, len| {
+                            let (mut s, mut j) = (i / np, i % np);
+                            for d in &mut dst[at..][..len] {
+                                *d = tmp[((s * blocks + b) * np + j) * ocb + lane] + bv;
+                                j += 1;
+                                if j == np {
+                                    (s, j) = (s + 1, 0);
                                 }
                             }
-                            q = (y + 1) * wp;
-                        }
+                        });
                     }
                 });
         }
     }
     out
+}
+
+/// Output channels per group up to which [`conv_direct`] vectorises over positions instead of
+/// channels: the channel-vector kernel computes 16 lanes whatever `og` is, so a 1-channel layer
+/// (the occlusion mask's 7×7 1792→1) wasted 15/16 of its work.
+const NARROW_MAX: usize = 8;
+
+/// Calls `f(i, at, len)` for each run of valid output positions among the task's `nq` padded
+/// positions from `q0`: `len` positions from the task's `i`-th, at `at` in the output plane. The
+/// junk columns between rows (x ≥ `ow` of a `wp`-wide padded row) are skipped, and no position
+/// costs a division (for a 1×1 layer, a division per position is a fair part of its work).
+fn for_each_row_run(q0: usize, nq: usize, wp: usize, ow: usize, mut f: impl FnMut(usize, usize, usize)) {
+    let mut q = q0;
+    while q < q0 + nq {
+        let (y, x0) = (q / wp, q % wp);
+        if x0 < ow {
+            let run_end = (y * wp + ow).min(q0 + nq);
+            f(q - q0, y * ow + x0, run_end - q);
+        }
+        q = (y + 1) * wp;
+    }
+}
+
+/// [`narrow_body`] compiled for `isa`.
+///
+/// # Safety
+/// `isa` must be available; `base[offsets[k] + j]` in bounds for every k and `j < acc.len()`.
+#[cfg(target_arch = "x86_64")]
+unsafe fn narrow_dispatch(
+    isa: Isa,
+    base: &[f32],
+    offsets: &[usize],
+    packed: &[f32],
+    ocb: usize,
+    o: usize,
+    acc: &mut [f32],
+) {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        crate::isa::at_level!(
+            isa,
+            narrow_body(base: &[f32], offsets: &[usize], packed: &[f32], ocb: usize, o: usize, acc: &mut [f32])
+        )
+    }
+}
+
+/// `acc[j] = Σ_k w_o[k] · base[offsets[k] + j]`, vectorised over positions j, four taps per
+/// pass over `acc`; `w_o[k]` is lane `o` of [`pack_weights`]'s single block (`og ≤ 16`).
+#[inline(always)]
+fn narrow_body(base: &[f32], offsets: &[usize], packed: &[f32], ocb: usize, o: usize, acc: &mut [f32]) {
+    let n = acc.len();
+    acc.fill(0.0);
+    let w = |k: usize| packed[k * ocb + o];
+    let src = |k: usize| &base[offsets[k]..][..n];
+    let mut k = 0;
+    while k + 4 <= offsets.len() {
+        let (w0, w1, w2, w3) = (w(k), w(k + 1), w(k + 2), w(k + 3));
+        let (s0, s1, s2, s3) = (src(k), src(k + 1), src(k + 2), src(k + 3));
+        for j in 0..n {
+            acc[j] = s3[j].mul_add(w3, s2[j].mul_add(w2, s1[j].mul_add(w1, s0[j].mul_add(w0, acc[j]))));
+        }
+        k += 4;
+    }
+    for k in k..offsets.len() {
+        let (wk, sk) = (w(k), src(k));
+        for (a, s) in acc.iter_mut().zip(sk) {
+            *a = s.mul_add(wk, *a);
+        }
+    }
 }
 
 /// The input of one image-group zero-padded to `(C, Dp, Hp, Wp)`, plus `slack` zeros.
@@ -384,6 +459,72 @@ unsafe fn micro_avx2<const NP: usize, const OCB: usize>(
             for (v, rv) in rj.iter().enumerate() {
                 _mm256_storeu_ps(acc.as_mut_ptr().add(j * OCB + v * YMM), *rv);
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+    use candle_core::{Device, Tensor};
+
+    use crate::{ConvCache, ConvParams, ConvPath, conv::conv_cached};
+
+    fn rand(shape: &[usize], seed: u64) -> Tensor {
+        let mut s = seed;
+        let v: Vec<f32> = (0..shape.iter().product::<usize>())
+            .map(|_| {
+                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                ((s >> 40) as f32 / (1u64 << 24) as f32) - 0.5
+            })
+            .collect();
+        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+    }
+
+    /// The position-vector kernel (≤ 8 output channels per group) and the channel-vector one
+    /// (16) against the GEMM path, on planes that take several tasks each (tasks start inside
+    /// rows and inside the junk columns), with groups, a 1-channel output and a 1×1 kernel.
+    #[test]
+    fn narrow_and_wide_direct_kernels_match_the_gemm_path() {
+        if !super::applicable(
+            &crate::conv::geometry(
+                "conv2d",
+                &[1, 4, 8, 8],
+                &[4, 4, 3, 3],
+                None,
+                ConvParams::<2>::padding(1),
+            )
+            .unwrap(),
+            crate::isa::active(),
+        ) {
+            eprintln!("skipped: no AVX2 or AVX-512 here, so no direct path");
+            return;
+        }
+        for (x, w, p) in [
+            ([2, 24, 40, 50], [3, 24, 5, 5], ConvParams::<2>::padding(2)),
+            ([1, 30, 33, 61], [1, 30, 7, 7], ConvParams::<2>::padding(3)),
+            (
+                [1, 16, 37, 45],
+                [8, 8, 3, 3],
+                ConvParams::<2>::padding(1).with_groups(2),
+            ),
+            ([1, 32, 29, 70], [5, 32, 1, 1], ConvParams::<2>::default()),
+            ([1, 12, 31, 47], [16, 12, 3, 3], ConvParams::<2>::padding(1)),
+        ] {
+            let (x, w, b) = (rand(&x, 1), rand(&w, 2), rand(&w[..1], 3));
+            let run = |path| conv_cached(&x, &w, Some(&b), p, &ConvCache::pinned(path)).unwrap();
+            let (ours, gemm) = (run(ConvPath::Direct), run(ConvPath::Gemm));
+            let diff = (ours - gemm)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .max(0)
+                .unwrap();
+            let diff = diff.to_scalar::<f32>().unwrap();
+            assert!(diff < 1e-4, "{:?} {:?}: max diff {diff}", x.dims(), w.dims());
         }
     }
 }

@@ -148,3 +148,28 @@ mod tests {
         assert!(active() <= detected());
     }
 }
+
+/// Calls `$body` (a plain-Rust function, vectorised by the compiler) compiled for `$isa`'s
+/// target features: AVX-512F, else AVX2 + FMA. The caller must have checked that `$isa` is
+/// available on this CPU.
+macro_rules! at_level {
+    ($isa:expr, $body:ident($($arg:ident: $ty:ty),* $(,)?)) => {{
+        #[allow(clippy::too_many_arguments, unused_unsafe)]
+        #[target_feature(enable = "avx512f")]
+        unsafe fn avx512($($arg: $ty),*) {
+            // SAFETY: forwarded from the caller of `at_level!`.
+            unsafe { $body($($arg),*) }
+        }
+        #[allow(clippy::too_many_arguments, unused_unsafe)]
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn avx2($($arg: $ty),*) {
+            // SAFETY: forwarded from the caller of `at_level!`.
+            unsafe { $body($($arg),*) }
+        }
+        match $isa {
+            Isa::Avx512 => avx512($($arg),*),
+            _ => avx2($($arg),*),
+        }
+    }};
+}
+pub(crate) use at_level;
