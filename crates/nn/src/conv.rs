@@ -94,6 +94,36 @@ impl<const N: usize> Conv<N> {
         }
     }
 
+    /// One layer computing `parts` side by side: their filters (and biases) concatenated along the
+    /// output channels, so that convolutions of one input run as one call — one input transform,
+    /// wider output blocks. Each output channel is computed exactly as in its own layer. The parts
+    /// must share input channels, kernel and parameters, and all or none have a bias.
+    pub fn concat_out(parts: &[&Self]) -> Result<Self> {
+        let first = parts.first().ok_or_else(|| shape_error("concat_out: no layers"))?;
+        let same = |p: &&Self| {
+            p.params == first.params
+                && p.weight.dims()[1..] == first.weight.dims()[1..]
+                && p.bias.is_some() == first.bias.is_some()
+        };
+        if !parts.iter().all(same) {
+            return Err(shape_error(
+                "concat_out: layers differ in input channels, kernel, parameters or bias",
+            ));
+        }
+        let weights = parts
+            .iter()
+            .map(|p| p.weight.to_tensor())
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let weight = Tensor::cat(&weights, 0)?;
+        let bias = parts
+            .iter()
+            .map(|p| p.bias.clone())
+            .collect::<Option<Vec<_>>>()
+            .map(|b| Tensor::cat(&b, 0))
+            .transpose()?;
+        Self::from_tensors(weight, bias, first.params)
+    }
+
     /// A layer from given tensors (e.g. a fixed kernel held as a buffer).
     pub fn from_tensors(weight: Tensor, bias: Option<Tensor>, params: ConvParams<N>) -> Result<Self> {
         Ok(Self::new(ConvWeight::new(&weight)?, bias, params))
@@ -200,4 +230,12 @@ fn weight_and_bias(
     let weight = w.get(&shape, "weight")?;
     let bias = bias_len.map(|n| w.get(&[n], "bias")).transpose()?;
     Ok((weight, bias))
+}
+
+/// A shape error of this crate's own checks.
+fn shape_error(msg: &str) -> crate::NnError {
+    crate::NnError::Op(sadtalker_ops::OpError::Shape {
+        op: "conv",
+        msg: msg.to_string(),
+    })
 }

@@ -62,6 +62,18 @@ impl InstanceNorm {
         Ok(Self { weight, bias, eps })
     }
 
+    /// `self(x) * (1 + γ) + β` for a parameter-free layer, with γ and β the two halves of
+    /// `gamma_beta` `(N, 2C, ...)`, in one pass (`sadtalker_ops::instance_norm_modulate`).
+    pub fn forward_modulated(&self, x: &Tensor, gamma_beta: &Tensor) -> Result<Tensor> {
+        if self.weight.is_some() || self.bias.is_some() {
+            let c = x.dim(1)?;
+            let norm = self.forward(x)?;
+            let (gamma, beta) = (gamma_beta.narrow(1, 0, c)?, gamma_beta.narrow(1, c, c)?);
+            return Ok(((norm * (gamma + 1.0)?)? + beta)?);
+        }
+        Ok(sadtalker_ops::instance_norm_modulate(x, gamma_beta, self.eps)?)
+    }
+
     /// The layer's forward pass.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         Ok(sadtalker_ops::instance_norm(

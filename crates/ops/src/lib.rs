@@ -37,7 +37,7 @@ pub use conv_transpose::conv_transpose;
 pub use conv_weight::ConvWeight;
 pub use grid_sample::grid_sample;
 pub use interpolate::{Resize, interpolate_bilinear, interpolate_nearest};
-pub use norm::{BatchNormStats, batch_norm, group_norm, instance_norm};
+pub use norm::{BatchNormStats, batch_norm, group_norm, instance_norm, instance_norm_modulate};
 pub use pad::reflection_pad2d;
 pub use pool::{adaptive_avg_pool, avg_pool2d, avg_pool3d, max_pool2d};
 pub use precision::Precision;

@@ -355,8 +355,9 @@ impl AntiAliasInterpolation2d {
 pub struct Spade {
     param_free_norm: InstanceNorm,
     mlp_shared: Conv2d,
-    mlp_gamma: Conv2d,
-    mlp_beta: Conv2d,
+    /// `mlp_gamma` and `mlp_beta` (loaded by those names) as one layer: both read `actv`, so one
+    /// call computes γ then β (each channel exactly as its own layer would).
+    mlp_gamma_beta: Conv2d,
 }
 
 impl Spade {
@@ -368,19 +369,20 @@ impl Spade {
         Ok(Self {
             param_free_norm: InstanceNorm::load(w, norm_nc, 1e-5, false)?,
             mlp_shared: Conv2d::load(&w.pp("mlp_shared").pp(0), label_nc, nh, [3, 3], p, true)?,
-            mlp_gamma: Conv2d::load(&w.pp("mlp_gamma"), nh, norm_nc, [3, 3], p, true)?,
-            mlp_beta: Conv2d::load(&w.pp("mlp_beta"), nh, norm_nc, [3, 3], p, true)?,
+            mlp_gamma_beta: Conv2d::concat_out(&[
+                &Conv2d::load(&w.pp("mlp_gamma"), nh, norm_nc, [3, 3], p, true)?,
+                &Conv2d::load(&w.pp("mlp_beta"), nh, norm_nc, [3, 3], p, true)?,
+            ])?,
         })
     }
 
     pub fn forward(&self, x: &Tensor, segmap: &Tensor) -> Result<Tensor> {
-        let normalized = self.param_free_norm.forward(x)?;
         let (_, _, h, w) = x.dims4()?;
         let segmap = interpolate_nearest(segmap, &Resize::Size(vec![h, w]))?;
         let actv = self.mlp_shared.forward(&segmap)?.relu()?;
-        let gamma = self.mlp_gamma.forward(&actv)?;
-        let beta = self.mlp_beta.forward(&actv)?;
-        Ok(((normalized * (gamma + 1.0)?)? + beta)?)
+        // normalized * (1 + gamma) + beta, fused.
+        let gamma_beta = self.mlp_gamma_beta.forward(&actv)?;
+        Ok(self.param_free_norm.forward_modulated(x, &gamma_beta)?)
     }
 }
 
