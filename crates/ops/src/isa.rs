@@ -128,27 +128,6 @@ pub fn torch_pin_env() -> &'static [(&'static str, &'static str)] {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_round_trip_and_order() {
-        for isa in [Isa::Generic, Isa::Avx2, Isa::Avx512] {
-            assert_eq!(Isa::parse(isa.name()), Some(isa));
-            assert_eq!(Isa::from_u8(isa as u8), isa);
-        }
-        assert_eq!(Isa::parse(" AVX2 "), Some(Isa::Avx2));
-        assert_eq!(Isa::parse("sse9"), None);
-        assert!(Isa::Generic < Isa::Avx2 && Isa::Avx2 < Isa::Avx512);
-    }
-
-    #[test]
-    fn the_active_level_never_exceeds_the_detected_one() {
-        assert!(active() <= detected());
-    }
-}
-
 /// Calls `$body` (a plain-Rust function, vectorised by the compiler) compiled for `$isa`'s
 /// target features: AVX-512F, else AVX2 + FMA. The caller must have checked that `$isa` is
 /// available on this CPU.
@@ -173,3 +152,24 @@ macro_rules! at_level {
     }};
 }
 pub(crate) use at_level;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_order() {
+        for isa in [Isa::Generic, Isa::Avx2, Isa::Avx512] {
+            assert_eq!(Isa::parse(isa.name()), Some(isa));
+            assert_eq!(Isa::from_u8(isa as u8), isa);
+        }
+        assert_eq!(Isa::parse(" AVX2 "), Some(Isa::Avx2));
+        assert_eq!(Isa::parse("sse9"), None);
+        assert!(Isa::Generic < Isa::Avx2 && Isa::Avx2 < Isa::Avx512);
+    }
+
+    #[test]
+    fn the_active_level_never_exceeds_the_detected_one() {
+        assert!(active() <= detected());
+    }
+}
