@@ -587,16 +587,7 @@ fn run<T: Tiles>(
 mod tests {
     use super::*;
     use crate::conv::{ConvParams, geometry};
-
-    fn rand(n: usize, seed: u64) -> Vec<f32> {
-        let mut s = seed;
-        (0..n)
-            .map(|_| {
-                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                ((s >> 40) as f32 / (1u64 << 24) as f32) - 0.5
-            })
-            .collect()
-    }
+    use crate::test_util::rand_vec as rand;
 
     /// (input dims, weight dims, padding, dilation) cases: 2-D and 3-D, odd channel and
     /// output counts (padding of both), 1×1, 7×7×7 with 112 → 16 (the mask conv's shape, small).

@@ -467,20 +467,8 @@ unsafe fn micro_avx2<const NP: usize, const OCB: usize>(
 mod tests {
     #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
-    use candle_core::{Device, Tensor};
-
+    use crate::test_util::{max_diff, rand};
     use crate::{ConvCache, ConvParams, ConvPath, conv::conv_cached};
-
-    fn rand(shape: &[usize], seed: u64) -> Tensor {
-        let mut s = seed;
-        let v: Vec<f32> = (0..shape.iter().product::<usize>())
-            .map(|_| {
-                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                ((s >> 40) as f32 / (1u64 << 24) as f32) - 0.5
-            })
-            .collect();
-        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
-    }
 
     /// The position-vector kernel (≤ 8 output channels per group) and the channel-vector one
     /// (16) against the GEMM path, on planes that take several tasks each (tasks start inside
@@ -515,15 +503,7 @@ mod tests {
             let (x, w, b) = (rand(&x, 1), rand(&w, 2), rand(&w[..1], 3));
             let run = |path| conv_cached(&x, &w, Some(&b), p, &ConvCache::pinned(path)).unwrap();
             let (ours, gemm) = (run(ConvPath::Direct), run(ConvPath::Gemm));
-            let diff = (ours - gemm)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .max(0)
-                .unwrap();
-            let diff = diff.to_scalar::<f32>().unwrap();
+            let diff = max_diff(&ours, &gemm);
             assert!(diff < 1e-4, "{:?} {:?}: max diff {diff}", x.dims(), w.dims());
         }
     }

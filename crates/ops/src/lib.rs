@@ -29,6 +29,8 @@ pub mod pool;
 pub mod precision;
 pub mod profile;
 pub mod random;
+#[cfg(test)]
+mod test_util;
 mod winograd;
 
 pub use activation::{leaky_relu, sigmoid, softmax_last_dim};

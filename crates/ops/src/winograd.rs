@@ -780,108 +780,44 @@ unsafe fn output_transform_body(
     // SAFETY (both): forwarded from the caller.
     unsafe {
         if plan == PLAN_2D_F4 {
-            output_transform_2d_f4(mbuf, bias, g, tiles, nt, blocks, ocb, out)
+            output_transform_lanes::<1, 4, 4>(mbuf, bias, g, tiles, nt, blocks, ocb, out, tile_out_2d_f4)
         } else if plan == PLAN_3D_F2 {
-            output_transform_3d_f2(mbuf, bias, g, tiles, nt, blocks, ocb, out)
+            output_transform_lanes::<2, 2, 2>(mbuf, bias, g, tiles, nt, blocks, ocb, out, tile_out_3d_f2)
         } else {
             output_transform_generic(mbuf, bias, g, plan, tiles, nt, blocks, ocb, out)
         }
     }
 }
 
-/// Output channels [`output_transform_2d_f4`] transforms together: a fixed width, so that its
-/// loops over them unroll into vector code (`ocb` is 16 or 32).
+/// Output channels the written-out output transforms take together: a fixed width, so that
+/// their loops over them unroll into vector code (`ocb` is 16 or 32).
 const OUT_LANES: usize = 16;
 
-/// [`output_transform_generic`] for [`PLAN_2D_F4`], with the transforms written out.
-///
-/// # Safety
-/// The task must own its tiles' output pixels.
-#[allow(clippy::too_many_arguments)]
-#[inline(always)]
-unsafe fn output_transform_2d_f4(
-    mbuf: &[f32],
-    bias: Option<&[f32]>,
-    g: &Geometry,
-    tiles: &Tiles,
-    nt: usize,
-    blocks: usize,
-    ocb: usize,
-    out: SharedMut,
-) {
-    let oc = g.cout;
-    let [od, oh, ow] = g.out_sp;
-    let point_stride = blocks * nt * ocb;
-    for j in 0..tiles.count {
-        let (ni, o) = tiles.origin(j);
-        let (rows, cols) = (4.min(oh - o[1]), 4.min(ow - o[2]));
-        for blk in 0..blocks {
-            for l0 in (0..ocb.min(oc - blk * ocb)).step_by(OUT_LANES) {
-                let base = (blk * nt + j) * ocb + l0;
-                let m = |xi: usize| -> &[f32; OUT_LANES] {
-                    let v = &mbuf[xi * point_stride + base..][..OUT_LANES];
-                    v.try_into().unwrap_or(&[0.0; OUT_LANES])
-                };
-                // Aᵀ along x for each of the six rows, then along y: y[dy][dx][lane].
-                let mut tx = [[[0f32; OUT_LANES]; 4]; 6];
-                for (ky, row) in tx.iter_mut().enumerate() {
-                    let ms = [
-                        m(ky * 6),
-                        m(ky * 6 + 1),
-                        m(ky * 6 + 2),
-                        m(ky * 6 + 3),
-                        m(ky * 6 + 4),
-                        m(ky * 6 + 5),
-                    ];
-                    for l in 0..OUT_LANES {
-                        let r = at_f4([ms[0][l], ms[1][l], ms[2][l], ms[3][l], ms[4][l], ms[5][l]]);
-                        for (dx, v) in r.into_iter().enumerate() {
-                            row[dx][l] = v;
-                        }
-                    }
-                }
-                let mut y = [[[0f32; OUT_LANES]; 4]; 4];
-                for dx in 0..4 {
-                    for l in 0..OUT_LANES {
-                        let r = at_f4([
-                            tx[0][dx][l],
-                            tx[1][dx][l],
-                            tx[2][dx][l],
-                            tx[3][dx][l],
-                            tx[4][dx][l],
-                            tx[5][dx][l],
-                        ]);
-                        for (dy, v) in r.into_iter().enumerate() {
-                            y[dy][dx][l] = v;
-                        }
-                    }
-                }
-                for l in 0..OUT_LANES.min(oc - blk * ocb - l0) {
-                    let oc_i = blk * ocb + l0 + l;
-                    let bv = bias.map_or(0.0, |bb| bb[oc_i]);
-                    // SAFETY: the pixels of this task's tile in plane (ni, oc_i, z).
-                    let plane = unsafe {
-                        std::slice::from_raw_parts_mut(out.ptr().add(((ni * oc + oc_i) * od + o[0]) * oh * ow), oh * ow)
-                    };
-                    for (dy, yrow) in y.iter().enumerate().take(rows) {
-                        let dst = &mut plane[(o[1] + dy) * ow + o[2]..][..cols];
-                        for (dx, d) in dst.iter_mut().enumerate() {
-                            *d = yrow[dx][l] + bv;
-                        }
-                    }
-                }
-            }
-        }
+/// One tile's transformed points for [`OUT_LANES`] channels of one block, as `mbuf` holds them.
+struct TilePoints<'a> {
+    mbuf: &'a [f32],
+    base: usize,
+    point_stride: usize,
+}
+
+impl TilePoints<'_> {
+    /// Point `xi`'s lanes.
+    #[inline(always)]
+    fn at(&self, xi: usize) -> &[f32; OUT_LANES] {
+        let v = &self.mbuf[xi * self.point_stride + self.base..][..OUT_LANES];
+        v.try_into().unwrap_or(&[0.0; OUT_LANES])
     }
 }
 
-/// [`output_transform_generic`] for [`PLAN_3D_F2`], with the transforms written out.
+/// What the written-out output transforms share: for each tile, channel block and group of
+/// [`OUT_LANES`] channels, `transform` turns the tile's points into its `MZ×MY×MX` outputs
+/// (`y[dz][dy][dx][lane]`), which go into the output plus the bias, cut at the volume's edges.
 ///
 /// # Safety
 /// The task must own its tiles' output pixels.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-unsafe fn output_transform_3d_f2(
+unsafe fn output_transform_lanes<const MZ: usize, const MY: usize, const MX: usize>(
     mbuf: &[f32],
     bias: Option<&[f32]>,
     g: &Geometry,
@@ -890,54 +826,22 @@ unsafe fn output_transform_3d_f2(
     blocks: usize,
     ocb: usize,
     out: SharedMut,
+    transform: impl Fn(&TilePoints) -> [[[[f32; OUT_LANES]; MX]; MY]; MZ],
 ) {
     let oc = g.cout;
     let [od, oh, ow] = g.out_sp;
     let point_stride = blocks * nt * ocb;
     for j in 0..tiles.count {
         let (ni, o) = tiles.origin(j);
-        let ext = [0, 1, 2].map(|a| 2.min(g.out_sp[a] - o[a]));
+        let ext = [MZ, MY, MX];
+        let ext = [0, 1, 2].map(|a| ext[a].min(g.out_sp[a] - o[a]));
         for blk in 0..blocks {
             for l0 in (0..ocb.min(oc - blk * ocb)).step_by(OUT_LANES) {
-                let base = (blk * nt + j) * ocb + l0;
-                let m = |xi: usize| -> &[f32; OUT_LANES] {
-                    let v = &mbuf[xi * point_stride + base..][..OUT_LANES];
-                    v.try_into().unwrap_or(&[0.0; OUT_LANES])
-                };
-                // Along x: a[kz][ky][dx][lane].
-                let mut a = [[[[0f32; OUT_LANES]; 2]; 4]; 4];
-                for (kz, plane) in a.iter_mut().enumerate() {
-                    for (ky, row) in plane.iter_mut().enumerate() {
-                        let xi = (kz * 4 + ky) * 4;
-                        let ms = [m(xi), m(xi + 1), m(xi + 2), m(xi + 3)];
-                        for l in 0..OUT_LANES {
-                            let r = at_f2([ms[0][l], ms[1][l], ms[2][l], ms[3][l]]);
-                            row[0][l] = r[0];
-                            row[1][l] = r[1];
-                        }
-                    }
-                }
-                // Along y, then z: y[dz][dy][dx][lane].
-                let mut b = [[[[0f32; OUT_LANES]; 2]; 2]; 4];
-                for kz in 0..4 {
-                    for dx in 0..2 {
-                        for l in 0..OUT_LANES {
-                            let r = at_f2([a[kz][0][dx][l], a[kz][1][dx][l], a[kz][2][dx][l], a[kz][3][dx][l]]);
-                            b[kz][0][dx][l] = r[0];
-                            b[kz][1][dx][l] = r[1];
-                        }
-                    }
-                }
-                let mut y = [[[[0f32; OUT_LANES]; 2]; 2]; 2];
-                for dy in 0..2 {
-                    for dx in 0..2 {
-                        for l in 0..OUT_LANES {
-                            let r = at_f2([b[0][dy][dx][l], b[1][dy][dx][l], b[2][dy][dx][l], b[3][dy][dx][l]]);
-                            y[0][dy][dx][l] = r[0];
-                            y[1][dy][dx][l] = r[1];
-                        }
-                    }
-                }
+                let y = transform(&TilePoints {
+                    mbuf,
+                    base: (blk * nt + j) * ocb + l0,
+                    point_stride,
+                });
                 for l in 0..OUT_LANES.min(oc - blk * ocb - l0) {
                     let oc_i = blk * ocb + l0 + l;
                     let bv = bias.map_or(0.0, |bb| bb[oc_i]);
@@ -947,8 +851,9 @@ unsafe fn output_transform_3d_f2(
                     };
                     for (dz, yz) in y.iter().enumerate().take(ext[0]) {
                         for (dy, yy) in yz.iter().enumerate().take(ext[1]) {
-                            for (dx, yx) in yy.iter().enumerate().take(ext[2]) {
-                                vol[((o[0] + dz) * oh + o[1] + dy) * ow + o[2] + dx] = yx[l] + bv;
+                            let dst = &mut vol[((o[0] + dz) * oh + o[1] + dy) * ow + o[2]..][..ext[2]];
+                            for (d, yx) in dst.iter_mut().zip(yy) {
+                                *d = yx[l] + bv;
                             }
                         }
                     }
@@ -956,6 +861,79 @@ unsafe fn output_transform_3d_f2(
             }
         }
     }
+}
+
+/// One tile's outputs for [`PLAN_2D_F4`] (see [`output_transform_lanes`]), the transforms written out.
+#[inline(always)]
+fn tile_out_2d_f4(m: &TilePoints) -> [[[[f32; OUT_LANES]; 4]; 4]; 1] {
+    // Aᵀ along x for each of the six rows, then along y: y[0][dy][dx][lane].
+    let mut tx = [[[0f32; OUT_LANES]; 4]; 6];
+    for (ky, row) in tx.iter_mut().enumerate() {
+        let ms: [&[f32; OUT_LANES]; 6] = std::array::from_fn(|kx| m.at(ky * 6 + kx));
+        for l in 0..OUT_LANES {
+            let r = at_f4([ms[0][l], ms[1][l], ms[2][l], ms[3][l], ms[4][l], ms[5][l]]);
+            for (dx, v) in r.into_iter().enumerate() {
+                row[dx][l] = v;
+            }
+        }
+    }
+    let mut y = [[[[0f32; OUT_LANES]; 4]; 4]; 1];
+    for dx in 0..4 {
+        for l in 0..OUT_LANES {
+            let r = at_f4([
+                tx[0][dx][l],
+                tx[1][dx][l],
+                tx[2][dx][l],
+                tx[3][dx][l],
+                tx[4][dx][l],
+                tx[5][dx][l],
+            ]);
+            for (dy, v) in r.into_iter().enumerate() {
+                y[0][dy][dx][l] = v;
+            }
+        }
+    }
+    y
+}
+
+/// One tile's outputs for [`PLAN_3D_F2`] (see [`output_transform_lanes`]), the transforms written out.
+#[inline(always)]
+fn tile_out_3d_f2(m: &TilePoints) -> [[[[f32; OUT_LANES]; 2]; 2]; 2] {
+    // Along x: a[kz][ky][dx][lane].
+    let mut a = [[[[0f32; OUT_LANES]; 2]; 4]; 4];
+    for (kz, plane) in a.iter_mut().enumerate() {
+        for (ky, row) in plane.iter_mut().enumerate() {
+            let xi = (kz * 4 + ky) * 4;
+            let ms = [m.at(xi), m.at(xi + 1), m.at(xi + 2), m.at(xi + 3)];
+            for l in 0..OUT_LANES {
+                let r = at_f2([ms[0][l], ms[1][l], ms[2][l], ms[3][l]]);
+                row[0][l] = r[0];
+                row[1][l] = r[1];
+            }
+        }
+    }
+    // Along y, then z: y[dz][dy][dx][lane].
+    let mut b = [[[[0f32; OUT_LANES]; 2]; 2]; 4];
+    for kz in 0..4 {
+        for dx in 0..2 {
+            for l in 0..OUT_LANES {
+                let r = at_f2([a[kz][0][dx][l], a[kz][1][dx][l], a[kz][2][dx][l], a[kz][3][dx][l]]);
+                b[kz][0][dx][l] = r[0];
+                b[kz][1][dx][l] = r[1];
+            }
+        }
+    }
+    let mut y = [[[[0f32; OUT_LANES]; 2]; 2]; 2];
+    for dy in 0..2 {
+        for dx in 0..2 {
+            for l in 0..OUT_LANES {
+                let r = at_f2([b[0][dy][dx][l], b[1][dy][dx][l], b[2][dy][dx][l], b[3][dy][dx][l]]);
+                y[0][dy][dx][l] = r[0];
+                y[1][dy][dx][l] = r[1];
+            }
+        }
+    }
+    y
 }
 
 /// Y = (Aᵀ ⊗ Aᵀ ⊗ Aᵀ) M per tile and output channel, vectorised over the block's channels,
@@ -1024,20 +1002,10 @@ unsafe fn output_transform_generic(
 mod tests {
     #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
-    use candle_core::{Device, Tensor};
+    use candle_core::Tensor;
 
+    use crate::test_util::{max_abs, max_diff, rand};
     use crate::{ConvCache, ConvParams, ConvPath, conv::conv_cached};
-
-    fn rand(shape: &[usize], seed: u64) -> Tensor {
-        let mut s = seed;
-        let v: Vec<f32> = (0..shape.iter().product::<usize>())
-            .map(|_| {
-                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                ((s >> 40) as f32 / (1u64 << 24) as f32) - 0.5
-            })
-            .collect();
-        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
-    }
 
     /// The 2-D F(4×4) and 3-D F(2×2×2) transforms against the GEMM path where a task's tiles
     /// start and end in the middle of tile rows (three threads split the tiles unevenly), on a
@@ -1062,25 +1030,7 @@ mod tests {
         pool.install(|| {
             // Every case must take the Winograd path (at least 32 channels in and out).
             let check = |ours: Tensor, gemm: Tensor, what: &str| {
-                let scale = gemm
-                    .abs()
-                    .unwrap()
-                    .flatten_all()
-                    .unwrap()
-                    .max(0)
-                    .unwrap()
-                    .to_scalar::<f32>()
-                    .unwrap();
-                let diff = (ours - gemm)
-                    .unwrap()
-                    .abs()
-                    .unwrap()
-                    .flatten_all()
-                    .unwrap()
-                    .max(0)
-                    .unwrap()
-                    .to_scalar::<f32>()
-                    .unwrap();
+                let (scale, diff) = (max_abs(&gemm), max_diff(&ours, &gemm));
                 assert!(diff <= 2e-5 * scale, "{what}: max diff {diff} against max {scale}");
             };
             let (w, b) = (rand(&[40, 32, 3, 3], 2), rand(&[40], 3));
