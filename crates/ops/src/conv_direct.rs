@@ -188,7 +188,7 @@ pub(crate) fn conv_direct(x: &[f32], bias: Option<&[f32]>, g: &Geometry, packed_
                         return;
                     }
                     let segs = nq.div_ceil(np);
-                    tmp.clear();
+                    // The first chunk of taps writes every accumulator: no memset.
                     tmp.resize(segs * np * blocks * ocb, 0.0);
                     for k0 in (0..kk).step_by(kc) {
                         let k1 = (k0 + kc).min(kk);
@@ -200,7 +200,7 @@ pub(crate) fn conv_direct(x: &[f32], bias: Option<&[f32]>, g: &Geometry, packed_
                                 // SAFETY: the caller checked `isa`; `src` extends past every
                                 // offset + np thanks to `slack`; `panel` holds (k1 - k0) × ocb
                                 // floats and `acc` np × ocb.
-                                unsafe { micro_dispatch(isa, ocv, src, &offsets[k0..k1], panel, acc) };
+                                unsafe { micro_dispatch(isa, ocv, k0 == 0, src, &offsets[k0..k1], panel, acc) };
                             }
                         }
                     }
@@ -345,13 +345,40 @@ pub(crate) fn positions_per_call(isa: Isa, ocv: usize) -> usize {
 /// Positions per AVX2 microkernel call.
 const AVX2_NP: usize = 6;
 
-/// The microkernel for the level and block width, `NP = positions_per_call(isa, ocv)`.
+/// The microkernel for the level and block width, `NP = positions_per_call(isa, ocv)`; with
+/// `fresh` it writes `acc` instead of adding to it (the first chunk of taps), so that callers need
+/// not zero their accumulators (the memset was 7 % of a Winograd layer).
 ///
 /// # Safety
 /// `isa` must be AVX2 or AVX-512 and available on this CPU; bounds as [`micro`].
 #[cfg(target_arch = "x86_64")]
 #[inline]
 pub(crate) unsafe fn micro_dispatch(
+    isa: Isa,
+    ocv: usize,
+    fresh: bool,
+    src: &[f32],
+    offsets: &[usize],
+    panel: &[f32],
+    acc: &mut [f32],
+) {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        if fresh {
+            micro_level::<true>(isa, ocv, src, offsets, panel, acc)
+        } else {
+            micro_level::<false>(isa, ocv, src, offsets, panel, acc)
+        }
+    }
+}
+
+/// [`micro_dispatch`] for one choice of `FRESH`.
+///
+/// # Safety
+/// As [`micro_dispatch`].
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn micro_level<const FRESH: bool>(
     isa: Isa,
     ocv: usize,
     src: &[f32],
@@ -362,33 +389,41 @@ pub(crate) unsafe fn micro_dispatch(
     // SAFETY: forwarded from the caller.
     unsafe {
         match (isa, ocv) {
-            (Isa::Avx512, 1) => micro::<28, 1>(src, offsets, panel, acc),
-            (Isa::Avx512, _) => micro::<14, 2>(src, offsets, panel, acc),
-            (_, 1) => micro_avx2::<AVX2_NP, 16>(src, offsets, panel, acc),
+            (Isa::Avx512, 1) => micro::<28, 1, FRESH>(src, offsets, panel, acc),
+            (Isa::Avx512, _) => micro::<14, 2, FRESH>(src, offsets, panel, acc),
+            (_, 1) => micro_avx2::<AVX2_NP, 16, FRESH>(src, offsets, panel, acc),
             _ => {
                 // Two 16-channel halves of the 32-wide block: 3 × 32 accumulators would not
                 // leave registers for the weights.
-                micro_avx2::<AVX2_NP, 32>(src, offsets, panel, acc);
-                micro_avx2::<AVX2_NP, 32>(src, offsets, &panel[16..], &mut acc[16..]);
+                micro_avx2::<AVX2_NP, 32, FRESH>(src, offsets, panel, acc);
+                micro_avx2::<AVX2_NP, 32, FRESH>(src, offsets, &panel[16..], &mut acc[16..]);
             }
         }
     }
 }
 
-/// `acc[j][·] += Σ_k panel[k][·] · src[offsets[k] + j]` for `j < NP`, OCV zmm per position.
+/// `acc[j][·] += Σ_k panel[k][·] · src[offsets[k] + j]` for `j < NP`, OCV zmm per position
+/// (`=` instead of `+=` when `FRESH`).
 ///
 /// # Safety
 /// AVX-512F must be available; `src[offsets[k] + j]` must be in bounds for all `k`, `j < NP`;
 /// `panel.len() >= offsets.len() * OCV * 16`; `acc.len() >= NP * OCV * 16`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn micro<const NP: usize, const OCV: usize>(src: &[f32], offsets: &[usize], panel: &[f32], acc: &mut [f32]) {
+unsafe fn micro<const NP: usize, const OCV: usize, const FRESH: bool>(
+    src: &[f32],
+    offsets: &[usize],
+    panel: &[f32],
+    acc: &mut [f32],
+) {
     // SAFETY (whole body): bounds as documented above; loads and stores are unaligned.
     unsafe {
         let mut r = [[_mm512_setzero_ps(); OCV]; NP];
-        for (j, rj) in r.iter_mut().enumerate() {
-            for (v, rv) in rj.iter_mut().enumerate() {
-                *rv = _mm512_loadu_ps(acc.as_ptr().add((j * OCV + v) * LANES));
+        if !FRESH {
+            for (j, rj) in r.iter_mut().enumerate() {
+                for (v, rv) in rj.iter_mut().enumerate() {
+                    *rv = _mm512_loadu_ps(acc.as_ptr().add((j * OCV + v) * LANES));
+                }
             }
         }
         let sp = src.as_ptr();
@@ -423,7 +458,7 @@ unsafe fn micro<const NP: usize, const OCV: usize>(src: &[f32], offsets: &[usize
 /// `OCB` floats (the last row needs only 16) and `acc` `NP` rows of `OCB` (the last only 16).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn micro_avx2<const NP: usize, const OCB: usize>(
+unsafe fn micro_avx2<const NP: usize, const OCB: usize, const FRESH: bool>(
     src: &[f32],
     offsets: &[usize],
     panel: &[f32],
@@ -434,9 +469,11 @@ unsafe fn micro_avx2<const NP: usize, const OCB: usize>(
     // SAFETY (whole body): bounds as documented above; loads and stores are unaligned.
     unsafe {
         let mut r = [[_mm256_setzero_ps(); V]; NP];
-        for (j, rj) in r.iter_mut().enumerate() {
-            for (v, rv) in rj.iter_mut().enumerate() {
-                *rv = _mm256_loadu_ps(acc.as_ptr().add(j * OCB + v * YMM));
+        if !FRESH {
+            for (j, rj) in r.iter_mut().enumerate() {
+                for (v, rv) in rj.iter_mut().enumerate() {
+                    *rv = _mm256_loadu_ps(acc.as_ptr().add(j * OCB + v * YMM));
+                }
             }
         }
         let sp = src.as_ptr();

@@ -360,7 +360,8 @@ pub(crate) fn conv_winograd(
                 vbuf.resize(tt * ic * nt, 0.0);
             }
             input_transform(isa, x, g, plan, &tiles, nt, vbuf);
-            mbuf.clear();
+            // The first chunk of input channels writes every product the output transform
+            // reads (those of the task's tiles): no memset.
             mbuf.resize(tt * blocks * nt * ocb, 0.0);
             let segs = tiles.count.div_ceil(np);
             for xi in 0..tt {
@@ -374,7 +375,7 @@ pub(crate) fn conv_winograd(
                             let acc = &mut mbuf[((xi * blocks + b) * nt + s * np) * ocb..][..np * ocb];
                             // SAFETY: `vx` holds ic rows of nt tiles and s·np + np <= nt;
                             // panel and acc are sized to match.
-                            unsafe { micro_dispatch(isa, ocv, &vx[s * np..], &offsets[k0..k1], panel, acc) };
+                            unsafe { micro_dispatch(isa, ocv, k0 == 0, &vx[s * np..], &offsets[k0..k1], panel, acc) };
                         }
                     }
                 }
@@ -1009,7 +1010,8 @@ mod tests {
 
     /// The 2-D F(4×4) and 3-D F(2×2×2) transforms against the GEMM path where a task's tiles
     /// start and end in the middle of tile rows (three threads split the tiles unevenly), on a
-    /// conv3d with a 1×3×3 kernel over several depth planes, and at the partial tiles of odd sizes.
+    /// conv3d with a 1×3×3 kernel over several depth planes, at the partial tiles of odd sizes, and
+    /// with more input channels than one chunk of the multiply.
     #[test]
     fn fast_transforms_match_the_gemm_path_across_tile_rows_planes_and_edges() {
         if !crate::conv_direct::applicable(
@@ -1033,8 +1035,10 @@ mod tests {
                 let (scale, diff) = (max_abs(&gemm), max_diff(&ours, &gemm));
                 assert!(diff <= 2e-5 * scale, "{what}: max diff {diff} against max {scale}");
             };
-            let (w, b) = (rand(&[40, 32, 3, 3], 2), rand(&[40], 3));
-            for (shape, pad) in [([2, 32, 70, 90], 1), ([1, 32, 13, 17], 0)] {
+            // 200 input channels take several chunks of the multiply (the first writes, the
+            // rest add).
+            for (shape, pad) in [([2, 32, 70, 90], 1), ([1, 32, 13, 17], 0), ([1, 200, 11, 9], 1)] {
+                let (w, b) = (rand(&[40, shape[1], 3, 3], 2), rand(&[40], 3));
                 let x = rand(&shape, 1);
                 let p = ConvParams::<2>::padding(pad);
                 let run = |path| conv_cached(&x, &w, Some(&b), p, &ConvCache::pinned(path)).unwrap();
@@ -1052,9 +1056,10 @@ mod tests {
             };
             let run = |path| conv_cached(&x, &w3, None, p, &ConvCache::pinned(path)).unwrap();
             check(run(ConvPath::Winograd), run(ConvPath::Gemm), "conv3d 1x3x3");
-            // F(2×2×2): odd sizes on every axis, two images, padding 1 and 0.
-            let w3 = rand(&[40, 32, 3, 3, 3], 6);
-            for (shape, pad) in [([2, 32, 5, 9, 23], 1), ([1, 32, 6, 7, 8], 0)] {
+            // F(2×2×2): odd sizes on every axis, two images, padding 1 and 0, several chunks.
+            let b = rand(&[40], 3);
+            for (shape, pad) in [([2, 32, 5, 9, 23], 1), ([1, 32, 6, 7, 8], 0), ([1, 112, 4, 5, 6], 1)] {
+                let w3 = rand(&[40, shape[1], 3, 3, 3], 6);
                 let x = rand(&shape, 7);
                 let p = ConvParams::<3>::padding(pad);
                 let run = |path| conv_cached(&x, &w3, Some(&b), p, &ConvCache::pinned(path)).unwrap();
