@@ -155,6 +155,8 @@ pub fn time_runs(repeat: usize, stat: Stat, clock: Clock, mut f: impl FnMut()) -
 }
 
 fn main() -> anyhow::Result<()> {
+    // SAFETY: the first thing `main` does; no other thread exists yet.
+    unsafe { sadtalker_gpu::quiet_headless_vulkan() };
     let cli = Cli::parse();
     sadtalker_ops::memory::retain_freed_memory();
     let threads = match &cli.command {

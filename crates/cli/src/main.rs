@@ -59,6 +59,8 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
+    // SAFETY: the first thing `main` does; no other thread exists yet.
+    unsafe { sadtalker_pipeline::quiet_headless_vulkan() };
     let cli = Cli::parse();
     sadtalker_pipeline::memory::retain_freed_memory();
     // The long-running commands that write through temporary files stop cleanly on Ctrl-C / SIGTERM

@@ -792,6 +792,42 @@ fn a_named_device_that_is_missing_fails_with_what_to_do() {
     assert!(text(&o).contains("vulkan"), "{}", text(&o));
 }
 
+/// On a headless machine (no Wayland display, no `XDG_RUNTIME_DIR`) a device probe prints nothing
+/// of libwayland's: Mesa 22's device-select layer used to connect to Wayland and print
+/// "error: XDG_RUNTIME_DIR is invalid or not set" on every run.
+#[test]
+fn a_device_probe_on_a_headless_machine_prints_no_wayland_error() {
+    let dir = TempDir::new().expect("tempdir");
+    let home = dir.path().join("home");
+    let (manifest, _) = tiny_store(&home);
+    let o = Command::new(env!("CARGO_BIN_EXE_sadtalker"))
+        .args(args(&[
+            "doctor",
+            "--manifest",
+            &s(&manifest),
+            "--result-dir",
+            &s(&dir.path().join("results")),
+            "--no-self-test",
+            "--json",
+        ]))
+        .env("SADTALKER_HOME", &home)
+        .env_remove("SADTALKER_MIRROR")
+        .env_remove("XDG_RUNTIME_DIR")
+        .env_remove("WAYLAND_DISPLAY")
+        .env_remove("WAYLAND_SOCKET")
+        .env_remove("NODEVICE_SELECT")
+        .output()
+        .expect("run sadtalker");
+    assert!(o.status.success(), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.contains("XDG_RUNTIME_DIR"), "{err}");
+    let r: Value = serde_json::from_slice(&o.stdout).expect("JSON");
+    if vulkan_present() {
+        let devices = r["devices"].as_array().expect("a devices list");
+        assert!(!devices.is_empty(), "the device is still found: {r}");
+    }
+}
+
 #[test]
 fn doctor_json_lists_the_devices_it_found() {
     let dir = TempDir::new().expect("tempdir");

@@ -203,6 +203,26 @@ fn compute_backends() -> wgpu::Backends {
     wgpu::Backends::VULKAN | wgpu::Backends::METAL | wgpu::Backends::DX12
 }
 
+/// Keeps Mesa's Vulkan device-select layer from looking for a Wayland display on a machine that
+/// has none. In Mesa 22 (Debian 12) the layer connects to Wayland whenever the application enables
+/// the Wayland surface extension, as wgpu does, and libwayland then prints "error: XDG_RUNTIME_DIR is
+/// invalid or not set in the environment." on every device probe of a headless server — words that
+/// read like a failure of ours. The layer only moves the display's GPU first; [`list_devices`] sorts
+/// the devices itself. Sets `NODEVICE_SELECT=1` (the layer's own off switch) unless a Wayland
+/// display is there or the variable is already set.
+///
+/// # Safety
+/// Changes the process environment: call it at the start of `main`, before any other thread runs.
+pub unsafe fn quiet_headless_vulkan() {
+    let headless = ["WAYLAND_DISPLAY", "WAYLAND_SOCKET", "NODEVICE_SELECT"]
+        .iter()
+        .all(|v| std::env::var_os(v).is_none());
+    if headless {
+        // SAFETY: the caller guarantees no other thread reads or writes the environment now.
+        unsafe { std::env::set_var("NODEVICE_SELECT", "1") };
+    }
+}
+
 fn instance(backends: wgpu::Backends) -> wgpu::Instance {
     let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
     desc.backends = backends;

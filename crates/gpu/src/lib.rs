@@ -21,7 +21,7 @@ mod error;
 pub mod ops;
 mod tensor;
 
-pub use device::{Device, DeviceInfo, DeviceKind, DeviceType, list_devices};
+pub use device::{Device, DeviceInfo, DeviceKind, DeviceType, list_devices, quiet_headless_vulkan};
 pub use error::{GpuError, Result};
 pub use ops::conv::{conv, conv1d, conv2d, conv3d};
 pub use ops::elementwise::{leaky_relu, relu};

@@ -69,6 +69,8 @@ fn peak_rss_mb() -> Option<f64> {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // SAFETY: the first thing `main` does; no other thread exists yet.
+    unsafe { sadtalker_pipeline::quiet_headless_vulkan() };
     sadtalker_pipeline::memory::retain_freed_memory();
     let args: Vec<String> = std::env::args().collect();
     let opt = |name: &str| {

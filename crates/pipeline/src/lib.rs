@@ -35,6 +35,8 @@ pub use options::{DeviceChoice, ENHANCERS, Fallback, GenerateOptions};
 pub use outputs::{OutputBlocked, check_output_locations};
 pub use overrides::{COLUMNS, JobOverrides, normalise_key};
 pub use progress::{NoProgress, Progress, StageLog};
+/// Process setup before any thread: no Wayland probe (and its error line) on a headless machine.
+pub use sadtalker_gpu::quiet_headless_vulkan;
 /// The face renderer's convolution precision (`--precision`), from the kernels crate.
 pub use sadtalker_ops::Precision;
 /// The heap policy a process that runs jobs sets at start (`retain_freed_memory`).
