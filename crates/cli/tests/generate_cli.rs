@@ -798,26 +798,15 @@ fn a_named_device_that_is_missing_fails_with_what_to_do() {
 #[test]
 fn a_device_probe_on_a_headless_machine_prints_no_wayland_error() {
     let dir = TempDir::new().expect("tempdir");
-    let home = dir.path().join("home");
-    let (manifest, _) = tiny_store(&home);
-    let o = Command::new(env!("CARGO_BIN_EXE_sadtalker"))
-        .args(args(&[
-            "doctor",
-            "--manifest",
-            &s(&manifest),
-            "--result-dir",
-            &s(&dir.path().join("results")),
-            "--no-self-test",
-            "--json",
-        ]))
-        .env("SADTALKER_HOME", &home)
-        .env_remove("SADTALKER_MIRROR")
-        .env_remove("XDG_RUNTIME_DIR")
-        .env_remove("WAYLAND_DISPLAY")
-        .env_remove("WAYLAND_SOCKET")
-        .env_remove("NODEVICE_SELECT")
-        .output()
-        .expect("run sadtalker");
+    let o = doctor_json(
+        dir.path(),
+        &[
+            "XDG_RUNTIME_DIR",
+            "WAYLAND_DISPLAY",
+            "WAYLAND_SOCKET",
+            "NODEVICE_SELECT",
+        ],
+    );
     assert!(o.status.success(), "{}", text(&o));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!err.contains("XDG_RUNTIME_DIR"), "{err}");
@@ -828,23 +817,33 @@ fn a_device_probe_on_a_headless_machine_prints_no_wayland_error() {
     }
 }
 
+/// `doctor --no-self-test --json` on a tiny store under `dir`, without the environment variables
+/// in `unset`.
+fn doctor_json(dir: &Path, unset: &[&str]) -> Output {
+    let home = dir.join("home");
+    let (manifest, _) = tiny_store(&home);
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sadtalker"));
+    cmd.args(args(&[
+        "doctor",
+        "--manifest",
+        &s(&manifest),
+        "--result-dir",
+        &s(&dir.join("results")),
+        "--no-self-test",
+        "--json",
+    ]))
+    .env("SADTALKER_HOME", &home)
+    .env_remove("SADTALKER_MIRROR");
+    for v in unset {
+        cmd.env_remove(v);
+    }
+    cmd.output().expect("run sadtalker")
+}
+
 #[test]
 fn doctor_json_lists_the_devices_it_found() {
     let dir = TempDir::new().expect("tempdir");
-    let home = dir.path().join("home");
-    let (manifest, _) = tiny_store(&home);
-    let o = sadtalker(
-        &args(&[
-            "doctor",
-            "--manifest",
-            &s(&manifest),
-            "--result-dir",
-            &s(&dir.path().join("results")),
-            "--no-self-test",
-            "--json",
-        ]),
-        &home,
-    );
+    let o = doctor_json(dir.path(), &[]);
     assert!(o.status.success(), "{}", text(&o));
     let r: Value = serde_json::from_slice(&o.stdout).expect("JSON");
     let devices = r["devices"].as_array().expect("a devices list");
