@@ -587,7 +587,7 @@ fn run<T: Tiles>(
 mod tests {
     use super::*;
     use crate::conv::{ConvParams, geometry};
-    use crate::test_util::rand_vec as rand;
+    use crate::test_util::rand_vec;
 
     /// (input dims, weight dims, padding, dilation) cases: 2-D and 3-D, odd channel and
     /// output counts (padding of both), 1×1, 7×7×7 with 112 → 16 (the mask conv's shape, small).
@@ -632,7 +632,7 @@ mod tests {
     fn packed_weights_unpack_to_their_bf16_values() {
         for (xd, wd, pad, dil) in cases() {
             let g = geom(&xd, &wd, pad, dil);
-            let w = rand(wd.iter().product(), 3);
+            let w = rand_vec(wd.iter().product(), 3);
             let back = unpack_weights(&pack_weights(&w, &g), &g);
             for (a, b) in w.iter().zip(&back) {
                 assert_eq!(f32_of(bf16(*a)), *b);
@@ -645,9 +645,9 @@ mod tests {
         for (xd, wd, pad, dil) in cases() {
             let g = geom(&xd, &wd, pad, dil);
             let (x, w, b) = (
-                rand(xd.iter().product(), 1),
-                rand(wd.iter().product(), 2),
-                rand(wd[0], 5),
+                rand_vec(xd.iter().product(), 1),
+                rand_vec(wd.iter().product(), 2),
+                rand_vec(wd[0], 5),
             );
             let got = conv_emulated(&x, Some(&b), &g, &pack_weights(&w, &g));
             let want = reference(&x, &w, &b, &g);
@@ -664,7 +664,7 @@ mod tests {
         }
         for (xd, wd, pad, dil) in cases() {
             let g = geom(&xd, &wd, pad, dil);
-            let mut x = rand(xd.iter().product(), 1);
+            let mut x = rand_vec(xd.iter().product(), 1);
             // Ties, tiny and huge values, infinities: the rounding must agree everywhere.
             x[0] = f32::from_bits(0x3f80_8000);
             x[1] = f32::from_bits(0x3f81_8000);
@@ -690,9 +690,9 @@ mod tests {
         for (xd, wd, pad, dil) in cases() {
             let g = geom(&xd, &wd, pad, dil);
             let (x, w, b) = (
-                rand(xd.iter().product(), 1),
-                rand(wd.iter().product(), 2),
-                rand(wd[0], 5),
+                rand_vec(xd.iter().product(), 1),
+                rand_vec(wd.iter().product(), 2),
+                rand_vec(wd[0], 5),
             );
             let packed = pack_weights(&w, &g);
             let got = conv_amx(&x, Some(&b), &g, &packed);

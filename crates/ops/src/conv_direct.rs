@@ -364,53 +364,30 @@ pub(crate) unsafe fn micro_dispatch(
 ) {
     // SAFETY: forwarded from the caller.
     unsafe {
-        if fresh {
-            micro_level::<true>(isa, ocv, src, offsets, panel, acc)
-        } else {
-            micro_level::<false>(isa, ocv, src, offsets, panel, acc)
-        }
-    }
-}
-
-/// [`micro_dispatch`] for one choice of `FRESH`.
-///
-/// # Safety
-/// As [`micro_dispatch`].
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-unsafe fn micro_level<const FRESH: bool>(
-    isa: Isa,
-    ocv: usize,
-    src: &[f32],
-    offsets: &[usize],
-    panel: &[f32],
-    acc: &mut [f32],
-) {
-    // SAFETY: forwarded from the caller.
-    unsafe {
         match (isa, ocv) {
-            (Isa::Avx512, 1) => micro::<28, 1, FRESH>(src, offsets, panel, acc),
-            (Isa::Avx512, _) => micro::<14, 2, FRESH>(src, offsets, panel, acc),
-            (_, 1) => micro_avx2::<AVX2_NP, 16, FRESH>(src, offsets, panel, acc),
+            (Isa::Avx512, 1) => micro::<28, 1>(fresh, src, offsets, panel, acc),
+            (Isa::Avx512, _) => micro::<14, 2>(fresh, src, offsets, panel, acc),
+            (_, 1) => micro_avx2::<AVX2_NP, 16>(fresh, src, offsets, panel, acc),
             _ => {
                 // Two 16-channel halves of the 32-wide block: 3 × 32 accumulators would not
                 // leave registers for the weights.
-                micro_avx2::<AVX2_NP, 32, FRESH>(src, offsets, panel, acc);
-                micro_avx2::<AVX2_NP, 32, FRESH>(src, offsets, &panel[16..], &mut acc[16..]);
+                micro_avx2::<AVX2_NP, 32>(fresh, src, offsets, panel, acc);
+                micro_avx2::<AVX2_NP, 32>(fresh, src, offsets, &panel[16..], &mut acc[16..]);
             }
         }
     }
 }
 
 /// `acc[j][·] += Σ_k panel[k][·] · src[offsets[k] + j]` for `j < NP`, OCV zmm per position
-/// (`=` instead of `+=` when `FRESH`).
+/// (`=` instead of `+=` when `fresh`).
 ///
 /// # Safety
 /// AVX-512F must be available; `src[offsets[k] + j]` must be in bounds for all `k`, `j < NP`;
 /// `panel.len() >= offsets.len() * OCV * 16`; `acc.len() >= NP * OCV * 16`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn micro<const NP: usize, const OCV: usize, const FRESH: bool>(
+unsafe fn micro<const NP: usize, const OCV: usize>(
+    fresh: bool,
     src: &[f32],
     offsets: &[usize],
     panel: &[f32],
@@ -419,7 +396,7 @@ unsafe fn micro<const NP: usize, const OCV: usize, const FRESH: bool>(
     // SAFETY (whole body): bounds as documented above; loads and stores are unaligned.
     unsafe {
         let mut r = [[_mm512_setzero_ps(); OCV]; NP];
-        if !FRESH {
+        if !fresh {
             for (j, rj) in r.iter_mut().enumerate() {
                 for (v, rv) in rj.iter_mut().enumerate() {
                     *rv = _mm512_loadu_ps(acc.as_ptr().add((j * OCV + v) * LANES));
@@ -458,7 +435,8 @@ unsafe fn micro<const NP: usize, const OCV: usize, const FRESH: bool>(
 /// `OCB` floats (the last row needs only 16) and `acc` `NP` rows of `OCB` (the last only 16).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn micro_avx2<const NP: usize, const OCB: usize, const FRESH: bool>(
+unsafe fn micro_avx2<const NP: usize, const OCB: usize>(
+    fresh: bool,
     src: &[f32],
     offsets: &[usize],
     panel: &[f32],
@@ -469,7 +447,7 @@ unsafe fn micro_avx2<const NP: usize, const OCB: usize, const FRESH: bool>(
     // SAFETY (whole body): bounds as documented above; loads and stores are unaligned.
     unsafe {
         let mut r = [[_mm256_setzero_ps(); V]; NP];
-        if !FRESH {
+        if !fresh {
             for (j, rj) in r.iter_mut().enumerate() {
                 for (v, rv) in rj.iter_mut().enumerate() {
                     *rv = _mm256_loadu_ps(acc.as_ptr().add(j * OCB + v * YMM));
