@@ -97,6 +97,16 @@ fn cases() -> Vec<Case> {
             spec: json!({"op": "conv2d", "input": [1, 128, 64, 64], "weight": [512, 128, 3, 3], "padding": 1}),
         },
         Case {
+            name: "conv2d_spade_128_1024",
+            what: "conv2d 3x3 128->1024 @1x128x64x64 (SPADE γ|β)",
+            spec: json!({"op": "conv2d", "input": [1, 128, 64, 64], "weight": [1024, 128, 3, 3], "padding": 1}),
+        },
+        Case {
+            name: "conv2d_spade_128_512_256",
+            what: "conv2d 3x3 128->512 @1x128x256x256 (SPADE)",
+            spec: json!({"op": "conv2d", "input": [1, 128, 256, 256], "weight": [512, 128, 3, 3], "padding": 1}),
+        },
+        Case {
             name: "conv2d_spade_256_128",
             what: "conv2d 3x3 256->128 @1x256x256x256 (SPADE)",
             spec: json!({"op": "conv2d", "input": [1, 256, 256, 256], "weight": [128, 256, 3, 3], "padding": 1}),

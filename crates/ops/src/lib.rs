@@ -29,6 +29,7 @@ pub mod pool;
 pub mod precision;
 pub mod profile;
 pub mod random;
+mod scratch;
 #[cfg(test)]
 mod test_util;
 mod winograd;

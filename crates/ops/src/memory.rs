@@ -24,9 +24,12 @@ pub fn retain_freed_memory() {
     }
 }
 
-/// Returns the heap's free pages to the system (after a job), keeping the policy of
-/// [`retain_freed_memory`] for the next one.
+/// Frees the kernels' per-thread work buffers and returns the heap's free pages to the system
+/// (after a job), keeping the policy of [`retain_freed_memory`] for the next one.
 pub fn release_free_memory() {
+    // The kernels' per-thread work buffers first, so that their pages are free to return.
+    crate::scratch::release();
+    rayon::broadcast(|_| crate::scratch::release());
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim is thread-safe and only releases memory no allocation holds.
     unsafe {
