@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::error::{GpuError, Result};
@@ -288,6 +289,28 @@ pub(crate) struct Inner {
     uncaptured: Arc<Mutex<Vec<String>>>,
     /// Bound where a kernel's optional input (a bias) is absent: a binding cannot be empty.
     pub(crate) dummy: wgpu::Buffer,
+    /// Tensors uploaded from and read back to the host, for [`Device::transfers`].
+    pub(crate) uploads: AtomicU64,
+    pub(crate) downloads: AtomicU64,
+}
+
+/// How many tensors crossed between the host and a device (see [`Device::transfers`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Transfers {
+    /// Tensors uploaded (`GpuTensor::from_slice` / `from_tensor`).
+    pub uploads: u64,
+    /// Tensors read back (`GpuTensor::to_vec` / `to_tensor`).
+    pub downloads: u64,
+}
+
+impl std::ops::Sub for Transfers {
+    type Output = Transfers;
+    fn sub(self, rhs: Transfers) -> Transfers {
+        Transfers {
+            uploads: self.uploads - rhs.uploads,
+            downloads: self.downloads - rhs.downloads,
+        }
+    }
 }
 
 impl fmt::Debug for Device {
@@ -396,6 +419,8 @@ impl Device {
                 pipelines: Mutex::new(HashMap::new()),
                 uncaptured,
                 dummy,
+                uploads: AtomicU64::new(0),
+                downloads: AtomicU64::new(0),
             }),
         })
     }
@@ -403,6 +428,15 @@ impl Device {
     /// What this device is.
     pub fn info(&self) -> &DeviceInfo {
         &self.inner.info
+    }
+
+    /// The tensors moved between the host and this device since it was opened: what tells a
+    /// network that keeps its activations on the device from one that round-trips per layer.
+    pub fn transfers(&self) -> Transfers {
+        Transfers {
+            uploads: self.inner.uploads.load(Ordering::Relaxed),
+            downloads: self.inner.downloads.load(Ordering::Relaxed),
+        }
     }
 
     /// Runs `f` (which records and submits device work) and returns the first validation or

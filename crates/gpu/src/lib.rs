@@ -21,10 +21,11 @@ mod error;
 pub mod ops;
 mod tensor;
 
-pub use device::{Device, DeviceInfo, DeviceKind, DeviceType, list_devices, quiet_headless_vulkan};
+pub use device::{Device, DeviceInfo, DeviceKind, DeviceType, Transfers, list_devices, quiet_headless_vulkan};
 pub use error::{GpuError, Result};
 pub use ops::conv::{conv, conv1d, conv2d, conv3d};
-pub use ops::elementwise::{leaky_relu, relu};
-pub use ops::norm::instance_norm;
-pub use sadtalker_ops::ConvParams;
+pub use ops::elementwise::{add, leaky_relu, relu, sigmoid};
+pub use ops::interpolate::interpolate_nearest;
+pub use ops::norm::{instance_norm, instance_norm_modulate};
+pub use sadtalker_ops::{ConvParams, Resize};
 pub use tensor::GpuTensor;

@@ -20,6 +20,7 @@ impl GpuTensor {
             return shape_err(op, format!("shape {shape:?} does not hold {} elements", data.len()));
         }
         let t = GpuTensor::uninit(device, op, shape)?;
+        device.inner.uploads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if !data.is_empty() {
             device
                 .inner
@@ -83,6 +84,10 @@ impl GpuTensor {
 
     /// Downloads the data (waits for every kernel that writes it).
     pub fn to_vec(&self) -> Result<Vec<f32>> {
+        self.device
+            .inner
+            .downloads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let n = self.elem_count();
         if n == 0 {
             return Ok(Vec::new());

@@ -49,3 +49,50 @@ fn leaky_relu_past_one_grid_row() {
         .position(|(&v, &g)| g != if v > 0.0 { v } else { v * 0.5 });
     assert_eq!(bad, None);
 }
+
+#[test]
+fn add_matches_exactly_and_checks_shapes() {
+    let Some(dev) = common::device() else { return };
+    let (a, b) = (rand_tensor(&[2, 3, 9, 11], 1), rand_tensor(&[2, 3, 9, 11], 2));
+    let want = (&a + &b).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let got = sadtalker_gpu::add(&up(dev, &a), &up(dev, &b)).unwrap();
+    assert_eq!(got.to_vec().unwrap(), want);
+    let c = up(dev, &rand_tensor(&[2, 3, 9, 10], 3));
+    let e = sadtalker_gpu::add(&up(dev, &a), &c).unwrap_err();
+    assert!(e.to_string().contains("differ"), "{e}");
+}
+
+#[test]
+fn sigmoid_matches() {
+    let Some(dev) = common::device() else { return };
+    let x = rand_tensor(&[1, 3, 40, 41], 5).affine(6.0, 0.0).unwrap();
+    let want = sadtalker_ops::sigmoid(&x).unwrap();
+    let got = sadtalker_gpu::sigmoid(&up(dev, &x)).unwrap();
+    // The device's exp may round differently in the last bits.
+    let e = common::rel_err(&got, &want);
+    assert!(e <= 1e-6, "relative error {e:e}");
+}
+
+#[test]
+fn nearest_interpolation_picks_the_same_pixels() {
+    use sadtalker_gpu::Resize;
+    let Some(dev) = common::device() else { return };
+    for (shape, resize) in [
+        (vec![2, 3, 7, 9], Resize::Scale(vec![2.0, 2.0])),
+        // The SPADE segmap resize: to a given size, up and down, not a multiple.
+        (vec![1, 4, 16, 16], Resize::Size(vec![37, 29])),
+        (vec![1, 4, 16, 16], Resize::Size(vec![5, 7])),
+        (vec![1, 2, 3, 5, 6], Resize::Scale(vec![1.0, 2.0, 2.0])),
+        (vec![1, 2, 10], Resize::Scale(vec![1.5])),
+    ] {
+        let x = rand_tensor(&shape, 9);
+        let want = sadtalker_ops::interpolate_nearest(&x, &resize).unwrap();
+        let got = sadtalker_gpu::interpolate_nearest(&up(dev, &x), &resize).unwrap();
+        assert_eq!(got.dims(), want.dims(), "{shape:?} {resize:?}");
+        let want = want.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(got.to_vec().unwrap(), want, "{shape:?} {resize:?}");
+    }
+    let x = up(dev, &rand_tensor(&[1, 2, 4, 4], 1));
+    let e = sadtalker_gpu::interpolate_nearest(&x, &Resize::Size(vec![3])).unwrap_err();
+    assert!(matches!(e, sadtalker_gpu::GpuError::Shape { .. }), "{e}");
+}

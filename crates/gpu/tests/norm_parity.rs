@@ -42,3 +42,32 @@ fn instance_norm_checks_the_affine_shape() {
     let e = sadtalker_gpu::instance_norm(&x, Some(&w), None, 1e-5).unwrap_err();
     assert!(e.to_string().contains("does not match 3 channels"), "{e}");
 }
+
+#[test]
+fn instance_norm_modulate_matches() {
+    let Some(dev) = common::device() else { return };
+    for shape in [vec![2, 3, 17, 19], vec![1, 8, 64, 64]] {
+        let mut gb_shape = shape.clone();
+        gb_shape[1] *= 2;
+        let x = rand_tensor(&shape, 21).affine(2.0, -3.0).unwrap();
+        let gb = rand_tensor(&gb_shape, 22);
+        let want = sadtalker_ops::instance_norm_modulate(&x, &gb, 1e-5).unwrap();
+        let got = sadtalker_gpu::instance_norm_modulate(&up(dev, &x), None, None, &up(dev, &gb), 1e-5).unwrap();
+        let e = rel_err(&got, &want);
+        assert!(e <= 1e-5, "{shape:?}: relative error {e:e}");
+        // With affine parameters: the norm, then the modulation.
+        let c = shape[1];
+        let (w, b) = (rand_tensor(&[c], 23), rand_tensor(&[c], 24));
+        let norm = sadtalker_ops::instance_norm(&x, Some(&w), Some(&b), 1e-5).unwrap();
+        let (gamma, beta) = (gb.narrow(1, 0, c).unwrap(), gb.narrow(1, c, c).unwrap());
+        let want = ((norm * (gamma + 1.0).unwrap()).unwrap() + beta).unwrap();
+        let (wd, bd) = (up(dev, &w), up(dev, &b));
+        let got =
+            sadtalker_gpu::instance_norm_modulate(&up(dev, &x), Some(&wd), Some(&bd), &up(dev, &gb), 1e-5).unwrap();
+        let e = rel_err(&got, &want);
+        assert!(e <= 1e-5, "{shape:?} affine: relative error {e:e}");
+    }
+    let x = up(dev, &rand_tensor(&[1, 3, 4, 4], 1));
+    let e = sadtalker_gpu::instance_norm_modulate(&x, None, None, &x, 1e-5).unwrap_err();
+    assert!(e.to_string().contains("must be [1, 6, 4, 4]"), "{e}");
+}

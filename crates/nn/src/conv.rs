@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use sadtalker_gpu::{Device as GpuDevice, GpuTensor};
 use sadtalker_ops::{ConvParams, ConvPath, ConvWeight};
 
-use crate::Result;
+use crate::{Activations, Result};
 
 /// `torch.nn.Conv1d/2d/3d` (`N` spatial axes): parameters `weight`
 /// `(out, in/groups, *kernel)` and optional `bias` `(out)`.
@@ -129,33 +129,41 @@ impl<const N: usize> Conv<N> {
         Ok(Self::new(ConvWeight::new(&weight)?, bias, params))
     }
 
-    /// The layer's forward pass: on the GPU of this thread's [`sadtalker_gpu::context`] when
-    /// one is set, else on the CPU kernels.
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    /// The layer's forward pass, on the host or the GPU tensor `x` is (see [`Activations`]).
+    pub fn forward<T: Activations>(&self, x: &T) -> Result<T> {
+        x.conv(self)
+    }
+
+    /// The forward pass of a host tensor: on the GPU of this thread's [`sadtalker_gpu::context`]
+    /// when one is set (input uploaded, output read back), else on the CPU kernels.
+    pub(crate) fn forward_host(&self, x: &Tensor) -> Result<Tensor> {
         match sadtalker_gpu::context::current() {
-            Some(dev) => self.forward_on(&dev, x),
+            Some(dev) => Ok(self.forward_device(&GpuTensor::from_tensor(&dev, x)?)?.to_tensor()?),
             None => Ok(self.weight.forward(x, self.bias.as_ref(), self.params)?),
         }
     }
 
-    /// The forward pass on `dev`. The input is uploaded and the output read back on every call:
-    /// the networks around the layer still run on the host (see the gpu crate's README).
-    fn forward_on(&self, dev: &GpuDevice, x: &Tensor) -> Result<Tensor> {
-        let mut cached = self.on_device.lock().unwrap_or_else(PoisonError::into_inner);
-        let w = match cached.take() {
-            Some(w) if &w.device == dev => w,
-            _ => DeviceWeights {
-                device: dev.clone(),
-                weight: GpuTensor::from_tensor(dev, &self.weight.to_tensor()?)?,
-                bias: self.bias.as_ref().map(|b| GpuTensor::from_tensor(dev, b)).transpose()?,
-            },
+    /// The forward pass of a tensor on a GPU, with the layer's parameters there (uploaded on
+    /// the first call on that device, kept for the next).
+    pub(crate) fn forward_device(&self, x: &GpuTensor) -> Result<GpuTensor> {
+        let dev = x.device();
+        let (weight, bias) = {
+            let mut cached = self.on_device.lock().unwrap_or_else(PoisonError::into_inner);
+            match cached.as_ref() {
+                Some(w) if &w.device == dev => (w.weight.clone(), w.bias.clone()),
+                _ => {
+                    let w = DeviceWeights {
+                        device: dev.clone(),
+                        weight: GpuTensor::from_tensor(dev, &self.weight.to_tensor()?)?,
+                        bias: self.bias.as_ref().map(|b| GpuTensor::from_tensor(dev, b)).transpose()?,
+                    };
+                    let pair = (w.weight.clone(), w.bias.clone());
+                    *cached = Some(w);
+                    pair
+                }
+            }
         };
-        let y = GpuTensor::from_tensor(dev, x)
-            .and_then(|xd| sadtalker_gpu::conv(&xd, &w.weight, w.bias.as_ref(), self.params));
-        *cached = Some(w);
-        drop(cached);
-        let y = y?;
-        Ok(y.to_tensor()?)
+        Ok(sadtalker_gpu::conv(x, &weight, bias.as_ref(), self.params)?)
     }
 
     /// The weight tensor (a copy: the layer may keep only its fast layout).

@@ -14,10 +14,12 @@
 //! # Ok(()) }
 //! ```
 
+mod activations;
 mod conv;
 mod linear;
 mod norm;
 
+pub use activations::Activations;
 pub use conv::{Conv, Conv1d, Conv2d, Conv3d, ConvTranspose, ConvTranspose2d};
 pub use linear::Linear;
 pub use norm::{BatchNorm, InstanceNorm};
@@ -63,11 +65,12 @@ pub type Result<T> = std::result::Result<T, NnError>;
 pub mod __private {
     pub use candle_core::Error as CandleError;
     pub use sadtalker_checkpoint::CheckpointError;
+    pub use sadtalker_gpu::GpuError;
     pub use sadtalker_ops::OpError;
 }
 
 /// Gives a network crate's error type (which has an `Nn(NnError)` variant) the conversions from the
-/// parts of [`NnError`], so `?` works on checkpoint, op and candle results alike. Every network crate
+/// parts of [`NnError`], so `?` works on checkpoint, op, candle and GPU results alike. Every network crate
 /// carries layer failures in that one variant instead of repeating the three.
 #[macro_export]
 macro_rules! layer_error_conversions {
@@ -84,6 +87,11 @@ macro_rules! layer_error_conversions {
         }
         impl From<$crate::__private::CandleError> for $error {
             fn from(e: $crate::__private::CandleError) -> Self {
+                Self::Nn(e.into())
+            }
+        }
+        impl From<$crate::__private::GpuError> for $error {
+            fn from(e: $crate::__private::GpuError) -> Self {
                 Self::Nn(e.into())
             }
         }

@@ -1,8 +1,9 @@
 use candle_core::Tensor;
 use sadtalker_checkpoint::Weights;
+use sadtalker_gpu::GpuTensor;
 use sadtalker_ops::BatchNormStats;
 
-use crate::Result;
+use crate::{Activations, Result};
 
 /// `torch.nn.BatchNorm1d/2d/3d` (and SadTalker's `SynchronizedBatchNorm2d/3d`, which is
 /// the same at inference) in eval mode: `weight`, `bias`, `running_mean`, `running_var`.
@@ -62,9 +63,15 @@ impl InstanceNorm {
         Ok(Self { weight, bias, eps })
     }
 
-    /// `self(x) * (1 + γ) + β` for a parameter-free layer, with γ and β the two halves of
-    /// `gamma_beta` `(N, 2C, ...)`, in one pass (`sadtalker_ops::instance_norm_modulate`).
-    pub fn forward_modulated(&self, x: &Tensor, gamma_beta: &Tensor) -> Result<Tensor> {
+    /// `self(x) * (1 + γ) + β` with γ and β the two halves of `gamma_beta` `(N, 2C, ...)`, in one
+    /// pass (SPADE's modulation), on the host or the GPU tensor `x` is (see [`Activations`]).
+    pub fn forward_modulated<T: Activations>(&self, x: &T, gamma_beta: &T) -> Result<T> {
+        x.instance_norm_modulated(self, gamma_beta)
+    }
+
+    /// [`forward_modulated`](Self::forward_modulated) of host tensors
+    /// (`sadtalker_ops::instance_norm_modulate` for a parameter-free layer).
+    pub(crate) fn forward_modulated_host(&self, x: &Tensor, gamma_beta: &Tensor) -> Result<Tensor> {
         if self.weight.is_some() || self.bias.is_some() {
             let c = x.dim(1)?;
             let norm = self.forward(x)?;
@@ -72,6 +79,20 @@ impl InstanceNorm {
             return Ok(((norm * (gamma + 1.0)?)? + beta)?);
         }
         Ok(sadtalker_ops::instance_norm_modulate(x, gamma_beta, self.eps)?)
+    }
+
+    /// [`forward_modulated`](Self::forward_modulated) of GPU tensors: one kernel, the affine
+    /// parameters (if any) uploaded for the call.
+    pub(crate) fn forward_modulated_device(&self, x: &GpuTensor, gamma_beta: &GpuTensor) -> Result<GpuTensor> {
+        let up = |t: &Option<Tensor>| t.as_ref().map(|t| GpuTensor::from_tensor(x.device(), t)).transpose();
+        let (w, b) = (up(&self.weight)?, up(&self.bias)?);
+        Ok(sadtalker_gpu::instance_norm_modulate(
+            x,
+            w.as_ref(),
+            b.as_ref(),
+            gamma_beta,
+            self.eps,
+        )?)
     }
 
     /// The layer's forward pass.

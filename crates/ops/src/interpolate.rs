@@ -69,6 +69,50 @@ fn nearest_index(out_idx: usize, input: usize, output: usize, scale: Option<f64>
     }
 }
 
+/// Where a nearest interpolation reads: the spatial axes padded to three (depth, height,
+/// width; a missing axis has size 1), and per axis the source index of every output index.
+/// Public so that another backend (the GPU's) gathers exactly the pixels this one does.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NearestMaps {
+    /// The output's spatial size, as many axes as the input has.
+    pub out_sp: Vec<usize>,
+    /// Input size per padded axis.
+    pub input: [usize; 3],
+    /// Output size per padded axis.
+    pub output: [usize; 3],
+    /// `maps[a][o]`: the input index output index `o` of padded axis `a` takes.
+    pub maps: [Vec<usize>; 3],
+}
+
+impl NearestMaps {
+    /// The maps of `F.interpolate(mode='nearest')` from spatial size `in_sp` (one to three
+    /// axes) to `resize`.
+    pub fn new(in_sp: &[usize], resize: &Resize) -> Result<NearestMaps> {
+        const OP: &str = "interpolate(nearest)";
+        if !(1..=3).contains(&in_sp.len()) {
+            return shape_err(OP, format!("expected 1 to 3 spatial axes, got {in_sp:?}"));
+        }
+        let (out_sp, scales) = resize.resolve(OP, in_sp)?;
+        let pad = 3 - in_sp.len();
+        let (mut input, mut output) = ([1usize; 3], [1usize; 3]);
+        input[pad..].copy_from_slice(in_sp);
+        output[pad..].copy_from_slice(&out_sp);
+        let mut sc = [None; 3];
+        sc[pad..].copy_from_slice(&scales);
+        let maps = std::array::from_fn(|a| {
+            (0..output[a])
+                .map(|o| nearest_index(o, input[a], output[a], sc[a]))
+                .collect()
+        });
+        Ok(NearestMaps {
+            out_sp,
+            input,
+            output,
+            maps,
+        })
+    }
+}
+
 /// `F.interpolate(x, size|scale_factor, mode='nearest')` for `(N, C, L)`, `(N, C, H, W)`
 /// and `(N, C, D, H, W)` inputs.
 pub fn interpolate_nearest(x: &Tensor, resize: &Resize) -> Result<Tensor> {
@@ -79,18 +123,12 @@ pub fn interpolate_nearest(x: &Tensor, resize: &Resize) -> Result<Tensor> {
     if !(3..=5).contains(&xd.len()) {
         return shape_err(OP, format!("expected a 3-D, 4-D or 5-D input, got {xd:?}"));
     }
-    let (out_sp, scales) = resize.resolve(OP, &xd[2..])?;
-    // Pad to three axes so one loop serves all ranks.
-    let pad = 5 - xd.len();
-    let mut isz = [1usize; 3];
-    let mut osz = [1usize; 3];
-    isz[pad..].copy_from_slice(&xd[2..]);
-    osz[pad..].copy_from_slice(&out_sp);
-    let mut sc = [None; 3];
-    sc[pad..].copy_from_slice(&scales);
-    let maps: Vec<Vec<usize>> = (0..3)
-        .map(|a| (0..osz[a]).map(|o| nearest_index(o, isz[a], osz[a], sc[a])).collect())
-        .collect();
+    let NearestMaps {
+        out_sp,
+        input: isz,
+        output: osz,
+        maps,
+    } = NearestMaps::new(&xd[2..], resize)?;
     let (in_plane, out_plane) = (isz.iter().product::<usize>(), osz.iter().product::<usize>());
     let data = x.with(|xs| {
         let mut out = vec![0f32; xd[0] * xd[1] * out_plane];

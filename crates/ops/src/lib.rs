@@ -39,7 +39,7 @@ pub use conv::{ConvCache, ConvParams, ConvPath, conv, conv_cached, conv1d, conv2
 pub use conv_transpose::conv_transpose;
 pub use conv_weight::ConvWeight;
 pub use grid_sample::grid_sample;
-pub use interpolate::{Resize, interpolate_bilinear, interpolate_nearest};
+pub use interpolate::{NearestMaps, Resize, interpolate_bilinear, interpolate_nearest};
 pub use norm::{BatchNormStats, batch_norm, group_norm, instance_norm, instance_norm_modulate};
 pub use pad::reflection_pad2d;
 pub use pool::{adaptive_avg_pool, avg_pool2d, avg_pool3d, max_pool2d};

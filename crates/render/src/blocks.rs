@@ -1,7 +1,7 @@
 //! The building blocks of `facerender/modules/util.py`, one struct per module.
 
 use candle_core::Tensor;
-use sadtalker_nn::{BatchNorm, Conv2d, Conv3d, ConvParams, InstanceNorm, Weights};
+use sadtalker_nn::{Activations, BatchNorm, Conv2d, Conv3d, ConvParams, InstanceNorm, Weights};
 use sadtalker_ops::{Resize, avg_pool2d, avg_pool3d, interpolate_nearest, leaky_relu};
 
 use crate::Result;
@@ -376,9 +376,15 @@ impl Spade {
         })
     }
 
-    pub fn forward(&self, x: &Tensor, segmap: &Tensor) -> Result<Tensor> {
-        let (_, _, h, w) = x.dims4()?;
-        let segmap = interpolate_nearest(segmap, &Resize::Size(vec![h, w]))?;
+    pub fn forward<T: Activations>(&self, x: &T, segmap: &T) -> Result<T> {
+        let &[_, _, h, w] = x.dims() else {
+            return Err(sadtalker_ops::OpError::Shape {
+                op: "SPADE",
+                msg: format!("expected (N, C, H, W), got {:?}", x.dims()),
+            }
+            .into());
+        };
+        let segmap = segmap.interpolate_nearest(&Resize::Size(vec![h, w]))?;
         let actv = self.mlp_shared.forward(&segmap)?.relu()?;
         // normalized * (1 + gamma) + beta, fused.
         let gamma_beta = self.mlp_gamma_beta.forward(&actv)?;
@@ -416,16 +422,14 @@ impl SpadeResnetBlock {
         })
     }
 
-    pub fn forward(&self, x: &Tensor, seg: &Tensor) -> Result<Tensor> {
+    pub fn forward<T: Activations>(&self, x: &T, seg: &T) -> Result<T> {
         let x_s = match (&self.conv_s, &self.norm_s) {
             (Some(conv), Some(norm)) => conv.forward(&norm.forward(x, seg)?)?,
             _ => x.clone(),
         };
-        let dx = self.conv_0.forward(&leaky_relu(&self.norm_0.forward(x, seg)?, 0.2)?)?;
-        let dx = self
-            .conv_1
-            .forward(&leaky_relu(&self.norm_1.forward(&dx, seg)?, 0.2)?)?;
-        Ok((x_s + dx)?)
+        let dx = self.conv_0.forward(&self.norm_0.forward(x, seg)?.leaky_relu(0.2)?)?;
+        let dx = self.conv_1.forward(&self.norm_1.forward(&dx, seg)?.leaky_relu(0.2)?)?;
+        Ok(x_s.add(&dx)?)
     }
 }
 

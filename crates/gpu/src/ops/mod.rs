@@ -3,6 +3,7 @@
 
 pub mod conv;
 pub mod elementwise;
+pub mod interpolate;
 pub mod norm;
 
 use wgpu::util::DeviceExt;

@@ -13,20 +13,59 @@ pub fn instance_norm(
     bias: Option<&GpuTensor>,
     eps: f64,
 ) -> Result<GpuTensor> {
+    norm("instance_norm", x, weight, bias, None, eps)
+}
+
+/// `instance_norm(x, weight, bias) * (1 + γ) + β`, γ and β the two halves of `gamma_beta`
+/// `(N, 2C, ...)`, in one pass: SPADE's modulation (`sadtalker_ops::instance_norm_modulate`
+/// without affine parameters; with them, the instance norm then the modulation, as
+/// `sadtalker_nn::InstanceNorm::forward_modulated` does on the host).
+pub fn instance_norm_modulate(
+    x: &GpuTensor,
+    weight: Option<&GpuTensor>,
+    bias: Option<&GpuTensor>,
+    gamma_beta: &GpuTensor,
+    eps: f64,
+) -> Result<GpuTensor> {
+    const OP: &str = "instance_norm_modulate";
+    let xd = x.dims();
+    let mut expected = xd.to_vec();
+    if let Some(c) = expected.get_mut(1) {
+        *c *= 2;
+    }
+    if xd.len() >= 3 && gamma_beta.dims() != expected {
+        return shape_err(
+            OP,
+            format!("γ|β {:?} must be {expected:?} for x {xd:?}", gamma_beta.dims()),
+        );
+    }
+    norm(OP, x, weight, bias, Some(gamma_beta), eps)
+}
+
+/// The instance-norm kernel, with the affine parameters and the SPADE modulation it is given.
+fn norm(
+    op: &'static str,
+    x: &GpuTensor,
+    weight: Option<&GpuTensor>,
+    bias: Option<&GpuTensor>,
+    gamma_beta: Option<&GpuTensor>,
+    eps: f64,
+) -> Result<GpuTensor> {
     const OP: &str = "instance_norm";
     let mut all = vec![x];
     all.extend(weight);
     all.extend(bias);
-    let dev = same_device(OP, &all)?;
+    all.extend(gamma_beta);
+    let dev = same_device(op, &all)?;
     let xd = x.dims();
     if xd.len() < 3 {
-        return shape_err(OP, format!("expected (N, C, ...spatial), got {xd:?}"));
+        return shape_err(op, format!("expected (N, C, ...spatial), got {xd:?}"));
     }
     let c = xd[1];
     for t in [weight, bias].into_iter().flatten() {
         if t.dims() != [c] {
             return shape_err(
-                OP,
+                op,
                 format!(
                     "affine parameter {:?} does not match {c} channels of input {xd:?}",
                     t.dims()
@@ -34,33 +73,36 @@ pub fn instance_norm(
             );
         }
     }
-    let y = GpuTensor::uninit(dev, OP, xd)?;
-    let plane = u32_arg(OP, xd[2..].iter().product())?;
-    let planes = u32_arg(OP, xd[0] * c)?;
-    u32_arg(OP, x.elem_count())?;
+    let y = GpuTensor::uninit(dev, op, xd)?;
+    let plane = u32_arg(op, xd[2..].iter().product())?;
+    let planes = u32_arg(op, xd[0] * c)?;
+    u32_arg(op, x.elem_count())?;
+    u32_arg(op, 2 * x.elem_count())?;
     if plane == 0 || planes == 0 {
         return Ok(y);
     }
     let row = planes.min(65535);
     let params: [u32; 8] = [
         plane,
-        u32_arg(OP, c)?,
+        u32_arg(op, c)?,
         planes,
         row,
         (eps as f32).to_bits(),
         u32::from(weight.is_some()),
         u32::from(bias.is_some()),
-        0,
+        u32::from(gamma_beta.is_some()),
     ];
+    // One pipeline for both ops: the shader is the same.
     let pipeline = dev.pipeline(OP, include_str!("../shaders/instance_norm.wgsl"))?;
     let w = weight.map_or(&dev.inner.dummy, |t| &t.buffer);
     let b = bias.map_or(&dev.inner.dummy, |t| &t.buffer);
+    let gb = gamma_beta.map_or(&dev.inner.dummy, |t| &t.buffer);
     dispatch(
         dev,
-        OP,
+        op,
         &pipeline,
         bytemuck::cast_slice(&params),
-        &[&x.buffer, w, b, &y.buffer],
+        &[&x.buffer, w, b, gb, &y.buffer],
         [row, planes.div_ceil(row), 1],
     )?;
     Ok(y)

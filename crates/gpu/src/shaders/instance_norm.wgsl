@@ -1,16 +1,18 @@
 // Instance norm: one workgroup per (n, c) plane. Mean, then the biased variance around it
 // (two passes, each a per-thread strided sum then a tree in shared memory), then
 // y = fma(x, a, beta) with a = invstd * weight[c], beta = fma(-mean, a, bias[c]) as
-// sadtalker_ops forms them. The CPU accumulates in f64; WGSL has no f64, and the tree's
+// sadtalker_ops forms them, and with `modulate` then y * (1 + γ) + β, γ and β the two halves of
+// `gb` (N, 2C, ...), as sadtalker_ops::instance_norm_modulate. The CPU accumulates in f64; WGSL has no f64, and the tree's
 // pairwise sums keep the f32 error near 1e-7 relative for the planes the renderer has.
 
-struct Params { plane: u32, c: u32, planes: u32, row: u32, eps: f32, has_w: u32, has_b: u32, _pad: u32 }
+struct Params { plane: u32, c: u32, planes: u32, row: u32, eps: f32, has_w: u32, has_b: u32, modulate: u32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> weight: array<f32>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> y: array<f32>;
+@group(0) @binding(4) var<storage, read> gb: array<f32>;
+@group(0) @binding(5) var<storage, read_write> y: array<f32>;
 
 const WG: u32 = 256u;
 var<workgroup> part: array<f32, 256>;
@@ -60,7 +62,16 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
         b = bias[ci];
     }
     let beta = fma(-mean, a, b);
-    for (var i = t; i < p.plane; i += WG) {
-        y[base + i] = fma(x[base + i], a, beta);
+    if (p.modulate != 0u) {
+        // Plane k = (n, c): γ is plane (n, c) of gb's 2C, β plane (n, C + c).
+        let g0 = ((k / p.c) * 2u * p.c + ci) * p.plane;
+        let b0 = g0 + p.c * p.plane;
+        for (var i = t; i < p.plane; i += WG) {
+            y[base + i] = fma(x[base + i], a, beta) * (gb[g0 + i] + 1.0) + gb[b0 + i];
+        }
+    } else {
+        for (var i = t; i < p.plane; i += WG) {
+            y[base + i] = fma(x[base + i], a, beta);
+        }
     }
 }

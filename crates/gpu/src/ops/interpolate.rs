@@ -1,0 +1,56 @@
+//! `F.interpolate(mode='nearest')`.
+
+use sadtalker_ops::{NearestMaps, Resize};
+use wgpu::util::DeviceExt;
+
+use crate::error::{GpuError, Result, shape_err};
+use crate::ops::elementwise::grid;
+use crate::ops::{dispatch, u32_arg};
+use crate::tensor::GpuTensor;
+
+/// `F.interpolate(x, size|scale_factor, mode='nearest')` for `(N, C, L)`, `(N, C, H, W)` and
+/// `(N, C, D, H, W)`: the pixels `sadtalker_ops::interpolate_nearest` picks (the same
+/// [`NearestMaps`]), so the result is identical.
+pub fn interpolate_nearest(x: &GpuTensor, resize: &Resize) -> Result<GpuTensor> {
+    const OP: &str = "interpolate(nearest)";
+    let xd = x.dims();
+    if !(3..=5).contains(&xd.len()) {
+        return shape_err(OP, format!("expected a 3-D, 4-D or 5-D input, got {xd:?}"));
+    }
+    let m = NearestMaps::new(&xd[2..], resize).map_err(GpuError::from_op)?;
+    let mut shape = xd[..2].to_vec();
+    shape.extend_from_slice(&m.out_sp);
+    let dev = x.device();
+    let y = GpuTensor::uninit(dev, OP, &shape)?;
+    let n = u32_arg(OP, y.elem_count())?;
+    if n == 0 {
+        return Ok(y);
+    }
+    let maps: Vec<u32> = m
+        .maps
+        .iter()
+        .flatten()
+        .map(|&i| u32_arg(OP, i))
+        .collect::<Result<_>>()?;
+    let maps = dev.inner.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: Some(OP),
+        contents: bytemuck::cast_slice(&maps),
+        usage: wgpu::BufferUsages::STORAGE,
+    });
+    let (groups, row) = grid(n);
+    let mut params = [n, row, 0, 0, 0, 0, 0, 0];
+    for a in 0..3 {
+        params[2 + a] = u32_arg(OP, m.input[a])?;
+        params[5 + a] = u32_arg(OP, m.output[a])?;
+    }
+    let pipeline = dev.pipeline(OP, include_str!("../shaders/nearest.wgsl"))?;
+    dispatch(
+        dev,
+        OP,
+        &pipeline,
+        bytemuck::cast_slice(&params),
+        &[&x.buffer, &maps, &y.buffer],
+        groups,
+    )?;
+    Ok(y)
+}

@@ -1,0 +1,88 @@
+//! [`Activations`]: the tensors between layers, on the host or on a GPU, so that one network
+//! `forward` (written once, like its PyTorch module) runs on either.
+//!
+//! Why a trait rather than candle's device enum: candle has no wgpu device, and our GPU tensors
+//! ([`GpuTensor`]) carry their own kernels. A block generic over `T: Activations` keeps its
+//! activations where its input is: on a GPU, nothing crosses to the host between its layers.
+
+use candle_core::Tensor;
+use sadtalker_gpu::GpuTensor;
+use sadtalker_ops::Resize;
+
+use crate::{Conv, InstanceNorm, Result};
+
+/// The operations the networks apply between layers, and the layers themselves, for one kind
+/// of tensor. Each mirrors a `torch` call; both kinds compute the same values (the GPU within
+/// float rounding, see `sadtalker_gpu`).
+pub trait Activations: Sized + Clone {
+    /// The dimensions, PyTorch order.
+    fn dims(&self) -> &[usize];
+    /// `F.relu`.
+    fn relu(&self) -> Result<Self>;
+    /// `F.leaky_relu(x, negative_slope)`.
+    fn leaky_relu(&self, negative_slope: f32) -> Result<Self>;
+    /// `torch.sigmoid`.
+    fn sigmoid(&self) -> Result<Self>;
+    /// `x + other`, same shapes.
+    fn add(&self, other: &Self) -> Result<Self>;
+    /// `F.interpolate(x, size|scale_factor, mode='nearest')`.
+    fn interpolate_nearest(&self, resize: &Resize) -> Result<Self>;
+    /// `layer(x)` for a convolution.
+    fn conv<const N: usize>(&self, layer: &Conv<N>) -> Result<Self>;
+    /// `norm(x) * (1 + γ) + β` (SPADE), γ | β stacked along the channels of `gamma_beta`.
+    fn instance_norm_modulated(&self, norm: &InstanceNorm, gamma_beta: &Self) -> Result<Self>;
+}
+
+impl Activations for Tensor {
+    fn dims(&self) -> &[usize] {
+        Tensor::dims(self)
+    }
+    fn relu(&self) -> Result<Self> {
+        Ok(Tensor::relu(self)?)
+    }
+    fn leaky_relu(&self, negative_slope: f32) -> Result<Self> {
+        Ok(sadtalker_ops::leaky_relu(self, negative_slope)?)
+    }
+    fn sigmoid(&self) -> Result<Self> {
+        Ok(sadtalker_ops::sigmoid(self)?)
+    }
+    fn add(&self, other: &Self) -> Result<Self> {
+        Ok((self + other)?)
+    }
+    fn interpolate_nearest(&self, resize: &Resize) -> Result<Self> {
+        Ok(sadtalker_ops::interpolate_nearest(self, resize)?)
+    }
+    fn conv<const N: usize>(&self, layer: &Conv<N>) -> Result<Self> {
+        layer.forward_host(self)
+    }
+    fn instance_norm_modulated(&self, norm: &InstanceNorm, gamma_beta: &Self) -> Result<Self> {
+        norm.forward_modulated_host(self, gamma_beta)
+    }
+}
+
+impl Activations for GpuTensor {
+    fn dims(&self) -> &[usize] {
+        GpuTensor::dims(self)
+    }
+    fn relu(&self) -> Result<Self> {
+        Ok(sadtalker_gpu::relu(self)?)
+    }
+    fn leaky_relu(&self, negative_slope: f32) -> Result<Self> {
+        Ok(sadtalker_gpu::leaky_relu(self, negative_slope)?)
+    }
+    fn sigmoid(&self) -> Result<Self> {
+        Ok(sadtalker_gpu::sigmoid(self)?)
+    }
+    fn add(&self, other: &Self) -> Result<Self> {
+        Ok(sadtalker_gpu::add(self, other)?)
+    }
+    fn interpolate_nearest(&self, resize: &Resize) -> Result<Self> {
+        Ok(sadtalker_gpu::interpolate_nearest(self, resize)?)
+    }
+    fn conv<const N: usize>(&self, layer: &Conv<N>) -> Result<Self> {
+        layer.forward_device(self)
+    }
+    fn instance_norm_modulated(&self, norm: &InstanceNorm, gamma_beta: &Self) -> Result<Self> {
+        norm.forward_modulated_device(self, gamma_beta)
+    }
+}
