@@ -77,6 +77,25 @@ impl GpuTensor {
         self.shape.iter().product()
     }
 
+    /// The same data with another shape of as many elements (no copy: the layout is contiguous).
+    pub fn reshape(&self, shape: &[usize]) -> Result<GpuTensor> {
+        if shape.iter().product::<usize>() != self.elem_count() {
+            return shape_err(
+                "reshape",
+                format!(
+                    "shape {shape:?} does not hold the {} elements of {:?}",
+                    self.elem_count(),
+                    self.shape
+                ),
+            );
+        }
+        Ok(GpuTensor {
+            device: self.device.clone(),
+            buffer: self.buffer.clone(),
+            shape: shape.to_vec(),
+        })
+    }
+
     /// The device holding the data.
     pub fn device(&self) -> &Device {
         &self.device

@@ -96,3 +96,67 @@ fn nearest_interpolation_picks_the_same_pixels() {
     let e = sadtalker_gpu::interpolate_nearest(&x, &Resize::Size(vec![3])).unwrap_err();
     assert!(matches!(e, sadtalker_gpu::GpuError::Shape { .. }), "{e}");
 }
+
+#[test]
+fn batch_norm_coefficients_give_sadtalker_ops_values() {
+    use sadtalker_ops::BatchNormStats;
+    let Some(dev) = common::device() else { return };
+    let c = 6;
+    // A large mean makes a separate multiply and add differ from the fused one.
+    let stats = BatchNormStats {
+        running_mean: rand_tensor(&[c], 1).affine(50.0, 100.0).unwrap(),
+        running_var: rand_tensor(&[c], 2).affine(0.5, 1.0).unwrap(),
+        weight: Some(rand_tensor(&[c], 3)),
+        bias: Some(rand_tensor(&[c], 4)),
+    };
+    for shape in [vec![2, c, 9, 7], vec![1, c, 3, 4, 5], vec![3, c]] {
+        let x = rand_tensor(&shape, 5).affine(60.0, 100.0).unwrap();
+        let want = sadtalker_ops::batch_norm(&x, &stats, 1e-5).unwrap();
+        let (a, b) = stats.coefficients(c, 1e-5).unwrap();
+        let (a, b) = (
+            sadtalker_gpu::GpuTensor::from_slice(dev, &a, &[c]).unwrap(),
+            sadtalker_gpu::GpuTensor::from_slice(dev, &b, &[c]).unwrap(),
+        );
+        let got = sadtalker_gpu::channel_affine(&up(dev, &x), &a, &b).unwrap();
+        // WGSL's fma need not be fused (Vulkan lets it round like a multiply then an add;
+        // lavapipe does): an ulp of the product at most, not bit for bit.
+        let e = common::rel_err(&got, &want);
+        assert!(e <= 1e-6, "{shape:?}: relative error {e:e}");
+    }
+    let bad = sadtalker_gpu::channel_affine(
+        &up(dev, &rand_tensor(&[1, 5, 2, 2], 6)),
+        &up(dev, &rand_tensor(&[6], 7)),
+        &up(dev, &rand_tensor(&[6], 8)),
+    );
+    assert!(bad.unwrap_err().to_string().contains("5 channels"));
+}
+
+#[test]
+fn one_channel_mask_multiplies_every_channel_exactly() {
+    let Some(dev) = common::device() else { return };
+    let x = rand_tensor(&[3, 5, 8, 9], 1);
+    let m = rand_tensor(&[3, 1, 8, 9], 2);
+    let want = x
+        .broadcast_mul(&m)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    let got = sadtalker_gpu::mul_one_channel(&up(dev, &x), &up(dev, &m)).unwrap();
+    assert_eq!(got.to_vec().unwrap(), want);
+    for bad in [vec![3, 2, 8, 9], vec![1, 1, 8, 9], vec![3, 1, 8, 8]] {
+        let e = sadtalker_gpu::mul_one_channel(&up(dev, &x), &up(dev, &rand_tensor(&bad, 3))).unwrap_err();
+        assert!(e.to_string().contains("one-channel"), "{e}");
+    }
+}
+
+#[test]
+fn reshape_keeps_the_data_and_checks_the_count() {
+    let Some(dev) = common::device() else { return };
+    let x = rand_tensor(&[2, 3, 4], 1);
+    let g = up(dev, &x).reshape(&[6, 4]).unwrap();
+    assert_eq!(g.dims(), [6, 4]);
+    assert_eq!(g.to_vec().unwrap(), x.flatten_all().unwrap().to_vec1::<f32>().unwrap());
+    assert!(up(dev, &x).reshape(&[5, 5]).is_err());
+}

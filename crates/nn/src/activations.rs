@@ -9,7 +9,7 @@ use candle_core::Tensor;
 use sadtalker_gpu::GpuTensor;
 use sadtalker_ops::Resize;
 
-use crate::{Conv, InstanceNorm, Result};
+use crate::{BatchNorm, Conv, InstanceNorm, Result};
 
 /// The operations the networks apply between layers, and the layers themselves, for one kind
 /// of tensor. Each mirrors a `torch` call; both kinds compute the same values (the GPU within
@@ -25,10 +25,19 @@ pub trait Activations: Sized + Clone {
     fn sigmoid(&self) -> Result<Self>;
     /// `x + other`, same shapes.
     fn add(&self, other: &Self) -> Result<Self>;
+    /// `x * mask`, `mask` `(N, 1, ...)` broadcast over the channels of `x` `(N, C, ...)`.
+    fn mul_one_channel(&self, mask: &Self) -> Result<Self>;
+    /// `x.reshape(shape)` (as many elements).
+    fn reshape(&self, shape: &[usize]) -> Result<Self>;
+    /// `F.grid_sample(x, grid, mode='bilinear', padding_mode='zeros', align_corners)` of a 5-D
+    /// `x`; an `x` of batch 1 is shared by every grid (`x.repeat(N, 1, 1, 1, 1)` first).
+    fn grid_sample(&self, grid: &Self, align_corners: bool) -> Result<Self>;
     /// `F.interpolate(x, size|scale_factor, mode='nearest')`.
     fn interpolate_nearest(&self, resize: &Resize) -> Result<Self>;
     /// `layer(x)` for a convolution.
     fn conv<const N: usize>(&self, layer: &Conv<N>) -> Result<Self>;
+    /// `norm(x)` for a batch norm in eval mode.
+    fn batch_norm(&self, norm: &BatchNorm) -> Result<Self>;
     /// `norm(x) * (1 + γ) + β` (SPADE), γ | β stacked along the channels of `gamma_beta`.
     fn instance_norm_modulated(&self, norm: &InstanceNorm, gamma_beta: &Self) -> Result<Self>;
 }
@@ -49,11 +58,28 @@ impl Activations for Tensor {
     fn add(&self, other: &Self) -> Result<Self> {
         Ok((self + other)?)
     }
+    fn mul_one_channel(&self, mask: &Self) -> Result<Self> {
+        Ok(self.broadcast_mul(mask)?)
+    }
+    fn reshape(&self, shape: &[usize]) -> Result<Self> {
+        Ok(Tensor::reshape(self, shape)?)
+    }
+    fn grid_sample(&self, grid: &Self, align_corners: bool) -> Result<Self> {
+        let n = grid.dim(0)?;
+        if self.dim(0)? == 1 && n != 1 {
+            let input = self.repeat((n, 1, 1, 1, 1))?;
+            return Ok(sadtalker_ops::grid_sample(&input, grid, align_corners)?);
+        }
+        Ok(sadtalker_ops::grid_sample(self, grid, align_corners)?)
+    }
     fn interpolate_nearest(&self, resize: &Resize) -> Result<Self> {
         Ok(sadtalker_ops::interpolate_nearest(self, resize)?)
     }
     fn conv<const N: usize>(&self, layer: &Conv<N>) -> Result<Self> {
         layer.forward_host(self)
+    }
+    fn batch_norm(&self, norm: &BatchNorm) -> Result<Self> {
+        norm.forward_host(self)
     }
     fn instance_norm_modulated(&self, norm: &InstanceNorm, gamma_beta: &Self) -> Result<Self> {
         norm.forward_modulated_host(self, gamma_beta)
@@ -76,11 +102,23 @@ impl Activations for GpuTensor {
     fn add(&self, other: &Self) -> Result<Self> {
         Ok(sadtalker_gpu::add(self, other)?)
     }
+    fn mul_one_channel(&self, mask: &Self) -> Result<Self> {
+        Ok(sadtalker_gpu::mul_one_channel(self, mask)?)
+    }
+    fn reshape(&self, shape: &[usize]) -> Result<Self> {
+        Ok(GpuTensor::reshape(self, shape)?)
+    }
+    fn grid_sample(&self, grid: &Self, align_corners: bool) -> Result<Self> {
+        Ok(sadtalker_gpu::grid_sample(self, grid, align_corners)?)
+    }
     fn interpolate_nearest(&self, resize: &Resize) -> Result<Self> {
         Ok(sadtalker_gpu::interpolate_nearest(self, resize)?)
     }
     fn conv<const N: usize>(&self, layer: &Conv<N>) -> Result<Self> {
         layer.forward_device(self)
+    }
+    fn batch_norm(&self, norm: &BatchNorm) -> Result<Self> {
+        norm.forward_device(self)
     }
     fn instance_norm_modulated(&self, norm: &InstanceNorm, gamma_beta: &Self) -> Result<Self> {
         norm.forward_modulated_device(self, gamma_beta)

@@ -1,10 +1,11 @@
 use candle_core::Tensor;
 use sadtalker_checkpoint::Weights;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
-use sadtalker_gpu::{Device as GpuDevice, GpuTensor};
+use sadtalker_gpu::GpuTensor;
 use sadtalker_ops::{ConvParams, ConvPath, ConvWeight};
 
+use crate::on_device::OnDevice;
 use crate::{Activations, Result};
 
 /// `torch.nn.Conv1d/2d/3d` (`N` spatial axes): parameters `weight`
@@ -15,17 +16,8 @@ pub struct Conv<const N: usize> {
     weight: Arc<ConvWeight>,
     bias: Option<Tensor>,
     params: ConvParams<N>,
-    /// The weight and bias in a GPU's memory, uploaded the first time the layer runs there
-    /// (shared by clones, like `weight`).
-    on_device: Arc<Mutex<Option<DeviceWeights>>>,
-}
-
-/// A layer's parameters on one GPU.
-#[derive(Debug)]
-struct DeviceWeights {
-    device: GpuDevice,
-    weight: GpuTensor,
-    bias: Option<GpuTensor>,
+    /// The weight and bias in a GPU's memory (shared by clones, like `weight`).
+    on_device: OnDevice<(GpuTensor, Option<GpuTensor>)>,
 }
 
 /// `torch.nn.Conv1d`.
@@ -90,7 +82,7 @@ impl<const N: usize> Conv<N> {
             weight: Arc::new(weight),
             bias,
             params,
-            on_device: Arc::default(),
+            on_device: OnDevice::default(),
         }
     }
 
@@ -147,22 +139,11 @@ impl<const N: usize> Conv<N> {
     /// the first call on that device, kept for the next).
     pub(crate) fn forward_device(&self, x: &GpuTensor) -> Result<GpuTensor> {
         let dev = x.device();
-        let (weight, bias) = {
-            let mut cached = self.on_device.lock().unwrap_or_else(PoisonError::into_inner);
-            match cached.as_ref() {
-                Some(w) if &w.device == dev => (w.weight.clone(), w.bias.clone()),
-                _ => {
-                    let w = DeviceWeights {
-                        device: dev.clone(),
-                        weight: GpuTensor::from_tensor(dev, &self.weight.to_tensor()?)?,
-                        bias: self.bias.as_ref().map(|b| GpuTensor::from_tensor(dev, b)).transpose()?,
-                    };
-                    let pair = (w.weight.clone(), w.bias.clone());
-                    *cached = Some(w);
-                    pair
-                }
-            }
-        };
+        let (weight, bias) = self.on_device.get(dev, || {
+            let weight = GpuTensor::from_tensor(dev, &self.weight.to_tensor()?)?;
+            let bias = self.bias.as_ref().map(|b| GpuTensor::from_tensor(dev, b)).transpose()?;
+            Ok((weight, bias))
+        })?;
         Ok(sadtalker_gpu::conv(x, &weight, bias.as_ref(), self.params)?)
     }
 

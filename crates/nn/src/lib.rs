@@ -18,6 +18,7 @@ mod activations;
 mod conv;
 mod linear;
 mod norm;
+mod on_device;
 
 pub use activations::Activations;
 pub use conv::{Conv, Conv1d, Conv2d, Conv3d, ConvTranspose, ConvTranspose2d};

@@ -3,6 +3,7 @@ use sadtalker_checkpoint::Weights;
 use sadtalker_gpu::GpuTensor;
 use sadtalker_ops::BatchNormStats;
 
+use crate::on_device::OnDevice;
 use crate::{Activations, Result};
 
 /// `torch.nn.BatchNorm1d/2d/3d` (and SadTalker's `SynchronizedBatchNorm2d/3d`, which is
@@ -11,6 +12,8 @@ use crate::{Activations, Result};
 pub struct BatchNorm {
     stats: BatchNormStats,
     eps: f64,
+    /// The folded per-channel `(alpha, beta)` in a GPU's memory.
+    on_device: OnDevice<(GpuTensor, GpuTensor)>,
 }
 
 impl BatchNorm {
@@ -31,12 +34,37 @@ impl BatchNorm {
             weight: if affine { Some(w.get(&c, "weight")?) } else { None },
             bias: if affine { Some(w.get(&c, "bias")?) } else { None },
         };
-        Ok(Self { stats, eps })
+        Ok(Self {
+            stats,
+            eps,
+            on_device: OnDevice::default(),
+        })
     }
 
-    /// The layer's forward pass (channels on axis 1).
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    /// The layer's forward pass (channels on axis 1), on the host or the GPU tensor `x` is
+    /// (see [`Activations`]).
+    pub fn forward<T: Activations>(&self, x: &T) -> Result<T> {
+        x.batch_norm(self)
+    }
+
+    /// [`forward`](Self::forward) of a host tensor.
+    pub(crate) fn forward_host(&self, x: &Tensor) -> Result<Tensor> {
         Ok(sadtalker_ops::batch_norm(x, &self.stats, self.eps)?)
+    }
+
+    /// [`forward`](Self::forward) of a GPU tensor: the host's folded coefficients (uploaded on
+    /// the first call on that device) applied by one kernel: the host's values to an ulp.
+    pub(crate) fn forward_device(&self, x: &GpuTensor) -> Result<GpuTensor> {
+        let dev = x.device();
+        let c = self.stats.running_mean.dim(0)?;
+        let (alpha, beta) = self.on_device.get(dev, || {
+            let (a, b) = self.stats.coefficients(c, self.eps)?;
+            Ok((
+                GpuTensor::from_slice(dev, &a, &[c])?,
+                GpuTensor::from_slice(dev, &b, &[c])?,
+            ))
+        })?;
+        Ok(sadtalker_gpu::channel_affine(x, &alpha, &beta)?)
     }
 }
 

@@ -23,6 +23,45 @@ pub struct BatchNormStats {
     pub bias: Option<Tensor>,
 }
 
+impl BatchNormStats {
+    /// The per-channel `(alpha, beta)` of [`batch_norm`], `y = fma(x, alpha, beta)`, formed as ATen
+    /// forms them (a GPU applies the same ones); a shape error unless every tensor has `c` entries.
+    pub fn coefficients(&self, c: usize, eps: f64) -> Result<(Vec<f32>, Vec<f32>)> {
+        const OP: &str = "batch_norm";
+        let mean = Input::new(OP, &self.running_mean)?;
+        let var = Input::new(OP, &self.running_var)?;
+        let w = self.weight.as_ref().map(|t| Input::new(OP, t)).transpose()?;
+        let b = self.bias.as_ref().map(|t| Input::new(OP, t)).transpose()?;
+        for (name, t) in [
+            ("running_mean", Some(&mean)),
+            ("running_var", Some(&var)),
+            ("weight", w.as_ref()),
+            ("bias", b.as_ref()),
+        ] {
+            if let Some(t) = t
+                && t.dims() != [c]
+            {
+                return shape_err(OP, format!("{name} {:?} does not match {c} channels", t.dims()));
+            }
+        }
+        Ok(mean.with(|m| {
+            var.with(|v| {
+                with_opt(w.as_ref(), |w| {
+                    with_opt(b.as_ref(), |b| {
+                        (0..c)
+                            .map(|i| {
+                                let invstd = 1.0 / (v[i] + eps as f32).sqrt();
+                                let a = invstd * w.map_or(1.0, |w| w[i]);
+                                (a, (-m[i]).mul_add(a, b.map_or(0.0, |b| b[i])))
+                            })
+                            .unzip()
+                    })
+                })
+            })
+        }))
+    }
+}
+
 /// `F.batch_norm(x, running_mean, running_var, weight, bias, training=False, eps=eps)`.
 ///
 /// Computed as ATen does: `alpha = weight / sqrt(var + eps)`, `beta = bias - mean * alpha`,
@@ -36,40 +75,7 @@ pub fn batch_norm(x: &Tensor, stats: &BatchNormStats, eps: f64) -> Result<Tensor
         return shape_err(OP, format!("expected (N, C, ...), got {xd:?}"));
     }
     let c = xd[1];
-    let mean = Input::new(OP, &stats.running_mean)?;
-    let var = Input::new(OP, &stats.running_var)?;
-    let w = stats.weight.as_ref().map(|t| Input::new(OP, t)).transpose()?;
-    let b = stats.bias.as_ref().map(|t| Input::new(OP, t)).transpose()?;
-    for (name, t) in [
-        ("running_mean", Some(&mean)),
-        ("running_var", Some(&var)),
-        ("weight", w.as_ref()),
-        ("bias", b.as_ref()),
-    ] {
-        if let Some(t) = t
-            && t.dims() != [c]
-        {
-            return shape_err(
-                OP,
-                format!("{name} {:?} does not match {c} channels of input {xd:?}", t.dims()),
-            );
-        }
-    }
-    let (alpha, beta): (Vec<f32>, Vec<f32>) = mean.with(|m| {
-        var.with(|v| {
-            with_opt(w.as_ref(), |w| {
-                with_opt(b.as_ref(), |b| {
-                    (0..c)
-                        .map(|i| {
-                            let invstd = 1.0 / (v[i] + eps as f32).sqrt();
-                            let a = invstd * w.map_or(1.0, |w| w[i]);
-                            (a, (-m[i]).mul_add(a, b.map_or(0.0, |b| b[i])))
-                        })
-                        .unzip()
-                })
-            })
-        })
-    });
+    let (alpha, beta) = stats.coefficients(c, eps)?;
     let plane: usize = xd[2..].iter().product();
     let data = x.with(|xs| affine_planes(xs, plane, c, |ci| (alpha[ci], beta[ci])));
     output(data, xd)

@@ -2,7 +2,7 @@
 
 use candle_core::Tensor;
 use sadtalker_nn::{Activations, BatchNorm, Conv2d, Conv3d, ConvParams, InstanceNorm, Weights};
-use sadtalker_ops::{Resize, avg_pool2d, avg_pool3d, interpolate_nearest, leaky_relu};
+use sadtalker_ops::{Resize, avg_pool2d, avg_pool3d, interpolate_nearest};
 
 use crate::Result;
 
@@ -29,13 +29,9 @@ impl SameBlock2d {
         })
     }
 
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    pub fn forward<T: Activations>(&self, x: &T) -> Result<T> {
         let out = self.norm.forward(&self.conv.forward(x)?)?;
-        Ok(if self.lrelu {
-            leaky_relu(&out, 0.01)?
-        } else {
-            out.relu()?
-        })
+        Ok(if self.lrelu { out.leaky_relu(0.01)? } else { out.relu()? })
     }
 }
 

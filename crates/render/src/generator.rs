@@ -1,15 +1,15 @@
 //! `OcclusionAwareSPADEGenerator` and `SPADEDecoder` (`facerender/modules/generator.py`).
 
 use candle_core::Tensor;
-use sadtalker_gpu::GpuTensor;
+use sadtalker_gpu::{GpuTensor, context};
 use sadtalker_nn::{Activations, Conv2d, ConvParams, Weights};
-use sadtalker_ops::{Resize, grid_sample};
+use sadtalker_ops::Resize;
 
-use crate::Result;
 use crate::blocks::{DownBlock2d, ResBlock3d, SameBlock2d, SpadeResnetBlock};
 use crate::config::{DecoderConfig, FaceRenderConfig};
 use crate::dense_motion::{DenseMotion, DenseMotionNetwork};
 use crate::keypoints::Keypoints;
+use crate::{RenderError, Result};
 
 /// `SPADEDecoder`: six SPADE residual blocks at the feature resolution, then two
 /// upsampling blocks, a 3×3 conv to RGB and a sigmoid.
@@ -34,16 +34,6 @@ impl SpadeDecoder {
             up_1: SpadeResnetBlock::load(&w.pp("up_1"), ic, oc, label_nc)?,
             conv_img: Conv2d::load(&w.pp("conv_img"), oc, 3, [3, 3], p, true)?,
         })
-    }
-
-    /// The decoder on the GPU of this thread's `sadtalker_gpu::context` when one is set (the
-    /// feature uploaded once, the image read back once: every activation between stays on the
-    /// device), else on the CPU.
-    pub fn forward(&self, feature: &Tensor) -> Result<Tensor> {
-        match sadtalker_gpu::context::current() {
-            Some(dev) => Ok(self.forward_on(&GpuTensor::from_tensor(&dev, feature)?)?.to_tensor()?),
-            None => self.forward_on(feature),
-        }
     }
 
     /// `SPADEDecoder.forward`, on whichever side `feature` lives.
@@ -85,6 +75,25 @@ pub struct GeneratorOutput {
 }
 
 impl OcclusionAwareSpadeGenerator {
+    /// `deform_input`, `third`, `fourth`, the occlusion and the decoder, where the tensors are:
+    /// on a GPU nothing crosses to the host until the image.
+    fn warp_and_decode<T: Activations>(&self, feature_3d: &T, deformation: &T, occlusion: &T) -> Result<T> {
+        // deform_input: the deformation is computed at the feature's size, so the reference's
+        // trilinear resize never runs; the batch-1 volume is shared by every frame's grid.
+        let out = feature_3d.grid_sample(deformation, false)?;
+        let &[bs, c, d, h, w] = out.dims() else {
+            return Err(RenderError::Input(format!(
+                "deformed feature {:?} is not 5-D",
+                out.dims()
+            )));
+        };
+        let out = out.reshape(&[bs, c * d, h, w])?;
+        let out = self.fourth.forward(&self.third.forward(&out)?)?;
+        // The occlusion map has the feature's size too (no bilinear resize needed).
+        let out = out.mul_one_channel(occlusion)?;
+        self.decoder.forward_on(&out)
+    }
+
     pub fn load(w: &Weights, cfg: &FaceRenderConfig) -> Result<Self> {
         let g = &cfg.generator;
         let be = g.block_expansion;
@@ -154,18 +163,16 @@ impl OcclusionAwareSpadeGenerator {
         kp_driving: &Keypoints,
         kp_source: &Keypoints,
     ) -> Result<GeneratorOutput> {
-        let bs = kp_driving.value.len();
         let dense_motion = self.dense_motion_network.forward(compressed, kp_driving, kp_source)?;
-        // deform_input: the deformation is computed at the feature's size, so the
-        // reference's trilinear resize never runs.
-        let feature = feature_3d.repeat((bs, 1, 1, 1, 1))?;
-        let out = grid_sample(&feature, &dense_motion.deformation, false)?;
-        let (bs, c, d, h, w) = out.dims5()?;
-        let out = out.reshape((bs, c * d, h, w))?;
-        let out = self.fourth.forward(&self.third.forward(&out)?)?;
-        // The occlusion map has the feature's size too (no bilinear resize needed).
-        let out = out.broadcast_mul(&dense_motion.occlusion_map)?;
-        let prediction = self.decoder.forward(&out)?;
+        let (deformation, occlusion) = (&dense_motion.deformation, &dense_motion.occlusion_map);
+        let prediction = match context::current() {
+            Some(dev) => {
+                let up = |t: &Tensor| GpuTensor::from_tensor(&dev, t);
+                self.warp_and_decode(&up(feature_3d)?, &up(deformation)?, &up(occlusion)?)?
+                    .to_tensor()?
+            }
+            None => self.warp_and_decode(feature_3d, deformation, occlusion)?,
+        };
         Ok(GeneratorOutput {
             prediction,
             dense_motion,
@@ -179,11 +186,80 @@ mod tests {
 
     use candle_core::{Device, Tensor};
     use sadtalker_checkpoint::Recipe;
+    use sadtalker_gpu::GpuTensor;
     use sadtalker_gpu::{DeviceKind, Transfers, context};
     use sadtalker_nn::Weights;
 
-    use super::SpadeDecoder;
-    use crate::config::DecoderConfig;
+    use super::{OcclusionAwareSpadeGenerator, SpadeDecoder};
+    use crate::config::{DecoderConfig, FaceRenderConfig};
+
+    /// A seeded smooth host tensor of `shape`, values `scale * sin(0.37 i) + shift`.
+    fn wave(shape: &[usize], scale: f64, shift: f64) -> Tensor {
+        let n: usize = shape.iter().product();
+        Tensor::arange(0f32, n as f32, &Device::Cpu)
+            .and_then(|t| ((t * 0.37)?.sin()? * scale)? + shift)
+            .and_then(|t| t.reshape(shape))
+            .unwrap()
+    }
+
+    /// Held by each test that counts the shared test device's transfers, so that no other
+    /// test's traffic falls into its window.
+    static COUNTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    /// The largest |a - b|.
+    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+    }
+
+    /// After the dense motion, a batch of frames crosses to the GPU once (the source volume, the
+    /// deformation, the occlusion) and comes back once, as the image: the warp, `third`,
+    /// `fourth`, the occlusion product and the decoder all run there, matching the CPU.
+    #[test]
+    fn the_warp_and_decoder_keep_their_activations_on_the_gpu() {
+        let Some(dev) = context::device_for_test(DeviceKind::Vulkan) else {
+            return;
+        };
+        let _one_at_a_time = COUNTING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let w = Weights::from_recipe(Recipe::new(11), &Device::Cpu);
+        let generator = OcclusionAwareSpadeGenerator::load(&w, &FaceRenderConfig::reduced(70)).unwrap();
+        // The reduced generator's volume: 8 channels × depth 8 at 16×16; one frame (lavapipe
+        // takes seconds a frame here: the device test runs batches).
+        let feature = wave(&[1, 8, 8, 16, 16], 1.0, 0.0);
+        let deformation = wave(&[1, 8, 16, 16, 3], 1.1, 0.0);
+        let occlusion = wave(&[1, 1, 16, 16], 0.5, 0.5);
+        let cpu = generator.warp_and_decode(&feature, &deformation, &occlusion).unwrap();
+        let on_gpu = || {
+            let up = |t: &Tensor| GpuTensor::from_tensor(&dev, t).unwrap();
+            generator
+                .warp_and_decode(&up(&feature), &up(&deformation), &up(&occlusion))
+                .and_then(|t| Ok(t.to_tensor()?))
+                .unwrap()
+        };
+        // The first run uploads the weights; the second moves only the activations.
+        on_gpu();
+        let before = dev.transfers();
+        let gpu = on_gpu();
+        assert_eq!(
+            dev.transfers() - before,
+            Transfers {
+                uploads: 3,
+                downloads: 1
+            }
+        );
+        assert_eq!(gpu.dims(), [1, 3, 64, 64]);
+        let diff = max_diff(&gpu, &cpu);
+        assert!(
+            diff <= 2e-3,
+            "max difference {diff} from the CPU's image (values in [0, 1])"
+        );
+    }
 
     /// On a GPU the SPADE decoder uploads its input and reads back its image, once each: every
     /// activation between its layers (norms, modulation, activations, upsampling, residual sums,
@@ -193,6 +269,7 @@ mod tests {
         let Some(dev) = context::device_for_test(DeviceKind::Vulkan) else {
             return;
         };
+        let _one_at_a_time = COUNTING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let w = Weights::from_recipe(Recipe::new(7), &Device::Cpu);
         // Two SPADE blocks with a learned shortcut (16 → 8 channels) and two upsamplings.
         let c = DecoderConfig {
@@ -201,14 +278,16 @@ mod tests {
             label_nc: 16,
         };
         let dec = SpadeDecoder::load(&w.pp("decoder"), &c).unwrap();
-        let feature = Tensor::arange(0f32, 2. * 16. * 12. * 10., &Device::Cpu)
-            .and_then(|t| (t * 0.37)?.sin()?.reshape((2, 16, 12, 10)))
-            .unwrap();
-        let cpu = dec.forward(&feature).unwrap();
+        let feature = wave(&[2, 16, 12, 10], 1.0, 0.0);
+        let cpu = dec.forward_on(&feature).unwrap();
+        let on_gpu = || {
+            let x = GpuTensor::from_tensor(&dev, &feature).unwrap();
+            dec.forward_on(&x).and_then(|t| Ok(t.to_tensor()?)).unwrap()
+        };
         // The first run uploads the weights; the second moves only the activations.
-        context::with(Some(&dev), || dec.forward(&feature)).unwrap();
+        on_gpu();
         let before = dev.transfers();
-        let gpu = context::with(Some(&dev), || dec.forward(&feature)).unwrap();
+        let gpu = on_gpu();
         assert_eq!(
             dev.transfers() - before,
             Transfers {
@@ -220,14 +299,7 @@ mod tests {
         // The convolutions' float rounding (GPU direct sums against the CPU's Winograd) through
         // eleven layers of recipe weights: ~5e-4 here, as much as with the per-layer round trips
         // of before; the frame bar of the renderer's device test is 45 dB.
-        let diff = (gpu - &cpu)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let diff = max_diff(&gpu, &cpu);
         assert!(
             diff <= 2e-3,
             "max difference {diff} from the CPU's image (values in [0, 1])"

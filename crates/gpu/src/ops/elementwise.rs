@@ -41,12 +41,14 @@ pub fn sigmoid(x: &GpuTensor) -> Result<GpuTensor> {
 
 /// One dispatch of `unary.wgsl`; `op` names the caller in errors, `arg` is the map's scalar.
 fn unary(op: &'static str, code: Unary, x: &GpuTensor, arg: f32) -> Result<GpuTensor> {
+    let args = [arg.to_bits(), code as u32];
     map(
         op,
         "unary",
         include_str!("../shaders/unary.wgsl"),
-        &[x],
-        [arg.to_bits(), code as u32],
+        x,
+        &[&x.buffer],
+        &args,
     )
 }
 
@@ -57,26 +59,102 @@ pub fn add(a: &GpuTensor, b: &GpuTensor) -> Result<GpuTensor> {
     if a.dims() != b.dims() {
         return shape_err(OP, format!("shapes {:?} and {:?} differ", a.dims(), b.dims()));
     }
-    map(OP, OP, include_str!("../shaders/add.wgsl"), &[a, b], [0, 0])
+    map(
+        OP,
+        OP,
+        include_str!("../shaders/add.wgsl"),
+        a,
+        &[&a.buffer, &b.buffer],
+        &[],
+    )
 }
 
-/// One dispatch of an element-wise `shader` (cached as `pipeline`) over `inputs` (same shape,
-/// bindings 1, 2, …; the output follows them) with uniform `[n, row, args[0], args[1]]`.
+/// The operations of `broadcast.wgsl`, by the code its `p.op` holds.
+#[derive(Clone, Copy)]
+enum Broadcast {
+    ChannelAffine = 0,
+    MulOneChannel = 1,
+}
+
+/// `y = fma(x, alpha[c], beta[c])` over the channels (axis 1) of `x`: a batch norm in eval mode
+/// with the coefficients `sadtalker_ops::BatchNormStats::coefficients` forms, so the values are
+/// `sadtalker_ops::batch_norm`'s to an ulp (a device need not fuse WGSL's `fma`).
+pub fn channel_affine(x: &GpuTensor, alpha: &GpuTensor, beta: &GpuTensor) -> Result<GpuTensor> {
+    const OP: &str = "batch_norm";
+    same_device(OP, &[x, alpha, beta])?;
+    let xd = x.dims();
+    if xd.len() < 2 {
+        return shape_err(OP, format!("expected (N, C, ...), got {xd:?}"));
+    }
+    let c = xd[1];
+    if alpha.dims() != [c] || beta.dims() != [c] {
+        return shape_err(
+            OP,
+            format!(
+                "coefficients {:?} and {:?} do not match {c} channels of input {xd:?}",
+                alpha.dims(),
+                beta.dims()
+            ),
+        );
+    }
+    broadcast(OP, Broadcast::ChannelAffine, x, alpha, Some(beta))
+}
+
+/// `x * mask` with `mask` `(N, 1, ...)` broadcast over the channels of `x` `(N, C, ...)`: the
+/// generator's occlusion (exact, like the host's product).
+pub fn mul_one_channel(x: &GpuTensor, mask: &GpuTensor) -> Result<GpuTensor> {
+    const OP: &str = "mul(broadcast)";
+    same_device(OP, &[x, mask])?;
+    let (xd, md) = (x.dims(), mask.dims());
+    if xd.len() < 2 || md.len() != xd.len() || md[0] != xd[0] || md[1] != 1 || md[2..] != xd[2..] {
+        return shape_err(
+            OP,
+            format!("expected x (N, C, ...) and a one-channel mask (N, 1, ...); got {xd:?} and {md:?}"),
+        );
+    }
+    broadcast(OP, Broadcast::MulOneChannel, x, mask, None)
+}
+
+/// One dispatch of `broadcast.wgsl` over `x` with operands `a` and (for the affine map) `b`.
+fn broadcast(
+    op: &'static str,
+    code: Broadcast,
+    x: &GpuTensor,
+    a: &GpuTensor,
+    b: Option<&GpuTensor>,
+) -> Result<GpuTensor> {
+    let xd = x.dims();
+    let plane = u32_arg(op, xd[2..].iter().product())?;
+    let c = u32_arg(op, xd[1])?;
+    if plane == 0 || c == 0 {
+        return GpuTensor::uninit(x.device(), op, xd);
+    }
+    let b = b.map_or(&x.device().inner.dummy, |t| &t.buffer);
+    let args = [plane, c, code as u32, 0, 0, 0];
+    let shader = include_str!("../shaders/broadcast.wgsl");
+    map(op, "broadcast", shader, x, &[&x.buffer, &a.buffer, b], &args)
+}
+
+/// One dispatch of an element-wise `shader` (cached as `pipeline`), a thread per element of the
+/// output, which has `like`'s shape: `buffers` at bindings 1, 2, … (the output follows them),
+/// uniform `[n, row, args…]` (`args` pads the uniform to a multiple of 16 bytes).
 fn map(
     op: &'static str,
     pipeline: &'static str,
     shader: &'static str,
-    inputs: &[&GpuTensor],
-    args: [u32; 2],
+    like: &GpuTensor,
+    buffers: &[&wgpu::Buffer],
+    args: &[u32],
 ) -> Result<GpuTensor> {
-    let x = inputs[0];
-    let dev = x.device();
-    let n = u32_arg(op, x.elem_count())?;
-    let y = GpuTensor::uninit(dev, op, x.dims())?;
+    let dev = like.device();
+    let n = u32_arg(op, like.elem_count())?;
+    let y = GpuTensor::uninit(dev, op, like.dims())?;
     let pipeline = dev.pipeline(pipeline, shader)?;
     let (groups, row) = grid(n);
-    let params: [u32; 4] = [n, row, args[0], args[1]];
-    let mut buffers: Vec<&wgpu::Buffer> = inputs.iter().map(|t| &t.buffer).collect();
+    let mut params = vec![n, row];
+    params.extend_from_slice(args);
+    params.resize(params.len().next_multiple_of(4), 0);
+    let mut buffers = buffers.to_vec();
     buffers.push(&y.buffer);
     dispatch(dev, op, &pipeline, bytemuck::cast_slice(&params), &buffers, groups)?;
     Ok(y)

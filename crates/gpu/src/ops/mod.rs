@@ -5,6 +5,7 @@ pub mod conv;
 pub mod elementwise;
 pub mod interpolate;
 pub mod norm;
+pub mod sample;
 
 use wgpu::util::DeviceExt;
 

@@ -1,0 +1,42 @@
+//! `grid_sample` against `sadtalker_ops::grid_sample`.
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+mod common;
+
+use common::{rand_tensor, rel_err, up};
+
+/// Trilinear sampling of a 5-D volume, with corners inside, across and outside its faces, for
+/// both corner conventions; a batch-1 input shared by every grid equals the repeated one.
+#[test]
+fn trilinear_grid_sample_matches_the_host() {
+    let Some(dev) = common::device() else { return };
+    let x = rand_tensor(&[1, 4, 5, 6, 7], 1);
+    // Coordinates in [-1.3, 1.3): some fall outside the volume.
+    let grid = rand_tensor(&[3, 4, 5, 6, 3], 2).affine(1.3, 0.0).unwrap();
+    let repeated = x.repeat((3, 1, 1, 1, 1)).unwrap();
+    for align in [false, true] {
+        let want = sadtalker_ops::grid_sample(&repeated, &grid, align).unwrap();
+        let shared = sadtalker_gpu::grid_sample(&up(dev, &x), &up(dev, &grid), align).unwrap();
+        let per_batch = sadtalker_gpu::grid_sample(&up(dev, &repeated), &up(dev, &grid), align).unwrap();
+        assert_eq!(shared.dims(), [3, 4, 4, 5, 6]);
+        // Only the multiply-adds' rounding may differ (the device may fuse them).
+        for got in [&shared, &per_batch] {
+            let e = rel_err(got, &want);
+            assert!(e <= 1e-6, "align_corners={align}: relative error {e:e}");
+        }
+    }
+    // Far outside: every corner weighs zero.
+    let far = rand_tensor(&[1, 2, 2, 2, 3], 3).affine(1.0, 1e9).unwrap();
+    let y = sadtalker_gpu::grid_sample(&up(dev, &x), &up(dev, &far), false).unwrap();
+    assert!(y.to_vec().unwrap().iter().all(|&v| v == 0.0));
+}
+
+#[test]
+fn grid_sample_checks_shapes() {
+    let Some(dev) = common::device() else { return };
+    let x = up(dev, &rand_tensor(&[2, 4, 5, 6, 7], 1));
+    for g in [vec![3, 4, 5, 6, 3], vec![2, 4, 5, 6, 2], vec![2, 4, 5, 3]] {
+        let e = sadtalker_gpu::grid_sample(&x, &up(dev, &rand_tensor(&g, 2)), false).unwrap_err();
+        assert!(e.to_string().contains("expected input"), "{g:?}: {e}");
+    }
+}
