@@ -34,6 +34,10 @@ pub trait Activations: Sized + Clone {
     fn grid_sample(&self, grid: &Self, align_corners: bool) -> Result<Self>;
     /// `F.interpolate(x, size|scale_factor, mode='nearest')`.
     fn interpolate_nearest(&self, resize: &Resize) -> Result<Self>;
+    /// `F.avg_pool{N}d(x, kernel)`: stride = kernel, no padding (`N` = 2 or 3).
+    fn avg_pool<const N: usize>(&self, kernel: [usize; N]) -> Result<Self>;
+    /// `torch.cat(parts, dim=1)`.
+    fn cat_channels(parts: &[&Self]) -> Result<Self>;
     /// `layer(x)` for a convolution.
     fn conv<const N: usize>(&self, layer: &Conv<N>) -> Result<Self>;
     /// `norm(x)` for a batch norm in eval mode.
@@ -75,6 +79,24 @@ impl Activations for Tensor {
     fn interpolate_nearest(&self, resize: &Resize) -> Result<Self> {
         Ok(sadtalker_ops::interpolate_nearest(self, resize)?)
     }
+    fn avg_pool<const N: usize>(&self, kernel: [usize; N]) -> Result<Self> {
+        // One pooling entry point per rank on the host; `N` picks it.
+        let k: &[usize] = &kernel;
+        Ok(match *k {
+            [h, w] => sadtalker_ops::avg_pool2d(self, [h, w], [h, w], [0; 2], true)?,
+            [d, h, w] => sadtalker_ops::avg_pool3d(self, [d, h, w], [d, h, w], [0; 3], true)?,
+            _ => {
+                return Err(sadtalker_ops::OpError::Shape {
+                    op: "avg_pool",
+                    msg: format!("no {N}-D pooling"),
+                }
+                .into());
+            }
+        })
+    }
+    fn cat_channels(parts: &[&Self]) -> Result<Self> {
+        Ok(Tensor::cat(parts, 1)?)
+    }
     fn conv<const N: usize>(&self, layer: &Conv<N>) -> Result<Self> {
         layer.forward_host(self)
     }
@@ -113,6 +135,12 @@ impl Activations for GpuTensor {
     }
     fn interpolate_nearest(&self, resize: &Resize) -> Result<Self> {
         Ok(sadtalker_gpu::interpolate_nearest(self, resize)?)
+    }
+    fn avg_pool<const N: usize>(&self, kernel: [usize; N]) -> Result<Self> {
+        Ok(sadtalker_gpu::avg_pool(self, kernel, kernel)?)
+    }
+    fn cat_channels(parts: &[&Self]) -> Result<Self> {
+        Ok(sadtalker_gpu::cat_channels(parts)?)
     }
     fn conv<const N: usize>(&self, layer: &Conv<N>) -> Result<Self> {
         layer.forward_device(self)

@@ -2,7 +2,7 @@
 
 use candle_core::Tensor;
 use sadtalker_nn::{Activations, BatchNorm, Conv2d, Conv3d, ConvParams, InstanceNorm, Weights};
-use sadtalker_ops::{Resize, avg_pool2d, avg_pool3d, interpolate_nearest};
+use sadtalker_ops::Resize;
 
 use crate::Result;
 
@@ -49,9 +49,9 @@ impl DownBlock2d {
         })
     }
 
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    pub fn forward<T: Activations>(&self, x: &T) -> Result<T> {
         let out = self.norm.forward(&self.conv.forward(x)?)?.relu()?;
-        Ok(avg_pool2d(&out, [2, 2], [2, 2], [0, 0], true)?)
+        Ok(out.avg_pool([2, 2])?)
     }
 }
 
@@ -69,9 +69,9 @@ impl DownBlock3d {
         })
     }
 
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    pub fn forward<T: Activations>(&self, x: &T) -> Result<T> {
         let out = self.norm.forward(&self.conv.forward(x)?)?.relu()?;
-        Ok(avg_pool3d(&out, [1, 2, 2], [1, 2, 2], [0; 3], true)?)
+        Ok(out.avg_pool([1, 2, 2])?)
     }
 }
 
@@ -89,8 +89,8 @@ impl UpBlock3d {
         })
     }
 
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let up = interpolate_nearest(x, &Resize::Scale(vec![1.0, 2.0, 2.0]))?;
+    pub fn forward<T: Activations>(&self, x: &T) -> Result<T> {
+        let up = x.interpolate_nearest(&Resize::Scale(vec![1.0, 2.0, 2.0]))?;
         Ok(self.norm.forward(&self.conv.forward(&up)?)?.relu()?)
     }
 }
@@ -115,10 +115,10 @@ impl ResBlock3d {
         })
     }
 
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    pub fn forward<T: Activations>(&self, x: &T) -> Result<T> {
         let out = self.conv1.forward(&self.norm1.forward(x)?.relu()?)?;
         let out = self.conv2.forward(&self.norm2.forward(&out)?.relu()?)?;
-        Ok((out + x)?)
+        Ok(out.add(x)?)
     }
 }
 
@@ -150,7 +150,7 @@ impl Encoder {
         Ok(Self { down_blocks })
     }
 
-    pub fn forward(&self, x: &Tensor) -> Result<Vec<Tensor>> {
+    pub fn forward<T: Activations>(&self, x: &T) -> Result<Vec<T>> {
         let mut outs = vec![x.clone()];
         for block in &self.down_blocks {
             let next = block.forward(outs.last().unwrap_or(x))?;
@@ -200,13 +200,13 @@ impl Decoder {
         })
     }
 
-    pub fn forward(&self, mut x: Vec<Tensor>) -> Result<Tensor> {
+    pub fn forward<T: Activations>(&self, mut x: Vec<T>) -> Result<T> {
         let missing = || crate::RenderError::Input("hourglass: encoder produced too few levels".into());
         let mut out = x.pop().ok_or_else(missing)?;
         for up in &self.up_blocks {
             out = up.forward(&out)?;
             let skip = x.pop().ok_or_else(missing)?;
-            out = Tensor::cat(&[&out, &skip], 1)?;
+            out = T::cat_channels(&[&out, &skip])?;
         }
         Ok(self.norm.forward(&self.conv.forward(&out)?)?.relu()?)
     }
@@ -234,7 +234,7 @@ impl Hourglass {
         })
     }
 
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    pub fn forward<T: Activations>(&self, x: &T) -> Result<T> {
         self.decoder.forward(self.encoder.forward(x)?)
     }
 }

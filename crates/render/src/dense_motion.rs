@@ -2,13 +2,13 @@
 //! keypoints to a dense 3-D deformation field and an occlusion map.
 
 use candle_core::{Device, Tensor};
-use sadtalker_nn::{BatchNorm, Conv2d, Conv3d, ConvParams, Weights};
-use sadtalker_ops::{grid_sample, sigmoid};
+use sadtalker_gpu::{GpuTensor, context};
+use sadtalker_nn::{Activations, BatchNorm, Conv2d, Conv3d, ConvParams, Weights};
 
-use crate::Result;
 use crate::blocks::{Hourglass, make_coordinate_grid, softmax_dim1};
 use crate::config::FaceRenderConfig;
 use crate::keypoints::Keypoints;
+use crate::{RenderError, Result};
 
 /// What the dense motion network predicts for a batch.
 pub struct DenseMotion {
@@ -75,28 +75,57 @@ impl DenseMotionNetwork {
     /// The rest of `forward`, for a batch of driving keypoints, given the compressed
     /// source feature `(1, c, D, H, W)`.
     pub fn forward(&self, compressed: &Tensor, kp_driving: &Keypoints, kp_source: &Keypoints) -> Result<DenseMotion> {
-        let (_, c, d, h, w) = compressed.dims5()?;
+        let (_, _, d, h, w) = compressed.dims5()?;
         let bs = kp_driving.value.len();
         let k1 = self.num_kp + 1;
         let dev = compressed.device();
         let grid = make_coordinate_grid(d, h, w);
         let sparse = create_sparse_motions(&grid, kp_driving, kp_source);
         let sparse_t = Tensor::from_vec(sparse.clone(), (bs * k1, d, h, w, 3), dev)?;
-        // create_deformed_feature: the source feature warped by each keypoint's motion.
-        let feature_repeat = compressed.repeat((bs * k1, 1, 1, 1, 1))?;
-        let deformed = grid_sample(&feature_repeat, &sparse_t, false)?.reshape((bs, k1, c, d, h, w))?;
-        let heatmap = create_heatmap_representations(&grid, kp_driving, kp_source, (d, h, w), dev)?;
-        let input = Tensor::cat(&[&heatmap, &deformed], 2)?.reshape((bs, k1 * (c + 1), d, h, w))?;
-        let prediction = self.hourglass.forward(&input)?;
-        let mask = softmax_dim1(&self.mask.forward(&prediction)?)?;
+        let heatmap = create_heatmap_representations(&grid, kp_driving, kp_source, (d, h, w), dev)?.reshape((
+            bs * k1,
+            1,
+            d,
+            h,
+            w,
+        ))?;
+        let (mask_logits, occlusion_map) = match context::current() {
+            Some(gpu) => {
+                let up = |t: &Tensor| GpuTensor::from_tensor(&gpu, t);
+                let (m, o) = self.predict(&up(compressed)?, &up(&sparse_t)?, &up(&heatmap)?, bs)?;
+                (m.to_tensor()?, o.to_tensor()?)
+            }
+            None => self.predict(compressed, &sparse_t, &heatmap, bs)?,
+        };
+        let mask = softmax_dim1(&mask_logits)?;
         let deformation = weighted_motion(&sparse, &mask.to_vec1_flat()?, bs, k1, d * h * w, dev, (d, h, w))?;
-        let (_, pc, pd, ph, pw) = prediction.dims5()?;
-        let occlusion_map = sigmoid(&self.occlusion.forward(&prediction.reshape((bs, pc * pd, ph, pw))?)?)?;
         Ok(DenseMotion {
             deformation,
             occlusion_map,
             mask,
         })
+    }
+
+    /// `create_deformed_feature`, the hourglass and its two heads, where the tensors are (on a
+    /// GPU nothing crosses to the host in between): the mask's logits `(B, K + 1, D, H, W)` and
+    /// the occlusion map. `sparse` `(B·(K+1), D, H, W, 3)` and `heatmap` `(B·(K+1), 1, D, H, W)`.
+    fn predict<T: Activations>(&self, compressed: &T, sparse: &T, heatmap: &T, bs: usize) -> Result<(T, T)> {
+        let shape = |t: &T| RenderError::Input(format!("dense motion: unexpected shape {:?}", t.dims()));
+        // create_deformed_feature: the source feature warped by each keypoint's motion (the
+        // batch-1 feature shared by every grid, as the reference's repeat).
+        let deformed = compressed.grid_sample(sparse, false)?;
+        let &[bk, c, d, h, w] = deformed.dims() else {
+            return Err(shape(&deformed));
+        };
+        // cat([heatmap, deformed], dim=2) of (B, K+1, ·, D, H, W), as (B·(K+1), ·, D, H, W).
+        let input = T::cat_channels(&[heatmap, &deformed])?.reshape(&[bs, bk / bs.max(1) * (c + 1), d, h, w])?;
+        let prediction = self.hourglass.forward(&input)?;
+        let mask = self.mask.forward(&prediction)?;
+        let &[_, pc, pd, ph, pw] = prediction.dims() else {
+            return Err(shape(&prediction));
+        };
+        let occlusion = self.occlusion.forward(&prediction.reshape(&[bs, pc * pd, ph, pw])?)?;
+        Ok((mask, occlusion.sigmoid()?))
     }
 }
 
@@ -188,4 +217,59 @@ fn weighted_motion(
         }
     }
     Ok(Tensor::from_vec(out, (bs, d, h, w, 3), dev)?)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+    use candle_core::{Device, Tensor};
+    use sadtalker_checkpoint::Recipe;
+    use sadtalker_gpu::{DeviceKind, GpuTensor, Transfers, context};
+    use sadtalker_nn::Weights;
+
+    use super::DenseMotionNetwork;
+    use crate::config::FaceRenderConfig;
+    use crate::test_support::{COUNTING, max_diff, wave};
+
+    /// On a GPU the dense motion's networks take their three inputs up once (the compressed
+    /// source, the sparse motions, the heatmaps) and give back the mask's logits and the
+    /// occlusion: the deformed features, their concatenation with the heatmaps, the hourglass
+    /// (pools, upsampling, skips) and both heads stay on the device, and match the CPU.
+    #[test]
+    fn the_hourglass_keeps_its_activations_on_the_gpu() {
+        let Some(dev) = context::device_for_test(DeviceKind::Vulkan) else {
+            return;
+        };
+        let _one_at_a_time = COUNTING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let w = Weights::from_recipe(Recipe::new(5), &Device::Cpu);
+        let net = DenseMotionNetwork::load(&w, &FaceRenderConfig::reduced(70)).unwrap();
+        // The reduced network: 15 keypoints + background, 2 compressed channels, depth 8, 16×16.
+        let compressed = wave(&[1, 2, 8, 16, 16], 1.0, 0.0);
+        let sparse = wave(&[16, 8, 16, 16, 3], 1.1, 0.0);
+        let heatmap = wave(&[16, 1, 8, 16, 16], 0.5, 0.0);
+        let (mask, occlusion) = net.predict(&compressed, &sparse, &heatmap, 1).unwrap();
+        let on_gpu = || {
+            let up = |t: &Tensor| GpuTensor::from_tensor(&dev, t).unwrap();
+            let (m, o) = net.predict(&up(&compressed), &up(&sparse), &up(&heatmap), 1).unwrap();
+            (m.to_tensor().unwrap(), o.to_tensor().unwrap())
+        };
+        // The first run uploads the weights; the second moves only the activations.
+        on_gpu();
+        let before = dev.transfers();
+        let (gpu_mask, gpu_occlusion) = on_gpu();
+        assert_eq!(
+            dev.transfers() - before,
+            Transfers {
+                uploads: 3,
+                downloads: 2
+            }
+        );
+        assert_eq!(gpu_mask.dims(), [1, 16, 8, 16, 16]);
+        assert_eq!(gpu_occlusion.dims(), [1, 1, 16, 16]);
+        let scale = mask.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        let (dm, doc) = (max_diff(&gpu_mask, &mask) / scale, max_diff(&gpu_occlusion, &occlusion));
+        assert!(dm <= 1e-4, "mask logits: {dm:e} relative");
+        assert!(doc <= 1e-4, "occlusion: {doc:e}");
+    }
 }

@@ -192,31 +192,7 @@ mod tests {
 
     use super::{OcclusionAwareSpadeGenerator, SpadeDecoder};
     use crate::config::{DecoderConfig, FaceRenderConfig};
-
-    /// A seeded smooth host tensor of `shape`, values `scale * sin(0.37 i) + shift`.
-    fn wave(shape: &[usize], scale: f64, shift: f64) -> Tensor {
-        let n: usize = shape.iter().product();
-        Tensor::arange(0f32, n as f32, &Device::Cpu)
-            .and_then(|t| ((t * 0.37)?.sin()? * scale)? + shift)
-            .and_then(|t| t.reshape(shape))
-            .unwrap()
-    }
-
-    /// Held by each test that counts the shared test device's transfers, so that no other
-    /// test's traffic falls into its window.
-    static COUNTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-    /// The largest |a - b|.
-    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap()
-    }
+    use crate::test_support::{COUNTING, max_diff, wave};
 
     /// After the dense motion, a batch of frames crosses to the GPU once (the source volume, the
     /// deformation, the occlusion) and comes back once, as the image: the warp, `third`,

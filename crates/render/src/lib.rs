@@ -19,6 +19,8 @@ mod keypoint_detector;
 mod keypoints;
 mod mapping;
 mod renderer;
+#[cfg(test)]
+mod test_support;
 
 pub use config::{FaceRenderConfig, MappingConfig};
 pub use dense_motion::DenseMotion;

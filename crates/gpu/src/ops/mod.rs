@@ -4,7 +4,9 @@
 pub mod conv;
 pub mod elementwise;
 pub mod interpolate;
+pub mod layout;
 pub mod norm;
+pub mod pool;
 pub mod sample;
 
 use wgpu::util::DeviceExt;

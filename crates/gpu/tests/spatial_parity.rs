@@ -1,4 +1,4 @@
-//! `grid_sample` against `sadtalker_ops::grid_sample`.
+//! Spatial ops against `sadtalker_ops`: `grid_sample`, average pooling, concatenation.
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 mod common;
@@ -39,4 +39,47 @@ fn grid_sample_checks_shapes() {
         let e = sadtalker_gpu::grid_sample(&x, &up(dev, &rand_tensor(&g, 2)), false).unwrap_err();
         assert!(e.to_string().contains("expected input"), "{g:?}: {e}");
     }
+}
+
+#[test]
+fn average_pools_match_exactly() {
+    let Some(dev) = common::device() else { return };
+    let x3 = rand_tensor(&[2, 3, 4, 10, 9], 4);
+    let want = sadtalker_ops::avg_pool3d(&x3, [1, 2, 2], [1, 2, 2], [0; 3], true).unwrap();
+    let got = sadtalker_gpu::avg_pool(&up(dev, &x3), [1, 2, 2], [1, 2, 2]).unwrap();
+    assert_eq!(got.dims(), [2, 3, 4, 5, 4]);
+    assert_eq!(
+        got.to_vec().unwrap(),
+        want.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+    );
+    let x2 = rand_tensor(&[1, 5, 11, 8], 5);
+    for (k, s) in [([2, 2], [2, 2]), ([3, 2], [2, 1])] {
+        let want = sadtalker_ops::avg_pool2d(&x2, k, s, [0, 0], true).unwrap();
+        let got = sadtalker_gpu::avg_pool(&up(dev, &x2), k, s).unwrap();
+        assert_eq!(got.dims(), want.dims());
+        assert_eq!(
+            got.to_vec().unwrap(),
+            want.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            "{k:?}/{s:?}"
+        );
+    }
+    assert!(sadtalker_gpu::avg_pool(&up(dev, &x2), [12, 2], [1, 1]).is_err());
+    assert!(sadtalker_gpu::avg_pool(&up(dev, &x3), [2, 2], [2, 2]).is_err());
+}
+
+#[test]
+fn channel_concatenation_matches_candle() {
+    let Some(dev) = common::device() else { return };
+    let a = rand_tensor(&[3, 2, 4, 5], 1);
+    let b = rand_tensor(&[3, 5, 4, 5], 2);
+    let c = rand_tensor(&[3, 1, 4, 5], 3);
+    let want = candle_core::Tensor::cat(&[&a, &b, &c], 1).unwrap();
+    let got = sadtalker_gpu::cat_channels(&[&up(dev, &a), &up(dev, &b), &up(dev, &c)]).unwrap();
+    assert_eq!(got.dims(), [3, 8, 4, 5]);
+    assert_eq!(
+        got.to_vec().unwrap(),
+        want.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+    );
+    let e = sadtalker_gpu::cat_channels(&[&up(dev, &a), &up(dev, &rand_tensor(&[3, 2, 4, 4], 4))]).unwrap_err();
+    assert!(e.to_string().contains("differ outside dimension 1"), "{e}");
 }

@@ -1,0 +1,59 @@
+//! `F.avg_pool2d` / `F.avg_pool3d`.
+
+use crate::error::{Result, shape_err};
+use crate::ops::elementwise::grid;
+use crate::ops::{dispatch, u32_arg};
+use crate::tensor::GpuTensor;
+
+/// `F.avg_pool{N}d(x, kernel, stride)` without padding (`N` = 2 for `(B, C, H, W)`, 3 for
+/// `(B, C, D, H, W)`; `ceil_mode=False`): the values `sadtalker_ops::avg_pool2d/3d` give, exactly
+/// (the same sums in the same order, the same division). The renderer's pools have no padding,
+/// so `count_include_pad` does not arise.
+pub fn avg_pool<const N: usize>(x: &GpuTensor, kernel: [usize; N], stride: [usize; N]) -> Result<GpuTensor> {
+    const OP: &str = "avg_pool";
+    let xd = x.dims();
+    if !(N == 2 || N == 3) || xd.len() != N + 2 {
+        return shape_err(OP, format!("expected a {}-D input for a {N}-D pool, got {xd:?}", N + 2));
+    }
+    // As depth-1 volumes for a 2-D pool.
+    let pad3 = |v: &[usize], fill: usize| -> [usize; 3] {
+        let mut a = [fill; 3];
+        a[3 - N..].copy_from_slice(v);
+        a
+    };
+    let (isz, k, s) = (pad3(&xd[2..], 1), pad3(&kernel, 1), pad3(&stride, 1));
+    if (0..3).any(|a| k[a] == 0 || s[a] == 0 || isz[a] < k[a]) {
+        return shape_err(
+            OP,
+            format!("kernel {kernel:?}, stride {stride:?} do not fit input {xd:?}"),
+        );
+    }
+    let osz: [usize; 3] = std::array::from_fn(|a| (isz[a] - k[a]) / s[a] + 1);
+    let mut shape = xd[..2].to_vec();
+    shape.extend_from_slice(&osz[3 - N..]);
+    let dev = x.device();
+    let y = GpuTensor::uninit(dev, OP, &shape)?;
+    u32_arg(OP, x.elem_count())?;
+    let n = u32_arg(OP, y.elem_count())?;
+    if n == 0 {
+        return Ok(y);
+    }
+    let (groups, row) = grid(n);
+    let mut params = vec![n, row];
+    for v in [isz, osz, k, s] {
+        for a in v {
+            params.push(u32_arg(OP, a)?);
+        }
+    }
+    params.resize(16, 0);
+    let pipeline = dev.pipeline(OP, include_str!("../shaders/avg_pool.wgsl"))?;
+    dispatch(
+        dev,
+        OP,
+        &pipeline,
+        bytemuck::cast_slice(&params),
+        &[&x.buffer, &y.buffer],
+        groups,
+    )?;
+    Ok(y)
+}
