@@ -68,7 +68,7 @@ impl DenseMotionNetwork {
 
     /// The first lines of `forward`: `relu(norm(compress(feature)))`. It depends on the
     /// source image only, so the renderer computes it once per portrait.
-    pub fn compress_feature(&self, feature: &Tensor) -> Result<Tensor> {
+    pub fn compress_feature<T: Activations>(&self, feature: &T) -> Result<T> {
         Ok(self.norm.forward(&self.compress.forward(feature)?)?.relu()?)
     }
 

@@ -140,14 +140,16 @@ impl OcclusionAwareSpadeGenerator {
 
     /// The encoder: `first`, `down_blocks`, `second`, the reshape to a 3-D volume and
     /// `resblocks_3d` — everything that depends on the source image only.
-    pub fn encode_source(&self, source_image: &Tensor) -> Result<Tensor> {
+    pub fn encode_source<T: Activations>(&self, source_image: &T) -> Result<T> {
         let mut out = self.first.forward(source_image)?;
         for b in &self.down_blocks {
             out = b.forward(&out)?;
         }
         out = self.second.forward(&out)?;
-        let (bs, _, h, w) = out.dims4()?;
-        let mut feature_3d = out.reshape((bs, self.reshape_channel, self.reshape_depth, h, w))?;
+        let &[bs, _, h, w] = out.dims() else {
+            return Err(RenderError::Input(format!("encoded source {:?} is not 4-D", out.dims())));
+        };
+        let mut feature_3d = out.reshape(&[bs, self.reshape_channel, self.reshape_depth, h, w])?;
         for b in &self.resblocks_3d {
             feature_3d = b.forward(&feature_3d)?;
         }

@@ -2,6 +2,8 @@
 
 use candle_core::Tensor;
 use sadtalker_checkpoint::Weights;
+use sadtalker_gpu::{GpuTensor, context};
+use sadtalker_nn::Activations;
 use sadtalker_ops::Precision;
 use sadtalker_ops::precision;
 
@@ -84,14 +86,27 @@ impl FaceRenderer {
         let kp_canonical = self.kp_extractor.forward(source_image)?;
         let he_source = self.mapping.forward(&source_semantics.unsqueeze(0)?)?;
         let kp_source = keypoint_transformation(&kp_canonical, &he_source)?;
-        let feature_3d = self.generator.encode_source(source_image)?;
-        let compressed = self.generator.dense_motion_network.compress_feature(&feature_3d)?;
+        // On a GPU the image goes up once and the two volumes come back: nothing in between.
+        let (feature_3d, compressed) = match context::current() {
+            Some(dev) => {
+                let (f, c) = self.encode(&GpuTensor::from_tensor(&dev, source_image)?)?;
+                (f.to_tensor()?, c.to_tensor()?)
+            }
+            None => self.encode(source_image)?,
+        };
         Ok(PreparedSource {
             kp_canonical,
             kp_source,
             feature_3d,
             compressed,
         })
+    }
+
+    /// The source volume and its compressed copy for the dense motion, where the image is.
+    fn encode<T: Activations>(&self, source_image: &T) -> Result<(T, T)> {
+        let feature_3d = self.generator.encode_source(source_image)?;
+        let compressed = self.generator.dense_motion_network.compress_feature(&feature_3d)?;
+        Ok((feature_3d, compressed))
     }
 
     /// Renders a batch of frames: `(B, 3, H, W)` in [0, 1].
