@@ -27,6 +27,7 @@ pub use ops::conv::{conv, conv1d, conv2d, conv3d};
 pub use ops::elementwise::{add, channel_affine, leaky_relu, mul_one_channel, relu, sigmoid};
 pub use ops::interpolate::interpolate_nearest;
 pub use ops::layout::cat_channels;
+pub use ops::motion::{keypoint_motions, motion_mask};
 pub use ops::norm::{instance_norm, instance_norm_modulate};
 pub use ops::pool::avg_pool;
 pub use ops::sample::grid_sample;

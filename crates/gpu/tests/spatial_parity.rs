@@ -1,4 +1,5 @@
-//! Spatial ops against `sadtalker_ops`: `grid_sample`, average pooling, concatenation.
+//! Spatial ops against `sadtalker_ops`: `grid_sample`, average pooling, concatenation, the
+//! dense motion's keypoint geometry.
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 mod common;
@@ -82,4 +83,63 @@ fn channel_concatenation_matches_candle() {
     );
     let e = sadtalker_gpu::cat_channels(&[&up(dev, &a), &up(dev, &rand_tensor(&[3, 2, 4, 4], 4))]).unwrap_err();
     assert!(e.to_string().contains("differ outside dimension 1"), "{e}");
+}
+
+/// Keypoint pairs for `n` points from a seeded tensor, in the volume's range.
+fn pairs(n: usize, seed: u64) -> Vec<sadtalker_ops::KeypointPair> {
+    let v = rand_tensor(&[n, 6], seed).affine(0.9, 0.0).unwrap();
+    v.to_vec2::<f32>()
+        .unwrap()
+        .iter()
+        .map(|r| sadtalker_ops::KeypointPair {
+            driving: [r[0], r[1], r[2]],
+            source: [r[3], r[4], r[5]],
+        })
+        .collect()
+}
+
+/// The dense motion's sparse motions (exact: the grid comes from the host) and heatmaps (the
+/// device's `exp`), for two frames of five keypoints on an uneven volume.
+#[test]
+fn keypoint_motions_match_the_host() {
+    let Some(dev) = common::device() else { return };
+    let p = pairs(10, 6);
+    let (want_s, want_h) = sadtalker_ops::keypoint_motions(&p, 2, (3, 5, 7)).unwrap();
+    let (sparse, heatmap) = sadtalker_gpu::keypoint_motions(dev, &p, 2, (3, 5, 7)).unwrap();
+    assert_eq!(sparse.dims(), [12, 3, 5, 7, 3]);
+    assert_eq!(heatmap.dims(), [12, 1, 3, 5, 7]);
+    assert_eq!(
+        sparse.to_vec().unwrap(),
+        want_s.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+    );
+    let e = rel_err(&heatmap, &want_h);
+    eprintln!("heatmaps: relative error {e:e}");
+    assert!(e <= 1e-5, "heatmaps: relative error {e:e}");
+    assert!(sadtalker_gpu::keypoint_motions(dev, &p[..9], 2, (3, 5, 7)).is_err());
+}
+
+/// The mask's softmax over the keypoints and the weighted motion, with logits wide enough
+/// that some weights fall under the 1e-3 cut.
+#[test]
+fn motion_mask_matches_the_host() {
+    let Some(dev) = common::device() else { return };
+    let logits = rand_tensor(&[2, 6, 3, 5, 7], 7).affine(6.0, 0.0).unwrap();
+    let sparse = rand_tensor(&[12, 3, 5, 7, 3], 8);
+    let (want_m, want_d) = sadtalker_ops::motion_mask(&logits, &sparse).unwrap();
+    let cut = want_m
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap()
+        .iter()
+        .filter(|&&m| m < 1e-3)
+        .count();
+    assert!(cut > 0, "no weight under the cut: the test would not exercise it");
+    let (mask, deformation) = sadtalker_gpu::motion_mask(&up(dev, &logits), &up(dev, &sparse)).unwrap();
+    let (em, ed) = (rel_err(&mask, &want_m), rel_err(&deformation, &want_d));
+    eprintln!("mask {em:e}, deformation {ed:e} relative");
+    assert!(em <= 1e-5 && ed <= 1e-5, "mask {em:e}, deformation {ed:e} relative");
+    let bad = up(dev, &rand_tensor(&[10, 3, 5, 7, 3], 9));
+    let e = sadtalker_gpu::motion_mask(&up(dev, &logits), &bad).unwrap_err();
+    assert!(e.to_string().contains("expected logits"), "{e}");
 }

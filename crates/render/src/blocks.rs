@@ -428,27 +428,3 @@ impl SpadeResnetBlock {
         Ok(x_s.add(&dx)?)
     }
 }
-
-/// `make_coordinate_grid((d, h, w))`: a `(d, h, w, 3)` grid of (x, y, z) in [-1, 1],
-/// computed as the reference does in f32 (`2 * (i / (n - 1)) - 1`).
-pub fn make_coordinate_grid(d: usize, h: usize, w: usize) -> Vec<[f32; 3]> {
-    let axis = |n: usize| -> Vec<f32> { (0..n).map(|i| 2.0 * (i as f32 / (n as f32 - 1.0)) - 1.0).collect() };
-    let (xs, ys, zs) = (axis(w), axis(h), axis(d));
-    let mut grid = Vec::with_capacity(d * h * w);
-    for &z in &zs {
-        for &y in &ys {
-            for &x in &xs {
-                grid.push([x, y, z]);
-            }
-        }
-    }
-    grid
-}
-
-/// Softmax over axis 1 of a `(N, C, ...)` tensor (the dense-motion mask over keypoints).
-pub fn softmax_dim1(x: &Tensor) -> Result<Tensor> {
-    let max = x.max_keepdim(1)?;
-    let e = x.broadcast_sub(&max)?.exp()?;
-    let sum = e.sum_keepdim(1)?;
-    Ok(e.broadcast_div(&sum)?)
-}

@@ -1,23 +1,102 @@
 //! `DenseMotionNetwork` (`facerender/modules/dense_motion.py`): from source and driving
 //! keypoints to a dense 3-D deformation field and an occlusion map.
 
-use candle_core::{Device, Tensor};
-use sadtalker_gpu::{GpuTensor, context};
+use candle_core::Tensor;
+use sadtalker_gpu::GpuTensor;
 use sadtalker_nn::{Activations, BatchNorm, Conv2d, Conv3d, ConvParams, Weights};
+use sadtalker_ops::KeypointPair;
 
-use crate::blocks::{Hourglass, make_coordinate_grid, softmax_dim1};
+use crate::blocks::Hourglass;
 use crate::config::FaceRenderConfig;
 use crate::keypoints::Keypoints;
 use crate::{RenderError, Result};
 
-/// What the dense motion network predicts for a batch.
-pub struct DenseMotion {
+/// What the dense motion network predicts for a batch, where it ran (a host `Tensor` or a
+/// `GpuTensor`).
+pub struct DenseMotion<T = Tensor> {
     /// `deformation`: `(B, D, H, W, 3)` sampling grid into the source feature volume.
-    pub deformation: Tensor,
+    pub deformation: T,
     /// `occlusion_map`: `(B, 1, H, W)` in [0, 1].
-    pub occlusion_map: Tensor,
+    pub occlusion_map: T,
     /// `mask`: `(B, K + 1, D, H, W)` softmax weights of the background and each keypoint.
-    pub mask: Tensor,
+    pub mask: T,
+}
+
+impl DenseMotion<GpuTensor> {
+    /// The three tensors read back from the GPU.
+    pub fn to_host(&self) -> Result<DenseMotion> {
+        Ok(DenseMotion {
+            deformation: self.deformation.to_tensor()?,
+            occlusion_map: self.occlusion_map.to_tensor()?,
+            mask: self.mask.to_tensor()?,
+        })
+    }
+}
+
+/// The dense motion's keypoint geometry where the activations are: `sadtalker_ops::motion` on
+/// the host, `sadtalker_gpu::ops::motion` on a GPU (the same values), so `forward` is one code
+/// path for both.
+pub trait MotionGeometry: Activations {
+    /// The sparse motions `(B·(K+1), D, H, W, 3)` and heatmaps `(B·(K+1), 1, D, H, W)`, made
+    /// where `like` is.
+    fn keypoint_motions(
+        like: &Self,
+        pairs: &[KeypointPair],
+        bs: usize,
+        dhw: (usize, usize, usize),
+    ) -> Result<(Self, Self)>;
+    /// The mask (softmax of the logits over the keypoints) and the deformation.
+    fn motion_mask(logits: &Self, sparse: &Self) -> Result<(Self, Self)>;
+}
+
+impl MotionGeometry for Tensor {
+    fn keypoint_motions(
+        _: &Self,
+        pairs: &[KeypointPair],
+        bs: usize,
+        dhw: (usize, usize, usize),
+    ) -> Result<(Self, Self)> {
+        Ok(sadtalker_ops::keypoint_motions(pairs, bs, dhw)?)
+    }
+    fn motion_mask(logits: &Self, sparse: &Self) -> Result<(Self, Self)> {
+        Ok(sadtalker_ops::motion_mask(logits, sparse)?)
+    }
+}
+
+impl MotionGeometry for GpuTensor {
+    fn keypoint_motions(
+        like: &Self,
+        pairs: &[KeypointPair],
+        bs: usize,
+        dhw: (usize, usize, usize),
+    ) -> Result<(Self, Self)> {
+        Ok(sadtalker_gpu::keypoint_motions(like.device(), pairs, bs, dhw)?)
+    }
+    fn motion_mask(logits: &Self, sparse: &Self) -> Result<(Self, Self)> {
+        Ok(sadtalker_gpu::motion_mask(logits, sparse)?)
+    }
+}
+
+/// Each frame's keypoints paired with the source's, row-major `(B, K)`. A source of one row
+/// serves every frame, as the reference's broadcast.
+fn keypoint_pairs(kp_driving: &Keypoints, kp_source: &Keypoints, num_kp: usize) -> Result<Vec<KeypointPair>> {
+    let rows = kp_driving.value.len();
+    let sources = kp_source.value.len();
+    let fits = |v: &Vec<Vec<[f32; 3]>>| v.iter().all(|r| r.len() == num_kp);
+    if rows == 0 || !(sources == 1 || sources == rows) || !fits(&kp_driving.value) || !fits(&kp_source.value) {
+        return Err(RenderError::Input(format!(
+            "dense motion: expected {num_kp} keypoints for each of the frames and for the source (one row or one per frame); got {rows} frames and {sources} source rows"
+        )));
+    }
+    Ok((0..rows)
+        .flat_map(|b| {
+            let source = &kp_source.value[b.min(sources - 1)];
+            kp_driving.value[b]
+                .iter()
+                .zip(source)
+                .map(|(&driving, &source)| KeypointPair { driving, source })
+        })
+        .collect())
 }
 
 /// `DenseMotionNetwork` with `estimate_occlusion_map=True`.
@@ -73,32 +152,25 @@ impl DenseMotionNetwork {
     }
 
     /// The rest of `forward`, for a batch of driving keypoints, given the compressed
-    /// source feature `(1, c, D, H, W)`.
-    pub fn forward(&self, compressed: &Tensor, kp_driving: &Keypoints, kp_source: &Keypoints) -> Result<DenseMotion> {
-        let (_, _, d, h, w) = compressed.dims5()?;
-        let bs = kp_driving.value.len();
-        let k1 = self.num_kp + 1;
-        let dev = compressed.device();
-        let grid = make_coordinate_grid(d, h, w);
-        let sparse = create_sparse_motions(&grid, kp_driving, kp_source);
-        let sparse_t = Tensor::from_vec(sparse.clone(), (bs * k1, d, h, w, 3), dev)?;
-        let heatmap = create_heatmap_representations(&grid, kp_driving, kp_source, (d, h, w), dev)?.reshape((
-            bs * k1,
-            1,
-            d,
-            h,
-            w,
-        ))?;
-        let (mask_logits, occlusion_map) = match context::current() {
-            Some(gpu) => {
-                let up = |t: &Tensor| GpuTensor::from_tensor(&gpu, t);
-                let (m, o) = self.predict(&up(compressed)?, &up(&sparse_t)?, &up(&heatmap)?, bs)?;
-                (m.to_tensor()?, o.to_tensor()?)
-            }
-            None => self.predict(compressed, &sparse_t, &heatmap, bs)?,
+    /// source feature `(1, c, D, H, W)`, where that feature is (on a GPU only the keypoints go
+    /// up: the geometry, the networks and the mask's weighted sum all run there).
+    pub fn forward<T: MotionGeometry>(
+        &self,
+        compressed: &T,
+        kp_driving: &Keypoints,
+        kp_source: &Keypoints,
+    ) -> Result<DenseMotion<T>> {
+        let &[_, _, d, h, w] = compressed.dims() else {
+            return Err(RenderError::Input(format!(
+                "dense motion: the compressed feature {:?} is not 5-D",
+                compressed.dims()
+            )));
         };
-        let mask = softmax_dim1(&mask_logits)?;
-        let deformation = weighted_motion(&sparse, &mask.to_vec1_flat()?, bs, k1, d * h * w, dev, (d, h, w))?;
+        let bs = kp_driving.value.len();
+        let pairs = keypoint_pairs(kp_driving, kp_source, self.num_kp)?;
+        let (sparse, heatmap) = T::keypoint_motions(compressed, &pairs, bs, (d, h, w))?;
+        let (mask_logits, occlusion_map) = self.predict(compressed, &sparse, &heatmap, bs)?;
+        let (mask, deformation) = T::motion_mask(&mask_logits, &sparse)?;
         Ok(DenseMotion {
             deformation,
             occlusion_map,
@@ -129,147 +201,94 @@ impl DenseMotionNetwork {
     }
 }
 
-/// Flattening helper.
-trait FlatVec {
-    fn to_vec1_flat(&self) -> Result<Vec<f32>>;
-}
-
-impl FlatVec for Tensor {
-    fn to_vec1_flat(&self) -> Result<Vec<f32>> {
-        Ok(self.flatten_all()?.to_vec1::<f32>()?)
-    }
-}
-
-/// `create_sparse_motions`: for the background the identity grid, for keypoint k
-/// `(grid - kp_driving[k]) + kp_source[k]`; laid out `(B, K + 1, D, H, W, 3)`.
-fn create_sparse_motions(grid: &[[f32; 3]], kp_driving: &Keypoints, kp_source: &Keypoints) -> Vec<f32> {
-    let bs = kp_driving.value.len();
-    let mut out = Vec::with_capacity(bs * (kp_driving.value[0].len() + 1) * grid.len() * 3);
-    for b in 0..bs {
-        let kd = &kp_driving.value[b];
-        let ks = &kp_source.value[b.min(kp_source.value.len() - 1)];
-        out.extend(grid.iter().flatten());
-        for (d, s) in kd.iter().zip(ks) {
-            for g in grid {
-                for a in 0..3 {
-                    out.push((g[a] - d[a]) + s[a]);
-                }
-            }
-        }
-    }
-    out
-}
-
-/// `kp2gaussian` for one keypoint: `exp(-0.5 * |grid - mean|² / 0.01)`.
-fn kp2gaussian<'a>(grid: &'a [[f32; 3]], mean: &[f32; 3]) -> impl Iterator<Item = f32> + 'a {
-    let mean = *mean;
-    grid.iter().map(move |g| {
-        let s = (g[0] - mean[0]).powi(2) + (g[1] - mean[1]).powi(2) + (g[2] - mean[2]).powi(2);
-        (-0.5 * s / 0.01).exp()
-    })
-}
-
-/// `create_heatmap_representations`: `(B, K + 1, 1, D, H, W)` of driving minus source
-/// Gaussians, zeros for the background.
-fn create_heatmap_representations(
-    grid: &[[f32; 3]],
-    kp_driving: &Keypoints,
-    kp_source: &Keypoints,
-    (d, h, w): (usize, usize, usize),
-    dev: &Device,
-) -> Result<Tensor> {
-    let bs = kp_driving.value.len();
-    let k1 = kp_driving.value[0].len() + 1;
-    let mut out = Vec::with_capacity(bs * k1 * grid.len());
-    for b in 0..bs {
-        let ks = &kp_source.value[b.min(kp_source.value.len() - 1)];
-        out.extend(std::iter::repeat_n(0f32, grid.len()));
-        for (kd, ks) in kp_driving.value[b].iter().zip(ks) {
-            out.extend(kp2gaussian(grid, kd).zip(kp2gaussian(grid, ks)).map(|(a, b)| a - b));
-        }
-    }
-    Ok(Tensor::from_vec(out, (bs, k1, 1, d, h, w), dev)?)
-}
-
-/// The deformation: mask weights below 1e-3 zeroed, then `sum_k sparse_motion[k] * mask[k]`,
-/// summed over k in order; `(B, D, H, W, 3)`.
-fn weighted_motion(
-    sparse: &[f32],
-    mask: &[f32],
-    bs: usize,
-    k1: usize,
-    voxels: usize,
-    dev: &Device,
-    (d, h, w): (usize, usize, usize),
-) -> Result<Tensor> {
-    let mut out = vec![0f32; bs * voxels * 3];
-    for b in 0..bs {
-        let o = &mut out[b * voxels * 3..][..voxels * 3];
-        for k in 0..k1 {
-            let m = &mask[(b * k1 + k) * voxels..][..voxels];
-            let s = &sparse[(b * k1 + k) * voxels * 3..][..voxels * 3];
-            for v in 0..voxels {
-                let mv = if m[v] < 1e-3 { 0.0 } else { m[v] };
-                for a in 0..3 {
-                    o[v * 3 + a] += s[v * 3 + a] * mv;
-                }
-            }
-        }
-    }
-    Ok(Tensor::from_vec(out, (bs, d, h, w, 3), dev)?)
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
-    use candle_core::{Device, Tensor};
+    use candle_core::Device;
     use sadtalker_checkpoint::Recipe;
     use sadtalker_gpu::{DeviceKind, GpuTensor, Transfers, context};
     use sadtalker_nn::Weights;
 
     use super::DenseMotionNetwork;
     use crate::config::FaceRenderConfig;
+    use crate::keypoints::Keypoints;
     use crate::test_support::{COUNTING, max_diff, wave};
 
-    /// On a GPU the dense motion's networks take their three inputs up once (the compressed
-    /// source, the sparse motions, the heatmaps) and give back the mask's logits and the
-    /// occlusion: the deformed features, their concatenation with the heatmaps, the hourglass
-    /// (pools, upsampling, skips) and both heads stay on the device, and match the CPU.
+    /// Keypoints for `rows` frames: 15 points spread over the volume, moved a little per row.
+    fn keypoints(rows: usize, shift: f32) -> Keypoints {
+        let point = |r: usize, k: usize| {
+            let t = k as f32 * 0.7 + r as f32 * 0.3 + shift;
+            [0.6 * t.sin(), 0.5 * (1.3 * t).cos(), 0.4 * (0.9 * t).sin()]
+        };
+        Keypoints {
+            value: (0..rows).map(|r| (0..15).map(|k| point(r, k)).collect()).collect(),
+        }
+    }
+
+    /// On a GPU the dense motion takes up only the compressed source and the keypoints: the
+    /// sparse motions and heatmaps are made there, and the deformed features, their
+    /// concatenation with the heatmaps, the hourglass (pools, upsampling, skips), both heads,
+    /// the mask's softmax and the weighted motion stay on the device. All three results
+    /// match the CPU's.
     #[test]
-    fn the_hourglass_keeps_its_activations_on_the_gpu() {
+    fn the_dense_motion_keeps_its_activations_on_the_gpu() {
         let Some(dev) = context::device_for_test(DeviceKind::Vulkan) else {
             return;
         };
         let _one_at_a_time = COUNTING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let w = Weights::from_recipe(Recipe::new(5), &Device::Cpu);
         let net = DenseMotionNetwork::load(&w, &FaceRenderConfig::reduced(70)).unwrap();
-        // The reduced network: 15 keypoints + background, 2 compressed channels, depth 8, 16×16.
+        // The reduced network: 15 keypoints + background, 2 compressed channels, depth 8, 16×16;
+        // two frames against one source row.
         let compressed = wave(&[1, 2, 8, 16, 16], 1.0, 0.0);
-        let sparse = wave(&[16, 8, 16, 16, 3], 1.1, 0.0);
-        let heatmap = wave(&[16, 1, 8, 16, 16], 0.5, 0.0);
-        let (mask, occlusion) = net.predict(&compressed, &sparse, &heatmap, 1).unwrap();
+        let (driving, source) = (keypoints(2, 0.0), keypoints(1, 0.2));
+        let cpu = net.forward(&compressed, &driving, &source).unwrap();
         let on_gpu = || {
-            let up = |t: &Tensor| GpuTensor::from_tensor(&dev, t).unwrap();
-            let (m, o) = net.predict(&up(&compressed), &up(&sparse), &up(&heatmap), 1).unwrap();
-            (m.to_tensor().unwrap(), o.to_tensor().unwrap())
+            let c = GpuTensor::from_tensor(&dev, &compressed).unwrap();
+            net.forward(&c, &driving, &source).unwrap()
         };
         // The first run uploads the weights; the second moves only the activations.
         on_gpu();
         let before = dev.transfers();
-        let (gpu_mask, gpu_occlusion) = on_gpu();
+        let gpu = on_gpu();
         assert_eq!(
             dev.transfers() - before,
             Transfers {
-                uploads: 3,
-                downloads: 2
+                uploads: 2,
+                downloads: 0
             }
         );
-        assert_eq!(gpu_mask.dims(), [1, 16, 8, 16, 16]);
-        assert_eq!(gpu_occlusion.dims(), [1, 1, 16, 16]);
-        let scale = mask.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
-        let (dm, doc) = (max_diff(&gpu_mask, &mask) / scale, max_diff(&gpu_occlusion, &occlusion));
-        assert!(dm <= 1e-4, "mask logits: {dm:e} relative");
-        assert!(doc <= 1e-4, "occlusion: {doc:e}");
+        let gpu = gpu.to_host().unwrap();
+        assert_eq!(gpu.mask.dims(), [2, 16, 8, 16, 16]);
+        assert_eq!(gpu.deformation.dims(), [2, 8, 16, 16, 3]);
+        assert_eq!(gpu.occlusion_map.dims(), [2, 1, 16, 16]);
+        for (name, g, c) in [
+            ("mask", &gpu.mask, &cpu.mask),
+            ("deformation", &gpu.deformation, &cpu.deformation),
+            ("occlusion", &gpu.occlusion_map, &cpu.occlusion_map),
+        ] {
+            let diff = max_diff(g, c);
+            eprintln!("{name}: max difference {diff:e} from the CPU");
+            assert!(diff <= 1e-4, "{name}: max difference {diff:e}");
+        }
+    }
+
+    /// Keypoint rows that do not fit the network are an error, not a panic.
+    #[test]
+    fn mismatched_keypoints_are_refused() {
+        let w = Weights::from_recipe(Recipe::new(5), &Device::Cpu);
+        let net = DenseMotionNetwork::load(&w, &FaceRenderConfig::reduced(70)).unwrap();
+        let compressed = wave(&[1, 2, 8, 16, 16], 1.0, 0.0);
+        let empty = Keypoints { value: vec![] };
+        let mut short = keypoints(1, 0.0);
+        short.value[0].pop();
+        for (d, s) in [
+            (&keypoints(2, 0.0), &empty),
+            (&short, &keypoints(1, 0.0)),
+            (&keypoints(3, 0.0), &keypoints(2, 0.0)),
+        ] {
+            assert!(net.forward(&compressed, d, s).is_err());
+        }
     }
 }

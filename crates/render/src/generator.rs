@@ -1,13 +1,13 @@
 //! `OcclusionAwareSPADEGenerator` and `SPADEDecoder` (`facerender/modules/generator.py`).
 
 use candle_core::Tensor;
-use sadtalker_gpu::{GpuTensor, context};
+use sadtalker_gpu::GpuTensor;
 use sadtalker_nn::{Activations, Conv2d, ConvParams, Weights};
 use sadtalker_ops::Resize;
 
 use crate::blocks::{DownBlock2d, ResBlock3d, SameBlock2d, SpadeResnetBlock};
 use crate::config::{DecoderConfig, FaceRenderConfig};
-use crate::dense_motion::{DenseMotion, DenseMotionNetwork};
+use crate::dense_motion::{DenseMotion, DenseMotionNetwork, MotionGeometry};
 use crate::keypoints::Keypoints;
 use crate::{RenderError, Result};
 
@@ -66,12 +66,23 @@ pub struct OcclusionAwareSpadeGenerator {
     reshape_depth: usize,
 }
 
-/// What the generator produces for a batch of driving keypoints.
-pub struct GeneratorOutput {
+/// What the generator produces for a batch of driving keypoints, where it ran (a host
+/// `Tensor` or a `GpuTensor`).
+pub struct GeneratorOutput<T = Tensor> {
     /// `prediction`: `(B, 3, H, W)` in [0, 1].
-    pub prediction: Tensor,
+    pub prediction: T,
     /// The dense motion that warped the source features.
-    pub dense_motion: DenseMotion,
+    pub dense_motion: DenseMotion<T>,
+}
+
+impl GeneratorOutput<GpuTensor> {
+    /// The frames and the dense motion read back from the GPU.
+    pub fn to_host(&self) -> Result<GeneratorOutput> {
+        Ok(GeneratorOutput {
+            prediction: self.prediction.to_tensor()?,
+            dense_motion: self.dense_motion.to_host()?,
+        })
+    }
 }
 
 impl OcclusionAwareSpadeGenerator {
@@ -147,7 +158,10 @@ impl OcclusionAwareSpadeGenerator {
         }
         out = self.second.forward(&out)?;
         let &[bs, _, h, w] = out.dims() else {
-            return Err(RenderError::Input(format!("encoded source {:?} is not 4-D", out.dims())));
+            return Err(RenderError::Input(format!(
+                "encoded source {:?} is not 4-D",
+                out.dims()
+            )));
         };
         let mut feature_3d = out.reshape(&[bs, self.reshape_channel, self.reshape_depth, h, w])?;
         for b in &self.resblocks_3d {
@@ -157,24 +171,17 @@ impl OcclusionAwareSpadeGenerator {
     }
 
     /// The rest of `forward` for a batch of driving keypoints, given the encoded source
-    /// volume `(1, c, D, H, W)` and its compressed copy for the dense motion network.
-    pub fn decode(
+    /// volume `(1, c, D, H, W)` and its compressed copy for the dense motion network, where
+    /// they are: on a GPU only the keypoints go up, and nothing comes back by itself.
+    pub fn decode<T: MotionGeometry>(
         &self,
-        feature_3d: &Tensor,
-        compressed: &Tensor,
+        feature_3d: &T,
+        compressed: &T,
         kp_driving: &Keypoints,
         kp_source: &Keypoints,
-    ) -> Result<GeneratorOutput> {
+    ) -> Result<GeneratorOutput<T>> {
         let dense_motion = self.dense_motion_network.forward(compressed, kp_driving, kp_source)?;
-        let (deformation, occlusion) = (&dense_motion.deformation, &dense_motion.occlusion_map);
-        let prediction = match context::current() {
-            Some(dev) => {
-                let up = |t: &Tensor| GpuTensor::from_tensor(&dev, t);
-                self.warp_and_decode(&up(feature_3d)?, &up(deformation)?, &up(occlusion)?)?
-                    .to_tensor()?
-            }
-            None => self.warp_and_decode(feature_3d, deformation, occlusion)?,
-        };
+        let prediction = self.warp_and_decode(feature_3d, &dense_motion.deformation, &dense_motion.occlusion_map)?;
         Ok(GeneratorOutput {
             prediction,
             dense_motion,

@@ -3,10 +3,11 @@
 
 use candle_core::Tensor;
 use sadtalker_nn::{Conv3d, ConvParams, Weights};
+use sadtalker_ops::motion::coordinate_grid;
 use sadtalker_ops::softmax_last_dim;
 
 use crate::Result;
-use crate::blocks::{AntiAliasInterpolation2d, KpHourglass, make_coordinate_grid};
+use crate::blocks::{AntiAliasInterpolation2d, KpHourglass};
 use crate::config::FaceRenderConfig;
 use crate::keypoints::Keypoints;
 
@@ -68,7 +69,7 @@ impl KpDetector {
 
 /// `gaussian2kp`: each keypoint is the heatmap's expectation of the coordinate grid.
 fn gaussian2kp(heatmap: &[Vec<Vec<f32>>], d: usize, h: usize, w: usize) -> Keypoints {
-    let grid = make_coordinate_grid(d, h, w);
+    let grid = coordinate_grid(d, h, w);
     let value = heatmap
         .iter()
         .map(|per_kp| {

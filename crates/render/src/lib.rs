@@ -23,7 +23,7 @@ mod renderer;
 mod test_support;
 
 pub use config::{FaceRenderConfig, MappingConfig};
-pub use dense_motion::DenseMotion;
+pub use dense_motion::{DenseMotion, MotionGeometry};
 pub use generator::GeneratorOutput;
 pub use keypoints::{HeadPose, Keypoints, get_rotation_matrix, headpose_pred_to_degree, keypoint_transformation};
 pub use renderer::{DrivingFrame, FaceRenderer, PreparedSource, RenderDetails};

@@ -2,7 +2,7 @@
 
 use candle_core::Tensor;
 use sadtalker_checkpoint::Weights;
-use sadtalker_gpu::{GpuTensor, context};
+use sadtalker_gpu::{Device, GpuTensor, context};
 use sadtalker_nn::Activations;
 use sadtalker_ops::Precision;
 use sadtalker_ops::precision;
@@ -32,6 +32,24 @@ pub struct PreparedSource {
     pub feature_3d: Tensor,
     /// The dense motion network's compressed copy of it.
     pub compressed: Tensor,
+    /// The two volumes as `prepare` left them on a GPU, so rendering there uploads neither.
+    on_device: Option<(Device, GpuTensor, GpuTensor)>,
+}
+
+impl PreparedSource {
+    /// The source volume and its compressed copy on `dev`: those `prepare` made there, else
+    /// uploaded now.
+    fn volumes_on(&self, dev: &Device) -> Result<(GpuTensor, GpuTensor)> {
+        if let Some((d, f, c)) = &self.on_device
+            && d == dev
+        {
+            return Ok((f.clone(), c.clone()));
+        }
+        Ok((
+            GpuTensor::from_tensor(dev, &self.feature_3d)?,
+            GpuTensor::from_tensor(dev, &self.compressed)?,
+        ))
+    }
 }
 
 /// A rendered batch with its intermediate results.
@@ -87,18 +105,20 @@ impl FaceRenderer {
         let he_source = self.mapping.forward(&source_semantics.unsqueeze(0)?)?;
         let kp_source = keypoint_transformation(&kp_canonical, &he_source)?;
         // On a GPU the image goes up once and the two volumes come back: nothing in between.
-        let (feature_3d, compressed) = match context::current() {
+        // The host copies serve the CPU path and the other devices; the GPU keeps its own.
+        let ((feature_3d, compressed), on_device) = match context::current() {
             Some(dev) => {
                 let (f, c) = self.encode(&GpuTensor::from_tensor(&dev, source_image)?)?;
-                (f.to_tensor()?, c.to_tensor()?)
+                ((f.to_tensor()?, c.to_tensor()?), Some((dev, f, c)))
             }
-            None => self.encode(source_image)?,
+            None => (self.encode(source_image)?, None),
         };
         Ok(PreparedSource {
             kp_canonical,
             kp_source,
             feature_3d,
             compressed,
+            on_device,
         })
     }
 
@@ -109,13 +129,51 @@ impl FaceRenderer {
         Ok((feature_3d, compressed))
     }
 
-    /// Renders a batch of frames: `(B, 3, H, W)` in [0, 1].
+    /// Renders a batch of frames: `(B, 3, H, W)` in [0, 1]. On a GPU only the keypoints go
+    /// up and only the frames come back.
     pub fn render(&self, src: &PreparedSource, frames: &[DrivingFrame]) -> Result<Tensor> {
-        Ok(self.render_detailed(src, frames)?.output.prediction)
+        let kp_driving = self.driving_keypoints(src, frames)?;
+        self.decode(
+            src,
+            &kp_driving,
+            |out| Ok(out.prediction),
+            |out| Ok(out.prediction.to_tensor()?),
+        )
     }
 
-    /// [`render`](Self::render), also returning the intermediate results (for parity checks).
+    /// [`render`](Self::render), also returning the intermediate results (for parity checks;
+    /// on a GPU they are read back too).
     pub fn render_detailed(&self, src: &PreparedSource, frames: &[DrivingFrame]) -> Result<RenderDetails> {
+        let kp_driving = self.driving_keypoints(src, frames)?;
+        let output = self.decode(src, &kp_driving, Ok, |out| out.to_host())?;
+        Ok(RenderDetails { kp_driving, output })
+    }
+
+    /// The generator's decode on the thread's device, its output taken by `host` or `gpu`.
+    fn decode<R>(
+        &self,
+        src: &PreparedSource,
+        kp_driving: &Keypoints,
+        host: impl FnOnce(GeneratorOutput) -> Result<R>,
+        gpu: impl FnOnce(GeneratorOutput<GpuTensor>) -> Result<R>,
+    ) -> Result<R> {
+        match context::current() {
+            Some(dev) => {
+                let (feature_3d, compressed) = src.volumes_on(&dev)?;
+                gpu(self
+                    .generator
+                    .decode(&feature_3d, &compressed, kp_driving, &src.kp_source)?)
+            }
+            None => host(
+                self.generator
+                    .decode(&src.feature_3d, &src.compressed, kp_driving, &src.kp_source)?,
+            ),
+        }
+    }
+
+    /// The mapping network's head pose for each frame (with the frame's overrides) applied to
+    /// the canonical keypoints.
+    fn driving_keypoints(&self, src: &PreparedSource, frames: &[DrivingFrame]) -> Result<Keypoints> {
         if frames.is_empty() {
             return Err(RenderError::Input("no frames to render".into()));
         }
@@ -128,10 +186,6 @@ impl FaceRenderer {
         for (h, f) in he.iter_mut().zip(frames) {
             (h.yaw_in, h.pitch_in, h.roll_in) = (f.yaw, f.pitch, f.roll);
         }
-        let kp_driving = keypoint_transformation(&src.kp_canonical, &he)?;
-        let output = self
-            .generator
-            .decode(&src.feature_3d, &src.compressed, &kp_driving, &src.kp_source)?;
-        Ok(RenderDetails { kp_driving, output })
+        keypoint_transformation(&src.kp_canonical, &he)
     }
 }

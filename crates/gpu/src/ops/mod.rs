@@ -5,6 +5,7 @@ pub mod conv;
 pub mod elementwise;
 pub mod interpolate;
 pub mod layout;
+pub mod motion;
 pub mod norm;
 pub mod pool;
 pub mod sample;
