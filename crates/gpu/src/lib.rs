@@ -24,9 +24,12 @@ mod tensor;
 pub use device::{Device, DeviceInfo, DeviceKind, DeviceType, Transfers, list_devices, quiet_headless_vulkan};
 pub use error::{GpuError, Result};
 pub use ops::conv::{conv, conv1d, conv2d, conv3d};
-pub use ops::elementwise::{add, channel_affine, leaky_relu, mul_one_channel, relu, sigmoid};
-pub use ops::interpolate::interpolate_nearest;
-pub use ops::layout::cat_channels;
+pub use ops::elementwise::{
+    add, add_one_channel, channel_affine, leaky_relu, mul, mul_one_channel, relu, scale, scale_channels,
+    shift_channels, sigmoid,
+};
+pub use ops::interpolate::{interpolate_bilinear, interpolate_nearest};
+pub use ops::layout::{cat_channels, narrow_channels};
 pub use ops::motion::{keypoint_motions, motion_mask};
 pub use ops::norm::{instance_norm, instance_norm_modulate};
 pub use ops::pool::avg_pool;

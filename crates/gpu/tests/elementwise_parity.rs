@@ -51,15 +51,51 @@ fn leaky_relu_past_one_grid_row() {
 }
 
 #[test]
-fn add_matches_exactly_and_checks_shapes() {
+fn add_and_mul_match_exactly_and_check_shapes() {
     let Some(dev) = common::device() else { return };
     let (a, b) = (rand_tensor(&[2, 3, 9, 11], 1), rand_tensor(&[2, 3, 9, 11], 2));
-    let want = (&a + &b).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let flat = |t: candle_core::Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
     let got = sadtalker_gpu::add(&up(dev, &a), &up(dev, &b)).unwrap();
-    assert_eq!(got.to_vec().unwrap(), want);
+    assert_eq!(got.to_vec().unwrap(), flat((&a + &b).unwrap()));
+    let got = sadtalker_gpu::mul(&up(dev, &a), &up(dev, &b)).unwrap();
+    assert_eq!(got.to_vec().unwrap(), flat((&a * &b).unwrap()));
+    let got = sadtalker_gpu::scale(&up(dev, &a), std::f32::consts::SQRT_2).unwrap();
+    assert_eq!(got.to_vec().unwrap(), flat((&a * std::f64::consts::SQRT_2).unwrap()));
     let c = up(dev, &rand_tensor(&[2, 3, 9, 10], 3));
-    let e = sadtalker_gpu::add(&up(dev, &a), &c).unwrap_err();
-    assert!(e.to_string().contains("differ"), "{e}");
+    for e in [
+        sadtalker_gpu::add(&up(dev, &a), &c).unwrap_err(),
+        sadtalker_gpu::mul(&up(dev, &a), &c).unwrap_err(),
+    ] {
+        assert!(e.to_string().contains("differ"), "{e}");
+    }
+}
+
+/// StyleGAN2's broadcasts: a scale per sample and channel, a bias per channel and a one-channel
+/// noise map added to every channel, each exactly the host's broadcast.
+#[test]
+fn per_channel_scales_biases_and_noise_match_exactly() {
+    let Some(dev) = common::device() else { return };
+    let x = rand_tensor(&[3, 5, 8, 9], 1);
+    let flat = |t: candle_core::Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let s = rand_tensor(&[3, 5], 2);
+    let got = sadtalker_gpu::scale_channels(&up(dev, &x), &up(dev, &s)).unwrap();
+    assert_eq!(
+        got.to_vec().unwrap(),
+        flat(x.broadcast_mul(&s.reshape((3, 5, 1, 1)).unwrap()).unwrap())
+    );
+    let b = rand_tensor(&[5], 3);
+    let got = sadtalker_gpu::shift_channels(&up(dev, &x), &up(dev, &b)).unwrap();
+    assert_eq!(
+        got.to_vec().unwrap(),
+        flat(x.broadcast_add(&b.reshape((1, 5, 1, 1)).unwrap()).unwrap())
+    );
+    let m = rand_tensor(&[3, 1, 8, 9], 4);
+    let got = sadtalker_gpu::add_one_channel(&up(dev, &x), &up(dev, &m)).unwrap();
+    assert_eq!(got.to_vec().unwrap(), flat(x.broadcast_add(&m).unwrap()));
+    let xg = up(dev, &x);
+    assert!(sadtalker_gpu::scale_channels(&xg, &up(dev, &rand_tensor(&[1, 5], 5))).is_err());
+    assert!(sadtalker_gpu::shift_channels(&xg, &up(dev, &rand_tensor(&[4], 5))).is_err());
+    assert!(sadtalker_gpu::add_one_channel(&xg, &up(dev, &rand_tensor(&[3, 2, 8, 9], 5))).is_err());
 }
 
 #[test]

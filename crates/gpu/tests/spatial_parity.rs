@@ -1,5 +1,5 @@
 //! Spatial ops against `sadtalker_ops`: `grid_sample`, average pooling, concatenation, the
-//! dense motion's keypoint geometry.
+//! dense motion's keypoint geometry, bilinear interpolation, channel slices.
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 mod common;
@@ -142,4 +142,48 @@ fn motion_mask_matches_the_host() {
     let bad = up(dev, &rand_tensor(&[10, 3, 5, 7, 3], 9));
     let e = sadtalker_gpu::motion_mask(&up(dev, &logits), &bad).unwrap_err();
     assert!(e.to_string().contains("expected logits"), "{e}");
+}
+
+/// GFPGAN's bilinear resizes (x2 and x0.5, `align_corners=False`) and a resize to a size with
+/// `align_corners=True`: the host's taps, within the rounding of a fused multiply-add.
+#[test]
+fn bilinear_interpolation_matches_the_host() {
+    let Some(dev) = common::device() else { return };
+    let x = rand_tensor(&[2, 3, 10, 7], 10);
+    for (resize, align) in [
+        (sadtalker_ops::Resize::Scale(vec![2.0, 2.0]), false),
+        (sadtalker_ops::Resize::Scale(vec![0.5, 0.5]), false),
+        (sadtalker_ops::Resize::Size(vec![13, 4]), true),
+    ] {
+        let want = sadtalker_ops::interpolate_bilinear(&x, &resize, align).unwrap();
+        let got = sadtalker_gpu::interpolate_bilinear(&up(dev, &x), &resize, align).unwrap();
+        let e = rel_err(&got, &want);
+        assert!(e <= 1e-6, "{resize:?}, align_corners={align}: relative error {e:e}");
+    }
+    assert!(
+        sadtalker_gpu::interpolate_bilinear(
+            &up(dev, &rand_tensor(&[2, 3, 4], 1)),
+            &sadtalker_ops::Resize::Scale(vec![2.0]),
+            false
+        )
+        .is_err()
+    );
+}
+
+#[test]
+fn channel_slices_match_candle() {
+    let Some(dev) = common::device() else { return };
+    let x = rand_tensor(&[3, 6, 4, 5], 11);
+    let got = sadtalker_gpu::narrow_channels(&up(dev, &x), 2, 3).unwrap();
+    assert_eq!(got.dims(), [3, 3, 4, 5]);
+    assert_eq!(
+        got.to_vec().unwrap(),
+        x.narrow(1, 2, 3)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap()
+    );
+    assert!(sadtalker_gpu::narrow_channels(&up(dev, &x), 4, 3).is_err());
 }

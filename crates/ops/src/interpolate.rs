@@ -154,12 +154,40 @@ pub fn interpolate_nearest(x: &Tensor, resize: &Resize) -> Result<Tensor> {
 }
 
 /// One output coordinate of a linear interpolation: two source indices and their weights.
-#[derive(Clone, Copy)]
-struct Linear {
-    i0: usize,
-    i1: usize,
-    l0: f32,
-    l1: f32,
+#[derive(Clone, Copy, Debug)]
+pub struct Linear {
+    /// The lower source index.
+    pub i0: usize,
+    /// The upper source index (`i0` at the last row or column).
+    pub i1: usize,
+    /// The weight of `i0`.
+    pub l0: f32,
+    /// The weight of `i1`.
+    pub l1: f32,
+}
+
+/// The taps of `F.interpolate(mode='bilinear')` of a `(.., H, W)` input: what the host kernel
+/// uses, for a device kernel to gather the same pixels with the same weights.
+#[derive(Clone, Debug)]
+pub struct BilinearMaps {
+    /// The output's `[H, W]`.
+    pub out_sp: [usize; 2],
+    /// One tap per output row.
+    pub h: Vec<Linear>,
+    /// One tap per output column.
+    pub w: Vec<Linear>,
+}
+
+impl BilinearMaps {
+    /// The taps from spatial size `[h, w]` to `resize`.
+    pub fn new(in_sp: [usize; 2], resize: &Resize, align_corners: bool) -> Result<BilinearMaps> {
+        let (out_sp, scales) = resize.resolve("interpolate(bilinear)", &in_sp)?;
+        Ok(BilinearMaps {
+            out_sp: [out_sp[0], out_sp[1]],
+            h: linear_map(in_sp[0], out_sp[0], scales[0], align_corners),
+            w: linear_map(in_sp[1], out_sp[1], scales[1], align_corners),
+        })
+    }
 }
 
 /// ATen's `compute_indices_weights_linear` for one axis.
@@ -203,10 +231,12 @@ pub fn interpolate_bilinear(x: &Tensor, resize: &Resize, align_corners: bool) ->
     if xd.len() != 4 {
         return shape_err(OP, format!("expected a 4-D input, got {xd:?}"));
     }
-    let (out_sp, scales) = resize.resolve(OP, &xd[2..])?;
+    let BilinearMaps {
+        out_sp,
+        h: hmap,
+        w: wmap,
+    } = BilinearMaps::new([xd[2], xd[3]], resize, align_corners)?;
     let (ih, iw, oh, ow) = (xd[2], xd[3], out_sp[0], out_sp[1]);
-    let hmap = linear_map(ih, oh, scales[0], align_corners);
-    let wmap = linear_map(iw, ow, scales[1], align_corners);
     let data = x.with(|xs| {
         let mut out = vec![0f32; xd[0] * xd[1] * oh * ow];
         out.par_chunks_mut(oh * ow)

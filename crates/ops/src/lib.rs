@@ -40,7 +40,7 @@ pub use conv::{ConvCache, ConvParams, ConvPath, conv, conv_cached, conv1d, conv2
 pub use conv_transpose::conv_transpose;
 pub use conv_weight::ConvWeight;
 pub use grid_sample::grid_sample;
-pub use interpolate::{NearestMaps, Resize, interpolate_bilinear, interpolate_nearest};
+pub use interpolate::{BilinearMaps, NearestMaps, Resize, interpolate_bilinear, interpolate_nearest};
 pub use motion::{KeypointPair, keypoint_motions, motion_mask};
 pub use norm::{BatchNormStats, batch_norm, group_norm, instance_norm, instance_norm_modulate};
 pub use pad::reflection_pad2d;

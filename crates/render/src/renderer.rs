@@ -129,8 +129,9 @@ impl FaceRenderer {
         Ok((feature_3d, compressed))
     }
 
-    /// Renders a batch of frames: `(B, 3, H, W)` in [0, 1]. On a GPU only the keypoints go
-    /// up and only the frames come back.
+    /// Renders a batch of frames: `(B, 3, H, W)` in [0, 1]. On a GPU the generator takes up
+    /// only the keypoints and gives back only the frames (the mapping network's four conv1d
+    /// layers, a few MFLOP a frame, still make a round trip each).
     pub fn render(&self, src: &PreparedSource, frames: &[DrivingFrame]) -> Result<Tensor> {
         let kp_driving = self.driving_keypoints(src, frames)?;
         self.decode(

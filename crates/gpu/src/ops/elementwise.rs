@@ -21,6 +21,7 @@ pub(crate) fn grid(n: u32) -> ([u32; 3], u32) {
 enum Unary {
     LeakyRelu = 0,
     Sigmoid = 1,
+    Scale = 2,
 }
 
 /// `F.leaky_relu(x, negative_slope)`: exactly `sadtalker_ops::leaky_relu` (`relu` is slope 0).
@@ -39,6 +40,11 @@ pub fn sigmoid(x: &GpuTensor) -> Result<GpuTensor> {
     unary("sigmoid", Unary::Sigmoid, x, 0.0)
 }
 
+/// `x * s` for a scalar `s` (StyleGAN2's `* sqrt(2)`): exact, as the host's product.
+pub fn scale(x: &GpuTensor, s: f32) -> Result<GpuTensor> {
+    unary("mul(scalar)", Unary::Scale, x, s)
+}
+
 /// One dispatch of `unary.wgsl`; `op` names the caller in errors, `arg` is the map's scalar.
 fn unary(op: &'static str, code: Unary, x: &GpuTensor, arg: f32) -> Result<GpuTensor> {
     let args = [arg.to_bits(), code as u32];
@@ -52,21 +58,31 @@ fn unary(op: &'static str, code: Unary, x: &GpuTensor, arg: f32) -> Result<GpuTe
     )
 }
 
-/// `a + b` for tensors of one shape (the renderer's residual sums; no broadcasting).
+/// The operations of `binary.wgsl`, by the code its `p.op` holds.
+#[derive(Clone, Copy)]
+enum Binary {
+    Add = 0,
+    Mul = 1,
+}
+
+/// `a + b` for tensors of one shape (residual sums; no broadcasting). Exact.
 pub fn add(a: &GpuTensor, b: &GpuTensor) -> Result<GpuTensor> {
-    const OP: &str = "add";
-    same_device(OP, &[a, b])?;
+    binary("add", Binary::Add, a, b)
+}
+
+/// `a * b` for tensors of one shape (StyleGAN2's SFT scale; no broadcasting). Exact.
+pub fn mul(a: &GpuTensor, b: &GpuTensor) -> Result<GpuTensor> {
+    binary("mul", Binary::Mul, a, b)
+}
+
+/// One dispatch of `binary.wgsl` after checking that `a` and `b` match.
+fn binary(op: &'static str, code: Binary, a: &GpuTensor, b: &GpuTensor) -> Result<GpuTensor> {
+    same_device(op, &[a, b])?;
     if a.dims() != b.dims() {
-        return shape_err(OP, format!("shapes {:?} and {:?} differ", a.dims(), b.dims()));
+        return shape_err(op, format!("shapes {:?} and {:?} differ", a.dims(), b.dims()));
     }
-    map(
-        OP,
-        OP,
-        include_str!("../shaders/add.wgsl"),
-        a,
-        &[&a.buffer, &b.buffer],
-        &[],
-    )
+    let shader = include_str!("../shaders/binary.wgsl");
+    map(op, "binary", shader, a, &[&a.buffer, &b.buffer], &[code as u32, 0])
 }
 
 /// The operations of `broadcast.wgsl`, by the code its `p.op` holds.
@@ -74,6 +90,9 @@ pub fn add(a: &GpuTensor, b: &GpuTensor) -> Result<GpuTensor> {
 enum Broadcast {
     ChannelAffine = 0,
     MulOneChannel = 1,
+    ScaleChannels = 2,
+    ShiftChannels = 3,
+    AddOneChannel = 4,
 }
 
 /// `y = fma(x, alpha[c], beta[c])` over the channels (axis 1) of `x`: a batch norm in eval mode
@@ -103,16 +122,58 @@ pub fn channel_affine(x: &GpuTensor, alpha: &GpuTensor, beta: &GpuTensor) -> Res
 /// `x * mask` with `mask` `(N, 1, ...)` broadcast over the channels of `x` `(N, C, ...)`: the
 /// generator's occlusion (exact, like the host's product).
 pub fn mul_one_channel(x: &GpuTensor, mask: &GpuTensor) -> Result<GpuTensor> {
-    const OP: &str = "mul(broadcast)";
-    same_device(OP, &[x, mask])?;
-    let (xd, md) = (x.dims(), mask.dims());
+    one_channel("mul(broadcast)", Broadcast::MulOneChannel, x, mask)
+}
+
+/// A broadcast of the one-channel `m` `(N, 1, ...)` over the channels of `x` `(N, C, ...)`.
+fn one_channel(op: &'static str, code: Broadcast, x: &GpuTensor, m: &GpuTensor) -> Result<GpuTensor> {
+    same_device(op, &[x, m])?;
+    let (xd, md) = (x.dims(), m.dims());
     if xd.len() < 2 || md.len() != xd.len() || md[0] != xd[0] || md[1] != 1 || md[2..] != xd[2..] {
         return shape_err(
-            OP,
-            format!("expected x (N, C, ...) and a one-channel mask (N, 1, ...); got {xd:?} and {md:?}"),
+            op,
+            format!("expected x (N, C, ...) and a one-channel map (N, 1, ...); got {xd:?} and {md:?}"),
         );
     }
-    broadcast(OP, Broadcast::MulOneChannel, x, mask, None)
+    broadcast(op, code, x, m, None)
+}
+
+/// `x * s[n, c]` with `s` `(N, C)`: a scale per sample and channel of `x` `(N, C, ...)`
+/// (StyleGAN2's modulation and demodulation; exact, like the host's broadcast product).
+pub fn scale_channels(x: &GpuTensor, s: &GpuTensor) -> Result<GpuTensor> {
+    const OP: &str = "mul(per channel)";
+    same_device(OP, &[x, s])?;
+    let xd = x.dims();
+    if xd.len() < 2 || s.dims() != &xd[..2] {
+        return shape_err(
+            OP,
+            format!(
+                "expected x (N, C, ...) and scales (N, C); got {xd:?} and {:?}",
+                s.dims()
+            ),
+        );
+    }
+    broadcast(OP, Broadcast::ScaleChannels, x, s, None)
+}
+
+/// `x + b[c]` with `b` `(C)`: a bias per channel of `x` `(N, C, ...)` (exact).
+pub fn shift_channels(x: &GpuTensor, b: &GpuTensor) -> Result<GpuTensor> {
+    const OP: &str = "add(per channel)";
+    same_device(OP, &[x, b])?;
+    let xd = x.dims();
+    if xd.len() < 2 || b.dims() != [xd[1]] {
+        return shape_err(
+            OP,
+            format!("expected x (N, C, ...) and a bias (C); got {xd:?} and {:?}", b.dims()),
+        );
+    }
+    broadcast(OP, Broadcast::ShiftChannels, x, b, None)
+}
+
+/// `x + m` with `m` `(N, 1, ...)` added to every channel of `x` `(N, C, ...)` (StyleGAN2's
+/// noise injection; exact).
+pub fn add_one_channel(x: &GpuTensor, m: &GpuTensor) -> Result<GpuTensor> {
+    one_channel("add(broadcast)", Broadcast::AddOneChannel, x, m)
 }
 
 /// One dispatch of `broadcast.wgsl` over `x` with operands `a` and (for the affine map) `b`.

@@ -1,4 +1,4 @@
-//! Copies that rearrange memory: `torch.cat`.
+//! Copies that rearrange memory: `torch.cat`, `Tensor.narrow`.
 
 use crate::error::{Result, shape_err};
 use crate::ops::same_device;
@@ -37,6 +37,35 @@ pub fn cat_channels(parts: &[&GpuTensor]) -> Result<GpuTensor> {
                 }
             }
             at += block;
+        }
+        dev.inner.queue.submit([enc.finish()]);
+    })?;
+    Ok(y)
+}
+
+/// `x.narrow(1, start, len)`: channels `start..start + len` of `x` `(N, C, ...)`, copied into
+/// a tensor of their own (one buffer copy per batch item, no kernel).
+pub fn narrow_channels(x: &GpuTensor, start: usize, len: usize) -> Result<GpuTensor> {
+    const OP: &str = "narrow";
+    let xd = x.dims();
+    if xd.len() < 2 || start.checked_add(len).is_none_or(|end| end > xd[1]) {
+        return shape_err(OP, format!("channels {start}..{start}+{len} of {xd:?}"));
+    }
+    let plane: usize = xd[2..].iter().product();
+    let mut shape = xd.to_vec();
+    shape[1] = len;
+    let dev = x.device();
+    let y = GpuTensor::uninit(dev, OP, &shape)?;
+    if y.elem_count() == 0 {
+        return Ok(y);
+    }
+    let d = &dev.inner.device;
+    dev.checked(|| {
+        let mut enc = d.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(OP) });
+        let block = (len * plane * 4) as u64;
+        for b in 0..xd[0] {
+            let src = ((b * xd[1] + start) * plane * 4) as u64;
+            enc.copy_buffer_to_buffer(&x.buffer, src, &y.buffer, b as u64 * block, block);
         }
         dev.inner.queue.submit([enc.finish()]);
     })?;
