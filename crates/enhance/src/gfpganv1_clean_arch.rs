@@ -8,8 +8,7 @@
 //! layers only serve `return_rgb=True`, which GFPGANer does not ask for; they are not loaded.
 
 use candle_core::Tensor;
-use sadtalker_nn::{Conv2d, ConvParams, Linear, Weights};
-use sadtalker_ops::leaky_relu;
+use sadtalker_nn::{Activations, Conv2d, ConvParams, Linear, Weights};
 
 use crate::stylegan2_clean_arch::{NoiseSource, StyleGAN2GeneratorClean, bilinear, channels};
 use crate::{EnhanceError, Result};
@@ -69,11 +68,18 @@ impl StyleGAN2GeneratorCSFT {
 
     /// `forward([latent], conditions, input_is_latent=True, noise=...)` with per-layer latents
     /// `latent` `(b, num_latent, num_style_feat)`; returns the image.
-    pub fn forward(&self, latent: &Tensor, conditions: &[Tensor], noise: &mut dyn NoiseSource) -> Result<Tensor> {
+    /// The conditions are where the decoder runs (the host or a GPU); the latents and the
+    /// noise are made on the host.
+    pub fn forward<T: Activations>(&self, latent: &Tensor, conditions: &[T], noise: &mut dyn NoiseSource) -> Result<T> {
         let g = &self.base;
         let b = latent.dim(0)?;
         let style = |i: usize| -> Result<Tensor> { Ok(latent.narrow(1, i, 1)?.squeeze(1)?) };
-        let mut out = g.constant_input.forward(b)?;
+        let Some(like) = conditions.first() else {
+            return Err(EnhanceError::Config(
+                "the StyleGAN2 decoder got no SFT conditions".into(),
+            ));
+        };
+        let mut out = T::lift(like, &g.constant_input.forward(b)?)?;
         let n0 = noise.noise(0, b, 4, 4)?;
         out = g.style_conv1.forward(&out, &style(0)?, &n0)?;
         let mut skip = g.to_rgb1.forward(&out, &style(1)?, None)?;
@@ -86,14 +92,15 @@ impl StyleGAN2GeneratorCSFT {
             // The conditions may have fewer levels.
             if i < conditions.len() {
                 let (scale, shift) = (&conditions[i - 1], &conditions[i]);
+                let channels = out.dims().get(1).copied().unwrap_or(0);
                 if self.sft_half {
-                    let half = out.dim(1)? / 2;
-                    let same = out.narrow(1, 0, half)?;
-                    let sft = out.narrow(1, half, out.dim(1)? - half)?;
-                    let sft = ((sft * scale)? + shift)?;
-                    out = Tensor::cat(&[&same, &sft], 1)?;
+                    let half = channels / 2;
+                    let same = out.narrow_channels(0, half)?;
+                    let sft = out.narrow_channels(half, channels - half)?;
+                    let sft = sft.mul(scale)?.add(shift)?;
+                    out = T::cat_channels(&[&same, &sft])?;
                 } else {
-                    out = ((out * scale)? + shift)?;
+                    out = out.mul(scale)?.add(shift)?;
                 }
             }
             let n2 = noise.noise(2 * j + 2, b, size, size)?;
@@ -134,12 +141,12 @@ impl ResBlock {
     }
 
     /// `forward(x)`.
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let out = leaky_relu(&self.conv1.forward(x)?, 0.2)?;
+    pub fn forward<T: Activations>(&self, x: &T) -> Result<T> {
+        let out = self.conv1.forward(x)?.leaky_relu(0.2)?;
         let out = bilinear(&out, self.scale_factor)?;
-        let out = leaky_relu(&self.conv2.forward(&out)?, 0.2)?;
+        let out = self.conv2.forward(&out)?.leaky_relu(0.2)?;
         let skip = self.skip.forward(&bilinear(x, self.scale_factor)?)?;
-        Ok((out + skip)?)
+        Ok(out.add(&skip)?)
     }
 }
 
@@ -159,10 +166,8 @@ impl ConditionBranch {
         })
     }
 
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.conv2
-            .forward(&leaky_relu(&self.conv0.forward(x)?, 0.2)?)
-            .map_err(Into::into)
+    fn forward<T: Activations>(&self, x: &T) -> Result<T> {
+        Ok(self.conv2.forward(&self.conv0.forward(x)?.leaky_relu(0.2)?)?)
     }
 }
 
@@ -286,24 +291,27 @@ impl GFPGANv1Clean {
 
     /// The encoder alone: the per-layer style code `(b, num_latent, num_style_feat)` and the SFT conditions
     /// (scale, shift per level).
-    pub fn encode(&self, x: &Tensor) -> Result<(Tensor, Vec<Tensor>)> {
-        let mut feat = leaky_relu(&self.conv_body_first.forward(x)?, 0.2)?;
+    /// On a GPU the conditions stay there; the U-Net's 4×4 bottleneck comes back for the
+    /// final linear layer (8192 numbers a face).
+    pub fn encode<T: Activations>(&self, x: &T) -> Result<(Tensor, Vec<T>)> {
+        let mut feat = self.conv_body_first.forward(x)?.leaky_relu(0.2)?;
         let mut unet_skips = Vec::with_capacity(self.log_size - 2);
         for down in &self.conv_body_down {
             feat = down.forward(&feat)?;
             unet_skips.push(feat.clone());
         }
-        feat = leaky_relu(&self.final_conv.forward(&feat)?, 0.2)?;
-        let b = feat.dim(0)?;
+        feat = self.final_conv.forward(&feat)?.leaky_relu(0.2)?;
+        let bottleneck = feat.to_host()?;
+        let b = bottleneck.dim(0)?;
         let style_code =
             self.final_linear
-                .forward(&feat.flatten_from(1)?)?
+                .forward(&bottleneck.flatten_from(1)?)?
                 .reshape((b, (), self.config.num_style_feat))?;
         let mut conditions = Vec::with_capacity(2 * (self.log_size - 2));
         for (k, up) in self.conv_body_up.iter().enumerate() {
             // `unet_skips.insert(0, feat)`: the deepest first.
             let skip = &unet_skips[unet_skips.len() - 1 - k];
-            feat = up.forward(&(feat + skip)?)?;
+            feat = up.forward(&feat.add(skip)?)?;
             conditions.push(self.condition_scale[k].forward(&feat)?);
             conditions.push(self.condition_shift[k].forward(&feat)?);
         }
@@ -312,7 +320,7 @@ impl GFPGANv1Clean {
 
     /// `forward(x, return_rgb=False)`: the restored image `(b, 3, out_size, out_size)`, roughly in
     /// `[-1, 1]`, from a face `x` normalised to `[-1, 1]`.
-    pub fn forward(&self, x: &Tensor, noise: &mut dyn NoiseSource) -> Result<Tensor> {
+    pub fn forward<T: Activations>(&self, x: &T, noise: &mut dyn NoiseSource) -> Result<T> {
         let (style_code, conditions) = self.encode(x)?;
         self.stylegan_decoder.forward(&style_code, &conditions, noise)
     }

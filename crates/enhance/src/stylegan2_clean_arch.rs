@@ -6,14 +6,14 @@
 //! `randomize_noise=False` (GFPGANer draws fresh noise for every face).
 
 use candle_core::{D, Tensor};
-use sadtalker_nn::{ConvParams, Linear, Weights};
-use sadtalker_ops::{Resize, interpolate_bilinear, leaky_relu};
+use sadtalker_nn::{Activations, ConvParams, Linear, Weights};
+use sadtalker_ops::Resize;
 
 use crate::Result;
 
 /// `F.interpolate(x, scale_factor=s, mode='bilinear', align_corners=False)`.
-pub(crate) fn bilinear(x: &Tensor, scale: f64) -> Result<Tensor> {
-    Ok(interpolate_bilinear(x, &Resize::Scale(vec![scale, scale]), false)?)
+pub(crate) fn bilinear<T: Activations>(x: &T, scale: f64) -> Result<T> {
+    Ok(x.interpolate_bilinear(&Resize::Scale(vec![scale, scale]), false)?)
 }
 
 /// Up- or downsampling before a modulated convolution.
@@ -72,8 +72,7 @@ impl ModulatedConv2d {
     }
 
     /// `forward(x, style)`: `x` `(b, in, h, w)`, `style` `(b, num_style_feat)`.
-    pub fn forward(&self, x: &Tensor, style: &Tensor) -> Result<Tensor> {
-        let b = x.dim(0)?;
+    pub fn forward<T: Activations>(&self, x: &T, style: &Tensor) -> Result<T> {
         let style = self.modulation.forward(style)?;
         let x = match self.sample_mode {
             SampleMode::None => x.clone(),
@@ -84,16 +83,23 @@ impl ModulatedConv2d {
         // sample. Scaling the input's channels by the style, convolving with the fixed weight and scaling
         // the output's channels by the demodulation is the same sum in another order (equal to float
         // rounding), and lets the convolution keep its fast layouts (Winograd) from call to call instead
-        // of rebuilding them for a new weight every time.
-        let s = style.reshape((b, self.in_channels, 1, 1))?;
-        let out = self.conv.forward(&x.broadcast_mul(&s)?)?;
+        // of rebuilding them for a new weight every time. The style vectors are a few hundred numbers a
+        // sample: the host makes the scales, the device (where `x` is) applies them.
+        let s = self.check(&style, self.in_channels)?;
+        let out = self.conv.forward(&x.scale_channels(&T::lift(&x, &s)?)?)?;
         if !self.demodulate {
             return Ok(out);
         }
         // demod[b, o] = 1 / sqrt(Σ_i s[b, i]² Σ_k w[o, i, k]² + eps).
         let energy = style.sqr()?.matmul(&self.weight_energy.t()?)?;
-        let demod = (energy + self.eps)?.sqrt()?.recip()?;
-        Ok(out.broadcast_mul(&demod.reshape((b, self.out_channels, 1, 1))?)?)
+        let demod = self.check(&(energy + self.eps)?.sqrt()?.recip()?, self.out_channels)?;
+        Ok(out.scale_channels(&T::lift(&out, &demod)?)?)
+    }
+
+    /// `v` as the `(b, channels)` scales it must be.
+    fn check(&self, v: &Tensor, channels: usize) -> Result<Tensor> {
+        let b = v.dim(0)?;
+        Ok(v.reshape((b, channels))?)
     }
 }
 
@@ -135,16 +141,16 @@ impl StyleConv {
                 sample_mode,
             )?,
             weight: w.get(&[1], "weight")?,
-            bias: w.get(&[1, out_channels, 1, 1], "bias")?,
+            bias: w.get(&[1, out_channels, 1, 1], "bias")?.flatten_all()?,
         })
     }
 
     /// `forward(x, style, noise)`.
-    pub fn forward(&self, x: &Tensor, style: &Tensor, noise: &Tensor) -> Result<Tensor> {
-        let out = (self.modulated_conv.forward(x, style)? * std::f64::consts::SQRT_2)?;
-        let out = out.broadcast_add(&noise.broadcast_mul(&self.weight)?)?;
-        let out = out.broadcast_add(&self.bias)?;
-        Ok(leaky_relu(&out, 0.2)?)
+    pub fn forward<T: Activations>(&self, x: &T, style: &Tensor, noise: &Tensor) -> Result<T> {
+        let out = self.modulated_conv.forward(x, style)?.scale(std::f32::consts::SQRT_2)?;
+        let out = out.add_one_channel(&T::lift(&out, &noise.broadcast_mul(&self.weight)?)?)?;
+        let out = out.shift_channels(&T::lift(&out, &self.bias)?)?;
+        Ok(out.leaky_relu(0.2)?)
     }
 }
 
@@ -171,13 +177,14 @@ impl ToRGB {
                 false,
                 SampleMode::None,
             )?,
-            bias: w.get(&[1, 3, 1, 1], "bias")?,
+            bias: w.get(&[1, 3, 1, 1], "bias")?.flatten_all()?,
         })
     }
 
     /// `forward(x, style, skip)`.
-    pub fn forward(&self, x: &Tensor, style: &Tensor, skip: Option<&Tensor>) -> Result<Tensor> {
-        let out = self.modulated_conv.forward(x, style)?.broadcast_add(&self.bias)?;
+    pub fn forward<T: Activations>(&self, x: &T, style: &Tensor, skip: Option<&T>) -> Result<T> {
+        let out = self.modulated_conv.forward(x, style)?;
+        let out = out.shift_channels(&T::lift(&out, &self.bias)?)?;
         Ok(match skip {
             Some(skip) => {
                 let skip = if self.upsample {
@@ -185,7 +192,7 @@ impl ToRGB {
                 } else {
                     skip.clone()
                 };
-                (out + skip)?
+                out.add(&skip)?
             }
             None => out,
         })

@@ -1,6 +1,6 @@
-//! The GFPGANv1Clean and ParseNet parity checks of `generator.rs` (same golden, same bars) with the
-//! convolutions on a GPU: in CI, Mesa's lavapipe Vulkan device, which `.ci/run` installs. Under
-//! `CI=true` a missing device fails the test; elsewhere it is skipped with a note.
+//! The GFPGANv1Clean and ParseNet parity checks of `generator.rs` (same golden, same bars) on a GPU
+//! (GFPGAN wholly, ParseNet's convolutions): in CI, Mesa's lavapipe Vulkan device, which `.ci/run`
+//! installs. Under `CI=true` a missing device fails the test; elsewhere it is skipped with a note.
 
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
@@ -15,9 +15,13 @@ fn on_gpu(check: fn()) {
     context::with(Some(&dev), check);
 }
 
+/// GFPGAN with every activation on the device (as `Restorer::forward` runs it under a GPU).
 #[test]
 fn gfpgan_128_matches_the_reference_on_the_gpu() {
-    on_gpu(common::generator::gfpgan_128_matches_reference);
+    let Some(dev) = context::device_for_test(DeviceKind::Vulkan) else {
+        return;
+    };
+    common::generator::gfpgan_128_matches_reference(Some(&dev));
 }
 
 #[test]

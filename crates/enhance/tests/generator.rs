@@ -7,7 +7,7 @@ mod common;
 
 #[test]
 fn gfpgan_128_matches_reference() {
-    common::generator::gfpgan_128_matches_reference();
+    common::generator::gfpgan_128_matches_reference(None);
 }
 
 #[test]

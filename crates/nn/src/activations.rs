@@ -44,6 +44,35 @@ pub trait Activations: Sized + Clone {
     fn batch_norm(&self, norm: &BatchNorm) -> Result<Self>;
     /// `norm(x) * (1 + γ) + β` (SPADE), γ | β stacked along the channels of `gamma_beta`.
     fn instance_norm_modulated(&self, norm: &InstanceNorm, gamma_beta: &Self) -> Result<Self>;
+    /// `x * other`, same shapes.
+    fn mul(&self, other: &Self) -> Result<Self>;
+    /// `x * s` for a scalar.
+    fn scale(&self, s: f32) -> Result<Self>;
+    /// `x * s.view(N, C, 1, ...)`: `s` `(N, C)` scales each sample's channels.
+    fn scale_channels(&self, s: &Self) -> Result<Self>;
+    /// `x + b.view(1, C, 1, ...)`: `b` `(C)` is a bias per channel.
+    fn shift_channels(&self, b: &Self) -> Result<Self>;
+    /// `x + m`, `m` `(N, 1, ...)` broadcast over the channels of `x` `(N, C, ...)`.
+    fn add_one_channel(&self, m: &Self) -> Result<Self>;
+    /// `x.narrow(1, start, len)`.
+    fn narrow_channels(&self, start: usize, len: usize) -> Result<Self>;
+    /// `F.interpolate(x, size|scale_factor, mode='bilinear', align_corners)` of a 4-D `x`.
+    fn interpolate_bilinear(&self, resize: &Resize, align_corners: bool) -> Result<Self>;
+    /// A host tensor brought to where `like` is (a copy on a GPU, the tensor itself on the host):
+    /// for inputs made on the host between layers (style scales, noise).
+    fn lift(like: &Self, t: &Tensor) -> Result<Self>;
+    /// The values on the host (read back from a GPU).
+    fn to_host(&self) -> Result<Tensor>;
+}
+
+/// `v` `(N, C)` or `(C)` viewed as `(N | 1, C, 1, ...)` to broadcast over a rank-`rank` tensor.
+fn channel_view(v: &Tensor, rank: usize) -> Result<Tensor> {
+    let mut shape = v.dims().to_vec();
+    if shape.len() == 1 {
+        shape.insert(0, 1);
+    }
+    shape.resize(rank.max(2), 1);
+    Ok(v.reshape(shape)?)
 }
 
 impl Activations for Tensor {
@@ -106,6 +135,33 @@ impl Activations for Tensor {
     fn instance_norm_modulated(&self, norm: &InstanceNorm, gamma_beta: &Self) -> Result<Self> {
         norm.forward_modulated_host(self, gamma_beta)
     }
+    fn mul(&self, other: &Self) -> Result<Self> {
+        Ok((self * other)?)
+    }
+    fn scale(&self, s: f32) -> Result<Self> {
+        Ok((self * f64::from(s))?)
+    }
+    fn scale_channels(&self, s: &Self) -> Result<Self> {
+        Ok(self.broadcast_mul(&channel_view(s, self.rank())?)?)
+    }
+    fn shift_channels(&self, b: &Self) -> Result<Self> {
+        Ok(self.broadcast_add(&channel_view(b, self.rank())?)?)
+    }
+    fn add_one_channel(&self, m: &Self) -> Result<Self> {
+        Ok(self.broadcast_add(m)?)
+    }
+    fn narrow_channels(&self, start: usize, len: usize) -> Result<Self> {
+        Ok(self.narrow(1, start, len)?)
+    }
+    fn interpolate_bilinear(&self, resize: &Resize, align_corners: bool) -> Result<Self> {
+        Ok(sadtalker_ops::interpolate_bilinear(self, resize, align_corners)?)
+    }
+    fn lift(_: &Self, t: &Tensor) -> Result<Self> {
+        Ok(t.clone())
+    }
+    fn to_host(&self) -> Result<Tensor> {
+        Ok(self.clone())
+    }
 }
 
 impl Activations for GpuTensor {
@@ -150,5 +206,32 @@ impl Activations for GpuTensor {
     }
     fn instance_norm_modulated(&self, norm: &InstanceNorm, gamma_beta: &Self) -> Result<Self> {
         norm.forward_modulated_device(self, gamma_beta)
+    }
+    fn mul(&self, other: &Self) -> Result<Self> {
+        Ok(sadtalker_gpu::mul(self, other)?)
+    }
+    fn scale(&self, s: f32) -> Result<Self> {
+        Ok(sadtalker_gpu::scale(self, s)?)
+    }
+    fn scale_channels(&self, s: &Self) -> Result<Self> {
+        Ok(sadtalker_gpu::scale_channels(self, s)?)
+    }
+    fn shift_channels(&self, b: &Self) -> Result<Self> {
+        Ok(sadtalker_gpu::shift_channels(self, b)?)
+    }
+    fn add_one_channel(&self, m: &Self) -> Result<Self> {
+        Ok(sadtalker_gpu::add_one_channel(self, m)?)
+    }
+    fn narrow_channels(&self, start: usize, len: usize) -> Result<Self> {
+        Ok(sadtalker_gpu::narrow_channels(self, start, len)?)
+    }
+    fn interpolate_bilinear(&self, resize: &Resize, align_corners: bool) -> Result<Self> {
+        Ok(sadtalker_gpu::interpolate_bilinear(self, resize, align_corners)?)
+    }
+    fn lift(like: &Self, t: &Tensor) -> Result<Self> {
+        Ok(GpuTensor::from_tensor(like.device(), t)?)
+    }
+    fn to_host(&self) -> Result<Tensor> {
+        Ok(self.to_tensor()?)
     }
 }

@@ -4,14 +4,16 @@
 use candle_core::{Device, Tensor};
 use sadtalker_checkpoint::{Recipe, Weights};
 use sadtalker_enhance::{GFPGANv1Clean, GfpganConfig, ParseNet, ParseNetConfig};
+use sadtalker_gpu::GpuTensor;
 use sadtalker_parity::{Golden, assert_close};
 
 fn golden() -> Golden {
     Golden::open("goldens/enhance/generator.safetensors")
 }
 
-/// GFPGANv1Clean at 128 (style code and output) against the golden.
-pub fn gfpgan_128_matches_reference() {
+/// GFPGANv1Clean at 128 (style code and output) against the golden, on the host or with its
+/// activations on `gpu`.
+pub fn gfpgan_128_matches_reference(gpu: Option<&sadtalker_gpu::Device>) {
     let g = golden();
     let case = g.cases().find(|c| c.name() == "gfpgan_128").unwrap();
     let cfg = GfpganConfig {
@@ -23,7 +25,26 @@ pub fn gfpgan_128_matches_reference() {
     let w = Weights::from_recipe(Recipe::new(0).with_gain(case.f64("gain")), &Device::Cpu);
     let net = GFPGANv1Clean::load(&w, &cfg).unwrap();
     let x = case.tensor("input");
-    let (style, _) = net.encode(&x).unwrap();
+    let (style, y) = match gpu {
+        // The whole network on the device: the face goes up, the restored face comes back.
+        Some(dev) => {
+            let up = GpuTensor::from_tensor(dev, &x).unwrap();
+            let (style, _) = net.encode(&up).unwrap();
+            net.forward(&up, &mut super::RecipeNoise).unwrap();
+            let before = dev.transfers();
+            let y = net.forward(&up, &mut super::RecipeNoise).unwrap().to_tensor().unwrap();
+            let moved = dev.transfers() - before;
+            // Read back: the 4×4 bottleneck for the final linear layer, and the face. Uploaded:
+            // the style scales, demodulations, biases and noise of each StyleGAN2 layer.
+            eprintln!("gfpgan_128 on the GPU: {moved:?} a face");
+            assert_eq!(moved.downloads, 2, "{moved:?}");
+            (style, y)
+        }
+        None => (
+            net.encode(&x).unwrap().0,
+            net.forward(&x, &mut super::RecipeNoise).unwrap(),
+        ),
+    };
     let b = style.dim(0).unwrap();
     assert_close(
         "gfpgan_128 style code",
@@ -31,8 +52,6 @@ pub fn gfpgan_128_matches_reference() {
         &case.tensor("style_code"),
         1e-5,
     );
-    let mut noise = super::RecipeNoise;
-    let y = net.forward(&x, &mut noise).unwrap();
     assert_close("gfpgan_128 output", &y, &case.tensor("output"), 1e-4);
 }
 
