@@ -1,6 +1,5 @@
 //! The building blocks of `facerender/modules/util.py`, one struct per module.
 
-use candle_core::Tensor;
 use sadtalker_nn::{Activations, BatchNorm, Conv2d, Conv3d, ConvParams, InstanceNorm, Weights};
 use sadtalker_ops::Resize;
 
@@ -297,14 +296,20 @@ impl KpHourglass {
         })
     }
 
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    pub fn forward<T: Activations>(&self, x: &T) -> Result<T> {
         let mut out = x.clone();
         for b in &self.down_blocks {
             out = b.forward(&out)?;
         }
         out = self.conv.forward(&out)?;
-        let (bs, c, h, w) = out.dims4()?;
-        out = out.reshape((bs, c / self.reshape_depth, self.reshape_depth, h, w))?;
+        let &[bs, c, h, w] = out.dims() else {
+            return Err(sadtalker_ops::OpError::Shape {
+                op: "KPHourglass",
+                msg: format!("expected (N, C, H, W), got {:?}", out.dims()),
+            }
+            .into());
+        };
+        out = out.reshape(&[bs, c / self.reshape_depth, self.reshape_depth, h, w])?;
         for b in &self.up_blocks {
             out = b.forward(&out)?;
         }
@@ -338,7 +343,7 @@ impl AntiAliasInterpolation2d {
         })
     }
 
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    pub fn forward<T: Activations>(&self, x: &T) -> Result<T> {
         match &self.conv {
             Some(c) => Ok(c.forward(x)?),
             None => Ok(x.clone()),

@@ -2,7 +2,8 @@
 //! source image (no Jacobians: `estimate_jacobian` is off in SadTalker).
 
 use candle_core::Tensor;
-use sadtalker_nn::{Conv3d, ConvParams, Weights};
+use sadtalker_gpu::{GpuTensor, context};
+use sadtalker_nn::{Activations, Conv3d, ConvParams, Weights};
 use sadtalker_ops::motion::coordinate_grid;
 use sadtalker_ops::softmax_last_dim;
 
@@ -47,11 +48,13 @@ impl KpDetector {
         })
     }
 
-    /// Keypoints of each image of `(B, 3, H, W)` in [0, 1].
+    /// Keypoints of each image of `(B, 3, H, W)` in [0, 1]. On the thread's GPU the image goes
+    /// up once and the heatmaps' logits come back: the hourglass runs there.
     pub fn forward(&self, x: &Tensor) -> Result<Keypoints> {
-        let x = self.down.forward(x)?;
-        let feature_map = self.predictor.forward(&x)?;
-        let prediction = self.kp.forward(&feature_map)?;
+        let prediction = match context::current() {
+            Some(dev) => self.predict(&GpuTensor::from_tensor(&dev, x)?)?.to_host()?,
+            None => self.predict(x)?,
+        };
         let (b, k, d, h, w) = prediction.dims5()?;
         // `heatmap / temperature`, dividing as PyTorch does (candle's scalar division
         // multiplies by the reciprocal, which rounds differently).
@@ -64,6 +67,13 @@ impl KpDetector {
             .collect();
         let heatmap = softmax_last_dim(&Tensor::from_vec(logits, (b, k, d * h * w), prediction.device())?)?;
         Ok(gaussian2kp(&heatmap.to_vec3::<f32>()?, d, h, w))
+    }
+
+    /// `down`, the hourglass and the `kp` head: the keypoints' heatmap logits `(B, K, D, H, W)`.
+    fn predict<T: Activations>(&self, x: &T) -> Result<T> {
+        let x = self.down.forward(x)?;
+        let feature_map = self.predictor.forward(&x)?;
+        Ok(self.kp.forward(&feature_map)?)
     }
 }
 

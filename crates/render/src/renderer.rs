@@ -190,3 +190,76 @@ impl FaceRenderer {
         keypoint_transformation(&src.kp_canonical, &he)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+    use candle_core::Device;
+    use sadtalker_checkpoint::Recipe;
+    use sadtalker_gpu::{DeviceKind, Transfers, context};
+    use sadtalker_nn::Weights;
+
+    use super::{DrivingFrame, FaceRenderer};
+    use crate::config::FaceRenderConfig;
+    use crate::test_support::{COUNTING, max_diff, wave};
+
+    /// What crosses between the host and the GPU for a portrait and a batch, end to end: no
+    /// network makes a round trip per layer except the mapping network's four conv1d layers.
+    /// The frames match the CPU's.
+    #[test]
+    fn a_batch_crosses_to_the_gpu_once_each_way() {
+        let Some(dev) = context::device_for_test(DeviceKind::Vulkan) else {
+            return;
+        };
+        let _one_at_a_time = COUNTING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let w = Weights::from_recipe(Recipe::new(3), &Device::Cpu);
+        let renderer = FaceRenderer::load(&w, &w, &FaceRenderConfig::reduced(70)).unwrap();
+        let image = wave(&[1, 3, 64, 64], 0.5, 0.5);
+        let frame = |shift: f64| DrivingFrame {
+            semantics: wave(&[70, 27], 0.3, shift),
+            yaw: None,
+            pitch: None,
+            roll: None,
+        };
+        let semantics = wave(&[70, 27], 0.3, 0.0);
+        let frames = [frame(0.05), frame(-0.05)];
+        let cpu = renderer
+            .render(&renderer.prepare(&image, &semantics).unwrap(), &frames)
+            .unwrap();
+        context::with(Some(&dev), || {
+            // The first pass uploads the weights; the second moves only the activations.
+            let src = renderer.prepare(&image, &semantics).unwrap();
+            renderer.render(&src, &frames).unwrap();
+            let before = dev.transfers();
+            let src = renderer.prepare(&image, &semantics).unwrap();
+            let prepared = dev.transfers();
+            let gpu = renderer.render(&src, &frames).unwrap();
+            let (prepare, render) = (prepared - before, dev.transfers() - prepared);
+            // prepare: the image up twice (keypoints, encoder); the logits and both volumes
+            // back; the mapping network's four layers each way.
+            assert_eq!(
+                prepare,
+                Transfers {
+                    uploads: 6,
+                    downloads: 7
+                },
+                "prepare"
+            );
+            // render: the keypoint table up, the frames back; the mapping network's four layers.
+            assert_eq!(
+                render,
+                Transfers {
+                    uploads: 5,
+                    downloads: 5
+                },
+                "render"
+            );
+            let diff = max_diff(&gpu, &cpu);
+            assert!(
+                diff <= 2e-3,
+                "max difference {diff} from the CPU's frames (values in [0, 1])"
+            );
+        });
+    }
+}
