@@ -207,13 +207,13 @@ mod tests {
 
     use candle_core::Device;
     use sadtalker_checkpoint::Recipe;
-    use sadtalker_gpu::{DeviceKind, GpuTensor, Transfers, context};
+    use sadtalker_gpu::{GpuTensor, Transfers};
     use sadtalker_nn::Weights;
 
     use super::DenseMotionNetwork;
     use crate::config::FaceRenderConfig;
     use crate::keypoints::Keypoints;
-    use crate::test_support::{COUNTING, max_diff, wave};
+    use crate::test_support::{counting_gpu, max_diff, second_run, wave};
 
     /// Keypoints for `rows` frames: 15 points spread over the volume, moved a little per row.
     fn keypoints(rows: usize, shift: f32) -> Keypoints {
@@ -233,10 +233,9 @@ mod tests {
     /// match the CPU's.
     #[test]
     fn the_dense_motion_keeps_its_activations_on_the_gpu() {
-        let Some(dev) = context::device_for_test(DeviceKind::Vulkan) else {
+        let Some((dev, _counting)) = counting_gpu() else {
             return;
         };
-        let _one_at_a_time = COUNTING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let w = Weights::from_recipe(Recipe::new(5), &Device::Cpu);
         let net = DenseMotionNetwork::load(&w, &FaceRenderConfig::reduced(70)).unwrap();
         // The reduced network: 15 keypoints + background, 2 compressed channels, depth 8, 16×16;
@@ -244,16 +243,12 @@ mod tests {
         let compressed = wave(&[1, 2, 8, 16, 16], 1.0, 0.0);
         let (driving, source) = (keypoints(2, 0.0), keypoints(1, 0.2));
         let cpu = net.forward(&compressed, &driving, &source).unwrap();
-        let on_gpu = || {
+        let (gpu, moved) = second_run(&dev, || {
             let c = GpuTensor::from_tensor(&dev, &compressed).unwrap();
             net.forward(&c, &driving, &source).unwrap()
-        };
-        // The first run uploads the weights; the second moves only the activations.
-        on_gpu();
-        let before = dev.transfers();
-        let gpu = on_gpu();
+        });
         assert_eq!(
-            dev.transfers() - before,
+            moved,
             Transfers {
                 uploads: 2,
                 downloads: 0

@@ -195,23 +195,21 @@ mod tests {
 
     use candle_core::{Device, Tensor};
     use sadtalker_checkpoint::Recipe;
-    use sadtalker_gpu::GpuTensor;
-    use sadtalker_gpu::{DeviceKind, Transfers, context};
+    use sadtalker_gpu::{GpuTensor, Transfers};
     use sadtalker_nn::Weights;
 
     use super::{OcclusionAwareSpadeGenerator, SpadeDecoder};
     use crate::config::{DecoderConfig, FaceRenderConfig};
-    use crate::test_support::{COUNTING, max_diff, wave};
+    use crate::test_support::{assert_frames_close, counting_gpu, second_run, wave};
 
     /// After the dense motion, a batch of frames crosses to the GPU once (the source volume, the
     /// deformation, the occlusion) and comes back once, as the image: the warp, `third`,
     /// `fourth`, the occlusion product and the decoder all run there, matching the CPU.
     #[test]
     fn the_warp_and_decoder_keep_their_activations_on_the_gpu() {
-        let Some(dev) = context::device_for_test(DeviceKind::Vulkan) else {
+        let Some((dev, _counting)) = counting_gpu() else {
             return;
         };
-        let _one_at_a_time = COUNTING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let w = Weights::from_recipe(Recipe::new(11), &Device::Cpu);
         let generator = OcclusionAwareSpadeGenerator::load(&w, &FaceRenderConfig::reduced(70)).unwrap();
         // The reduced generator's volume: 8 channels × depth 8 at 16×16; one frame (lavapipe
@@ -220,30 +218,20 @@ mod tests {
         let deformation = wave(&[1, 8, 16, 16, 3], 1.1, 0.0);
         let occlusion = wave(&[1, 1, 16, 16], 0.5, 0.5);
         let cpu = generator.warp_and_decode(&feature, &deformation, &occlusion).unwrap();
-        let on_gpu = || {
+        let (gpu, moved) = second_run(&dev, || {
             let up = |t: &Tensor| GpuTensor::from_tensor(&dev, t).unwrap();
-            generator
-                .warp_and_decode(&up(&feature), &up(&deformation), &up(&occlusion))
-                .and_then(|t| Ok(t.to_tensor()?))
-                .unwrap()
-        };
-        // The first run uploads the weights; the second moves only the activations.
-        on_gpu();
-        let before = dev.transfers();
-        let gpu = on_gpu();
+            let out = generator.warp_and_decode(&up(&feature), &up(&deformation), &up(&occlusion));
+            out.unwrap().to_tensor().unwrap()
+        });
         assert_eq!(
-            dev.transfers() - before,
+            moved,
             Transfers {
                 uploads: 3,
                 downloads: 1
             }
         );
         assert_eq!(gpu.dims(), [1, 3, 64, 64]);
-        let diff = max_diff(&gpu, &cpu);
-        assert!(
-            diff <= 2e-3,
-            "max difference {diff} from the CPU's image (values in [0, 1])"
-        );
+        assert_frames_close(&gpu, &cpu);
     }
 
     /// On a GPU the SPADE decoder uploads its input and reads back its image, once each: every
@@ -251,10 +239,9 @@ mod tests {
     /// convolutions) stays on the device. Its frames match the CPU's.
     #[test]
     fn the_decoder_keeps_its_activations_on_the_gpu() {
-        let Some(dev) = context::device_for_test(DeviceKind::Vulkan) else {
+        let Some((dev, _counting)) = counting_gpu() else {
             return;
         };
-        let _one_at_a_time = COUNTING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let w = Weights::from_recipe(Recipe::new(7), &Device::Cpu);
         // Two SPADE blocks with a learned shortcut (16 → 8 channels) and two upsamplings.
         let c = DecoderConfig {
@@ -265,29 +252,18 @@ mod tests {
         let dec = SpadeDecoder::load(&w.pp("decoder"), &c).unwrap();
         let feature = wave(&[2, 16, 12, 10], 1.0, 0.0);
         let cpu = dec.forward_on(&feature).unwrap();
-        let on_gpu = || {
+        let (gpu, moved) = second_run(&dev, || {
             let x = GpuTensor::from_tensor(&dev, &feature).unwrap();
-            dec.forward_on(&x).and_then(|t| Ok(t.to_tensor()?)).unwrap()
-        };
-        // The first run uploads the weights; the second moves only the activations.
-        on_gpu();
-        let before = dev.transfers();
-        let gpu = on_gpu();
+            dec.forward_on(&x).unwrap().to_tensor().unwrap()
+        });
         assert_eq!(
-            dev.transfers() - before,
+            moved,
             Transfers {
                 uploads: 1,
                 downloads: 1
             }
         );
         assert_eq!(gpu.dims(), [2, 3, 48, 40]);
-        // The convolutions' float rounding (GPU direct sums against the CPU's Winograd) through
-        // eleven layers of recipe weights: ~5e-4 here, as much as with the per-layer round trips
-        // of before; the frame bar of the renderer's device test is 45 dB.
-        let diff = max_diff(&gpu, &cpu);
-        assert!(
-            diff <= 2e-3,
-            "max difference {diff} from the CPU's image (values in [0, 1])"
-        );
+        assert_frames_close(&gpu, &cpu);
     }
 }

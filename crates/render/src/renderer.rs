@@ -197,22 +197,21 @@ mod tests {
 
     use candle_core::Device;
     use sadtalker_checkpoint::Recipe;
-    use sadtalker_gpu::{DeviceKind, Transfers, context};
+    use sadtalker_gpu::{Transfers, context};
     use sadtalker_nn::Weights;
 
     use super::{DrivingFrame, FaceRenderer};
     use crate::config::FaceRenderConfig;
-    use crate::test_support::{COUNTING, max_diff, wave};
+    use crate::test_support::{assert_frames_close, counting_gpu, wave};
 
     /// What crosses between the host and the GPU for a portrait and a batch, end to end: no
     /// network makes a round trip per layer except the mapping network's four conv1d layers.
     /// The frames match the CPU's.
     #[test]
     fn a_batch_crosses_to_the_gpu_once_each_way() {
-        let Some(dev) = context::device_for_test(DeviceKind::Vulkan) else {
+        let Some((dev, _counting)) = counting_gpu() else {
             return;
         };
-        let _one_at_a_time = COUNTING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let w = Weights::from_recipe(Recipe::new(3), &Device::Cpu);
         let renderer = FaceRenderer::load(&w, &w, &FaceRenderConfig::reduced(70)).unwrap();
         let image = wave(&[1, 3, 64, 64], 0.5, 0.5);
@@ -255,11 +254,7 @@ mod tests {
                 },
                 "render"
             );
-            let diff = max_diff(&gpu, &cpu);
-            assert!(
-                diff <= 2e-3,
-                "max difference {diff} from the CPU's frames (values in [0, 1])"
-            );
+            assert_frames_close(&gpu, &cpu);
         });
     }
 }

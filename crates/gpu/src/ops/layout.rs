@@ -1,5 +1,6 @@
 //! Copies that rearrange memory: `torch.cat`, `Tensor.narrow`.
 
+use crate::device::Device;
 use crate::error::{Result, shape_err};
 use crate::ops::same_device;
 use crate::tensor::GpuTensor;
@@ -23,23 +24,14 @@ pub fn cat_channels(parts: &[&GpuTensor]) -> Result<GpuTensor> {
     if y.elem_count() == 0 {
         return Ok(y);
     }
-    let d = &dev.inner.device;
-    dev.checked(|| {
-        let mut enc = d.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(OP) });
-        let mut at = 0usize;
-        for p in parts {
-            let block = p.dims()[1] * plane;
-            for b in 0..n {
-                if block > 0 {
-                    let src = (b * block * 4) as u64;
-                    let dst = ((b * channels * plane + at) * 4) as u64;
-                    enc.copy_buffer_to_buffer(&p.buffer, src, &y.buffer, dst, (block * 4) as u64);
-                }
-            }
-            at += block;
-        }
-        dev.inner.queue.submit([enc.finish()]);
-    })?;
+    let mut copies = Vec::with_capacity(parts.len() * n);
+    let mut at = 0usize;
+    for p in parts {
+        let block = p.dims()[1] * plane;
+        copies.extend((0..n).map(|b| (&p.buffer, b * block, b * channels * plane + at, block)));
+        at += block;
+    }
+    copy(dev, OP, &y, &copies)?;
     Ok(y)
 }
 
@@ -59,15 +51,23 @@ pub fn narrow_channels(x: &GpuTensor, start: usize, len: usize) -> Result<GpuTen
     if y.elem_count() == 0 {
         return Ok(y);
     }
+    let block = len * plane;
+    let copies: Vec<_> = (0..xd[0])
+        .map(|b| (&x.buffer, (b * xd[1] + start) * plane, b * block, block))
+        .collect();
+    copy(dev, OP, &y, &copies)?;
+    Ok(y)
+}
+
+/// One submission of buffer copies into `y`: `(source, source offset, offset in y, length)`,
+/// in elements; empty ones are skipped (a zero-sized copy is invalid).
+fn copy(dev: &Device, op: &'static str, y: &GpuTensor, copies: &[(&wgpu::Buffer, usize, usize, usize)]) -> Result<()> {
     let d = &dev.inner.device;
     dev.checked(|| {
-        let mut enc = d.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(OP) });
-        let block = (len * plane * 4) as u64;
-        for b in 0..xd[0] {
-            let src = ((b * xd[1] + start) * plane * 4) as u64;
-            enc.copy_buffer_to_buffer(&x.buffer, src, &y.buffer, b as u64 * block, block);
+        let mut enc = d.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(op) });
+        for &(src, from, to, len) in copies.iter().filter(|c| c.3 > 0) {
+            enc.copy_buffer_to_buffer(src, from as u64 * 4, &y.buffer, to as u64 * 4, len as u64 * 4);
         }
         dev.inner.queue.submit([enc.finish()]);
-    })?;
-    Ok(y)
+    })
 }
