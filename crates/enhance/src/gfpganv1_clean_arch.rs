@@ -95,8 +95,8 @@ impl StyleGAN2GeneratorCSFT {
                 let channels = out.dims().get(1).copied().unwrap_or(0);
                 if self.sft_half {
                     let half = channels / 2;
-                    let same = out.narrow_channels(0, half)?;
-                    let sft = out.narrow_channels(half, channels - half)?;
+                    let same = out.narrow(1, 0, half)?;
+                    let sft = out.narrow(1, half, channels - half)?;
                     let sft = sft.mul(scale)?.add(shift)?;
                     out = T::cat_channels(&[&same, &sft])?;
                 } else {

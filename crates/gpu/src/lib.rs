@@ -29,7 +29,7 @@ pub use ops::elementwise::{
     shift_channels, sigmoid,
 };
 pub use ops::interpolate::{interpolate_bilinear, interpolate_nearest};
-pub use ops::layout::{cat_channels, narrow_channels};
+pub use ops::layout::{cat_channels, narrow};
 pub use ops::motion::{keypoint_motions, motion_mask};
 pub use ops::norm::{instance_norm, instance_norm_modulate};
 pub use ops::pool::avg_pool;

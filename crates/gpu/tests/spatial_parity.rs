@@ -1,5 +1,5 @@
 //! Spatial ops against `sadtalker_ops`: `grid_sample`, average pooling, concatenation, the
-//! dense motion's keypoint geometry, bilinear interpolation, channel slices.
+//! dense motion's keypoint geometry, bilinear interpolation, slices.
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 mod common;
@@ -174,16 +174,34 @@ fn bilinear_interpolation_matches_the_host() {
 fn channel_slices_match_candle() {
     let Some(dev) = common::device() else { return };
     let x = rand_tensor(&[3, 6, 4, 5], 11);
-    let got = sadtalker_gpu::narrow_channels(&up(dev, &x), 2, 3).unwrap();
+    let got = sadtalker_gpu::narrow(&up(dev, &x), 1, 2, 3).unwrap();
     assert_eq!(got.dims(), [3, 3, 4, 5]);
-    assert_eq!(
-        got.to_vec().unwrap(),
-        x.narrow(1, 2, 3)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1::<f32>()
-            .unwrap()
-    );
-    assert!(sadtalker_gpu::narrow_channels(&up(dev, &x), 4, 3).is_err());
+    assert_eq!(got.to_vec().unwrap(), host_values(&x.narrow(1, 2, 3).unwrap()));
+    assert!(sadtalker_gpu::narrow(&up(dev, &x), 1, 4, 3).is_err());
+}
+
+/// Slices of every axis, short ones by the gather kernel and long ones (≥ 4096 elements) by
+/// buffer copies, are candle's exactly.
+#[test]
+fn slices_of_any_axis_match_candle() {
+    let Some(dev) = common::device() else { return };
+    for (dims, dim, start, len) in [
+        (vec![2, 7, 27], 2, 3, 21),
+        (vec![2, 7, 27], 0, 1, 1),
+        (vec![3, 6, 4, 5], 2, 1, 2),
+        (vec![2, 3, 64, 70], 2, 4, 60),
+    ] {
+        let x = rand_tensor(&dims, 12);
+        let got = sadtalker_gpu::narrow(&up(dev, &x), dim, start, len).unwrap();
+        let want = x.narrow(dim, start, len).unwrap();
+        assert_eq!(got.dims(), want.dims(), "{dims:?} axis {dim}");
+        assert_eq!(got.to_vec().unwrap(), host_values(&want), "{dims:?} axis {dim}");
+    }
+    let x = up(dev, &rand_tensor(&[2, 7, 27], 1));
+    assert!(sadtalker_gpu::narrow(&x, 3, 0, 1).is_err());
+    assert!(sadtalker_gpu::narrow(&x, 2, 20, 8).is_err());
+}
+
+fn host_values(t: &candle_core::Tensor) -> Vec<f32> {
+    t.flatten_all().unwrap().to_vec1::<f32>().unwrap()
 }

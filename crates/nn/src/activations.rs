@@ -54,8 +54,8 @@ pub trait Activations: Sized + Clone {
     fn shift_channels(&self, b: &Self) -> Result<Self>;
     /// `x + m`, `m` `(N, 1, ...)` broadcast over the channels of `x` `(N, C, ...)`.
     fn add_one_channel(&self, m: &Self) -> Result<Self>;
-    /// `x.narrow(1, start, len)`.
-    fn narrow_channels(&self, start: usize, len: usize) -> Result<Self>;
+    /// `x.narrow(dim, start, len)`, as a tensor of its own.
+    fn narrow(&self, dim: usize, start: usize, len: usize) -> Result<Self>;
     /// `F.interpolate(x, size|scale_factor, mode='bilinear', align_corners)` of a 4-D `x`.
     fn interpolate_bilinear(&self, resize: &Resize, align_corners: bool) -> Result<Self>;
     /// A host tensor brought to where `like` is (a copy on a GPU, the tensor itself on the host):
@@ -150,8 +150,8 @@ impl Activations for Tensor {
     fn add_one_channel(&self, m: &Self) -> Result<Self> {
         Ok(self.broadcast_add(m)?)
     }
-    fn narrow_channels(&self, start: usize, len: usize) -> Result<Self> {
-        Ok(self.narrow(1, start, len)?)
+    fn narrow(&self, dim: usize, start: usize, len: usize) -> Result<Self> {
+        Ok(Tensor::narrow(self, dim, start, len)?)
     }
     fn interpolate_bilinear(&self, resize: &Resize, align_corners: bool) -> Result<Self> {
         Ok(sadtalker_ops::interpolate_bilinear(self, resize, align_corners)?)
@@ -222,8 +222,8 @@ impl Activations for GpuTensor {
     fn add_one_channel(&self, m: &Self) -> Result<Self> {
         Ok(sadtalker_gpu::add_one_channel(self, m)?)
     }
-    fn narrow_channels(&self, start: usize, len: usize) -> Result<Self> {
-        Ok(sadtalker_gpu::narrow_channels(self, start, len)?)
+    fn narrow(&self, dim: usize, start: usize, len: usize) -> Result<Self> {
+        Ok(sadtalker_gpu::narrow(self, dim, start, len)?)
     }
     fn interpolate_bilinear(&self, resize: &Resize, align_corners: bool) -> Result<Self> {
         Ok(sadtalker_gpu::interpolate_bilinear(self, resize, align_corners)?)

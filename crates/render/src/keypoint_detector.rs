@@ -2,7 +2,6 @@
 //! source image (no Jacobians: `estimate_jacobian` is off in SadTalker).
 
 use candle_core::Tensor;
-use sadtalker_gpu::{GpuTensor, context};
 use sadtalker_nn::{Activations, Conv3d, ConvParams, Weights};
 use sadtalker_ops::motion::coordinate_grid;
 use sadtalker_ops::softmax_last_dim;
@@ -50,11 +49,8 @@ impl KpDetector {
 
     /// Keypoints of each image of `(B, 3, H, W)` in [0, 1]. On the thread's GPU the image goes
     /// up once and the heatmaps' logits come back: the hourglass runs there.
-    pub fn forward(&self, x: &Tensor) -> Result<Keypoints> {
-        let prediction = match context::current() {
-            Some(dev) => self.predict(&GpuTensor::from_tensor(&dev, x)?)?.to_host()?,
-            None => self.predict(x)?,
-        };
+    pub fn forward<T: Activations>(&self, x: &T) -> Result<Keypoints> {
+        let prediction = self.predict(x)?.to_host()?;
         let (b, k, d, h, w) = prediction.dims5()?;
         // `heatmap / temperature`, dividing as PyTorch does (candle's scalar division
         // multiplies by the reciprocal, which rounds differently).

@@ -10,7 +10,7 @@ use sadtalker_ops::precision;
 use crate::config::FaceRenderConfig;
 use crate::generator::{GeneratorOutput, OcclusionAwareSpadeGenerator};
 use crate::keypoint_detector::KpDetector;
-use crate::keypoints::{Keypoints, keypoint_transformation};
+use crate::keypoints::{HeadPose, Keypoints, keypoint_transformation};
 use crate::mapping::MappingNet;
 use crate::{RenderError, Result};
 
@@ -101,17 +101,19 @@ impl FaceRenderer {
                 source_image.dims()
             )));
         }
-        let kp_canonical = self.kp_extractor.forward(source_image)?;
-        let he_source = self.mapping.forward(&source_semantics.unsqueeze(0)?)?;
-        let kp_source = keypoint_transformation(&kp_canonical, &he_source)?;
-        // On a GPU the image goes up once and the two volumes come back: nothing in between.
-        // The host copies serve the CPU path and the other devices; the GPU keeps its own.
-        let ((feature_3d, compressed), on_device) = match context::current() {
+        // On a GPU the image and the coefficients go up once; the keypoint logits, the head
+        // pose and the two volumes come back: nothing in between. The host copies serve the CPU
+        // path and the other devices; the GPU keeps its own volumes.
+        let (kp_canonical, kp_source, feature_3d, compressed, on_device) = match context::current() {
             Some(dev) => {
-                let (f, c) = self.encode(&GpuTensor::from_tensor(&dev, source_image)?)?;
-                ((f.to_tensor()?, c.to_tensor()?), Some((dev, f, c)))
+                let image = GpuTensor::from_tensor(&dev, source_image)?;
+                let (kp, posed, f, c) = self.source_work(&image, source_semantics)?;
+                (kp, posed, f.to_tensor()?, c.to_tensor()?, Some((dev, f, c)))
             }
-            None => (self.encode(source_image)?, None),
+            None => {
+                let (kp, posed, f, c) = self.source_work(source_image, source_semantics)?;
+                (kp, posed, f, c, None)
+            }
         };
         Ok(PreparedSource {
             kp_canonical,
@@ -122,6 +124,23 @@ impl FaceRenderer {
         })
     }
 
+    /// `prepare`'s networks where the image is: the canonical keypoints, the source's posed
+    /// keypoints, the source volume and its compressed copy.
+    fn source_work<T: Activations>(&self, image: &T, semantics: &Tensor) -> Result<(Keypoints, Keypoints, T, T)> {
+        let kp_canonical = self.kp_extractor.forward(image)?;
+        let he_source = self.head_pose(&T::lift(image, &semantics.unsqueeze(0)?)?)?;
+        let kp_source = keypoint_transformation(&kp_canonical, &he_source)?;
+        let (feature_3d, compressed) = self.encode(image)?;
+        Ok((kp_canonical, kp_source, feature_3d, compressed))
+    }
+
+    /// The mapping network's head pose for `(B, coeff_nc, 27)` windows, always in fp32: it is a
+    /// few conv1d layers per frame, and the head pose it outputs moves every pixel — in bf16 it
+    /// alone cost the 256 frame 7 dB (41.5 dB against fp32's frame instead of 48.6).
+    fn head_pose<T: Activations>(&self, semantics: &T) -> Result<Vec<HeadPose>> {
+        precision::with(Precision::Fp32, || self.mapping.forward(semantics))
+    }
+
     /// The source volume and its compressed copy for the dense motion, where the image is.
     fn encode<T: Activations>(&self, source_image: &T) -> Result<(T, T)> {
         let feature_3d = self.generator.encode_source(source_image)?;
@@ -129,9 +148,9 @@ impl FaceRenderer {
         Ok((feature_3d, compressed))
     }
 
-    /// Renders a batch of frames: `(B, 3, H, W)` in [0, 1]. On a GPU the generator takes up
-    /// only the keypoints and gives back only the frames (the mapping network's four conv1d
-    /// layers, a few MFLOP a frame, still make a round trip each).
+    /// Renders a batch of frames: `(B, 3, H, W)` in [0, 1]. On a GPU the mapping network takes
+    /// up the coefficient windows and gives back the head pose, the generator takes up the
+    /// keypoints and gives back the frames: two transfers each way per batch.
     pub fn render(&self, src: &PreparedSource, frames: &[DrivingFrame]) -> Result<Tensor> {
         let kp_driving = self.driving_keypoints(src, frames)?;
         self.decode(
@@ -179,11 +198,11 @@ impl FaceRenderer {
             return Err(RenderError::Input("no frames to render".into()));
         }
         let sem: Vec<Tensor> = frames.iter().map(|f| f.semantics.clone()).collect();
-        // The mapping network always runs fp32: it is a few conv1d layers per frame, and the head
-        // pose it outputs moves every pixel — in bf16 it alone cost the 256 frame 7 dB (41.5 dB
-        // against fp32's frame instead of 48.6).
         let sem = Tensor::stack(&sem, 0)?;
-        let mut he = precision::with(Precision::Fp32, || self.mapping.forward(&sem))?;
+        let mut he = match context::current() {
+            Some(dev) => self.head_pose(&GpuTensor::from_tensor(&dev, &sem)?)?,
+            None => self.head_pose(&sem)?,
+        };
         for (h, f) in he.iter_mut().zip(frames) {
             (h.yaw_in, h.pitch_in, h.roll_in) = (f.yaw, f.pitch, f.roll);
         }
@@ -205,8 +224,7 @@ mod tests {
     use crate::test_support::{assert_frames_close, counting_gpu, wave};
 
     /// What crosses between the host and the GPU for a portrait and a batch, end to end: no
-    /// network makes a round trip per layer except the mapping network's four conv1d layers.
-    /// The frames match the CPU's.
+    /// network makes a round trip per layer. The frames match the CPU's.
     #[test]
     fn a_batch_crosses_to_the_gpu_once_each_way() {
         let Some((dev, _counting)) = counting_gpu() else {
@@ -235,22 +253,23 @@ mod tests {
             let prepared = dev.transfers();
             let gpu = renderer.render(&src, &frames).unwrap();
             let (prepare, render) = (prepared - before, dev.transfers() - prepared);
-            // prepare: the image up twice (keypoints, encoder); the logits and both volumes
-            // back; the mapping network's four layers each way.
+            // prepare: the image and the coefficients up; the keypoint logits, the head pose
+            // and both volumes back.
             assert_eq!(
                 prepare,
                 Transfers {
-                    uploads: 6,
-                    downloads: 7
+                    uploads: 2,
+                    downloads: 4
                 },
                 "prepare"
             );
-            // render: the keypoint table up, the frames back; the mapping network's four layers.
+            // render: the coefficient windows and the keypoint table up, the head pose and the
+            // frames back.
             assert_eq!(
                 render,
                 Transfers {
-                    uploads: 5,
-                    downloads: 5
+                    uploads: 2,
+                    downloads: 2
                 },
                 "render"
             );

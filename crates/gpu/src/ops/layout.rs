@@ -2,7 +2,8 @@
 
 use crate::device::Device;
 use crate::error::{Result, shape_err};
-use crate::ops::same_device;
+use crate::ops::elementwise::grid;
+use crate::ops::{dispatch, same_device, u32_arg};
 use crate::tensor::GpuTensor;
 
 /// `torch.cat(parts, dim=1)`: the parts' channels one after another, every other dimension
@@ -35,27 +36,58 @@ pub fn cat_channels(parts: &[&GpuTensor]) -> Result<GpuTensor> {
     Ok(y)
 }
 
-/// `x.narrow(1, start, len)`: channels `start..start + len` of `x` `(N, C, ...)`, copied into
-/// a tensor of their own (one buffer copy per batch item, no kernel).
-pub fn narrow_channels(x: &GpuTensor, start: usize, len: usize) -> Result<GpuTensor> {
+/// Slices of at least this many elements are moved by buffer copies (one per slice), shorter
+/// ones by one gather kernel: a copy command per 20-element row of the mapping network's
+/// `(B, 1024, T)` activations would be thousands of commands.
+const COPY_MIN_BLOCK: usize = 4096;
+
+/// `x.narrow(dim, start, len)`: indices `start..start + len` of axis `dim`, copied into a
+/// tensor of their own — by buffer copies when the slices are long, else by a gather kernel.
+pub fn narrow(x: &GpuTensor, dim: usize, start: usize, len: usize) -> Result<GpuTensor> {
     const OP: &str = "narrow";
     let xd = x.dims();
-    if xd.len() < 2 || start.checked_add(len).is_none_or(|end| end > xd[1]) {
-        return shape_err(OP, format!("channels {start}..{start}+{len} of {xd:?}"));
+    if dim >= xd.len() || start.checked_add(len).is_none_or(|end| end > xd[dim]) {
+        return shape_err(OP, format!("indices {start}..{start}+{len} of axis {dim} of {xd:?}"));
     }
-    let plane: usize = xd[2..].iter().product();
+    let outer: usize = xd[..dim].iter().product();
+    let inner: usize = xd[dim + 1..].iter().product();
     let mut shape = xd.to_vec();
-    shape[1] = len;
+    shape[dim] = len;
     let dev = x.device();
     let y = GpuTensor::uninit(dev, OP, &shape)?;
     if y.elem_count() == 0 {
         return Ok(y);
     }
-    let block = len * plane;
-    let copies: Vec<_> = (0..xd[0])
-        .map(|b| (&x.buffer, (b * xd[1] + start) * plane, b * block, block))
-        .collect();
-    copy(dev, OP, &y, &copies)?;
+    let block = len * inner;
+    if block >= COPY_MIN_BLOCK {
+        let copies: Vec<_> = (0..outer)
+            .map(|o| (&x.buffer, (o * xd[dim] + start) * inner, o * block, block))
+            .collect();
+        copy(dev, OP, &y, &copies)?;
+        return Ok(y);
+    }
+    u32_arg(OP, x.elem_count())?;
+    let n = u32_arg(OP, y.elem_count())?;
+    let (groups, row) = grid(n);
+    let params = [
+        n,
+        row,
+        u32_arg(OP, inner)?,
+        u32_arg(OP, len)?,
+        u32_arg(OP, xd[dim])?,
+        u32_arg(OP, start)?,
+        0,
+        0,
+    ];
+    let pipeline = dev.pipeline(OP, include_str!("../shaders/narrow.wgsl"))?;
+    dispatch(
+        dev,
+        OP,
+        &pipeline,
+        bytemuck::cast_slice(&params),
+        &[&x.buffer, &y.buffer],
+        groups,
+    )?;
     Ok(y)
 }
 
