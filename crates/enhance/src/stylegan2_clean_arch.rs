@@ -6,7 +6,7 @@
 //! `randomize_noise=False` (GFPGANer draws fresh noise for every face).
 
 use candle_core::{D, Tensor};
-use sadtalker_nn::{Activations, ConvParams, Linear, Weights};
+use sadtalker_nn::{Activations, ConvParams, Linear, Param, Weights};
 use sadtalker_ops::Resize;
 
 use crate::Result;
@@ -31,8 +31,6 @@ pub enum SampleMode {
 /// style, optionally demodulated (each output filter normalised to unit norm), without bias.
 #[derive(Debug)]
 pub struct ModulatedConv2d {
-    in_channels: usize,
-    out_channels: usize,
     demodulate: bool,
     sample_mode: SampleMode,
     eps: f64,
@@ -60,8 +58,6 @@ impl ModulatedConv2d {
             .squeeze(0)?;
         let weight_energy = weight.sqr()?.sum(D::Minus1)?.sum(D::Minus1)?;
         Ok(Self {
-            in_channels,
-            out_channels,
             demodulate,
             sample_mode,
             eps: 1e-8,
@@ -85,21 +81,14 @@ impl ModulatedConv2d {
         // rounding), and lets the convolution keep its fast layouts (Winograd) from call to call instead
         // of rebuilding them for a new weight every time. The style vectors are a few hundred numbers a
         // sample: the host makes the scales, the device (where `x` is) applies them.
-        let s = self.check(&style, self.in_channels)?;
-        let out = self.conv.forward(&x.scale_channels(&T::lift(&x, &s)?)?)?;
+        let out = self.conv.forward(&x.scale_channels(&T::lift(&x, &style)?)?)?;
         if !self.demodulate {
             return Ok(out);
         }
         // demod[b, o] = 1 / sqrt(Σ_i s[b, i]² Σ_k w[o, i, k]² + eps).
         let energy = style.sqr()?.matmul(&self.weight_energy.t()?)?;
-        let demod = self.check(&(energy + self.eps)?.sqrt()?.recip()?, self.out_channels)?;
+        let demod = (energy + self.eps)?.sqrt()?.recip()?;
         Ok(out.scale_channels(&T::lift(&out, &demod)?)?)
-    }
-
-    /// `v` as the `(b, channels)` scales it must be.
-    fn check(&self, v: &Tensor, channels: usize) -> Result<Tensor> {
-        let b = v.dim(0)?;
-        Ok(v.reshape((b, channels))?)
     }
 }
 
@@ -116,8 +105,8 @@ pub struct StyleConv {
     modulated_conv: ModulatedConv2d,
     /// The noise strength, `(1,)`.
     weight: Tensor,
-    /// `(1, out, 1, 1)`.
-    bias: Tensor,
+    /// `(1, out, 1, 1)`, kept as `(out)`.
+    bias: Param,
 }
 
 impl StyleConv {
@@ -141,7 +130,7 @@ impl StyleConv {
                 sample_mode,
             )?,
             weight: w.get(&[1], "weight")?,
-            bias: w.get(&[1, out_channels, 1, 1], "bias")?.flatten_all()?,
+            bias: Param::new(w.get(&[1, out_channels, 1, 1], "bias")?.flatten_all()?),
         })
     }
 
@@ -149,7 +138,7 @@ impl StyleConv {
     pub fn forward<T: Activations>(&self, x: &T, style: &Tensor, noise: &Tensor) -> Result<T> {
         let out = self.modulated_conv.forward(x, style)?.scale(std::f32::consts::SQRT_2)?;
         let out = out.add_one_channel(&T::lift(&out, &noise.broadcast_mul(&self.weight)?)?)?;
-        let out = out.shift_channels(&T::lift(&out, &self.bias)?)?;
+        let out = out.shift_channels(&self.bias.on(&out)?)?;
         Ok(out.leaky_relu(0.2)?)
     }
 }
@@ -160,7 +149,8 @@ impl StyleConv {
 pub struct ToRGB {
     upsample: bool,
     modulated_conv: ModulatedConv2d,
-    bias: Tensor,
+    /// `(1, 3, 1, 1)`, kept as `(3)`.
+    bias: Param,
 }
 
 impl ToRGB {
@@ -177,14 +167,14 @@ impl ToRGB {
                 false,
                 SampleMode::None,
             )?,
-            bias: w.get(&[1, 3, 1, 1], "bias")?.flatten_all()?,
+            bias: Param::new(w.get(&[1, 3, 1, 1], "bias")?.flatten_all()?),
         })
     }
 
     /// `forward(x, style, skip)`.
     pub fn forward<T: Activations>(&self, x: &T, style: &Tensor, skip: Option<&T>) -> Result<T> {
         let out = self.modulated_conv.forward(x, style)?;
-        let out = out.shift_channels(&T::lift(&out, &self.bias)?)?;
+        let out = out.shift_channels(&self.bias.on(&out)?)?;
         Ok(match skip {
             Some(skip) => {
                 let skip = if self.upsample {

@@ -9,7 +9,7 @@ use candle_core::Tensor;
 use sadtalker_gpu::GpuTensor;
 use sadtalker_ops::Resize;
 
-use crate::{BatchNorm, Conv, InstanceNorm, Result};
+use crate::{BatchNorm, Conv, InstanceNorm, Param, Result};
 
 /// The operations the networks apply between layers, and the layers themselves, for one kind
 /// of tensor. Each mirrors a `torch` call; both kinds compute the same values (the GPU within
@@ -61,6 +61,8 @@ pub trait Activations: Sized + Clone {
     /// A host tensor brought to where `like` is (a copy on a GPU, the tensor itself on the host):
     /// for inputs made on the host between layers (style scales, noise).
     fn lift(like: &Self, t: &Tensor) -> Result<Self>;
+    /// A fixed parameter where `like` is (on a GPU, uploaded once and kept): see [`Param::on`].
+    fn param(like: &Self, p: &Param) -> Result<Self>;
     /// The values on the host (read back from a GPU).
     fn to_host(&self) -> Result<Tensor>;
 }
@@ -159,6 +161,9 @@ impl Activations for Tensor {
     fn lift(_: &Self, t: &Tensor) -> Result<Self> {
         Ok(t.clone())
     }
+    fn param(_: &Self, p: &Param) -> Result<Self> {
+        Ok(p.value().clone())
+    }
     fn to_host(&self) -> Result<Tensor> {
         Ok(self.clone())
     }
@@ -230,6 +235,9 @@ impl Activations for GpuTensor {
     }
     fn lift(like: &Self, t: &Tensor) -> Result<Self> {
         Ok(GpuTensor::from_tensor(like.device(), t)?)
+    }
+    fn param(like: &Self, p: &Param) -> Result<Self> {
+        p.on_device(like.device())
     }
     fn to_host(&self) -> Result<Tensor> {
         Ok(self.to_tensor()?)

@@ -34,10 +34,12 @@ pub fn gfpgan_128_matches_reference(gpu: Option<&sadtalker_gpu::Device>) {
             let before = dev.transfers();
             let y = net.forward(&up, &mut super::RecipeNoise).unwrap().to_tensor().unwrap();
             let moved = dev.transfers() - before;
-            // Read back: the 4×4 bottleneck for the final linear layer, and the face. Uploaded:
-            // the style scales, demodulations, biases and noise of each StyleGAN2 layer.
+            // Read back: the 4×4 bottleneck for the final linear layer, and the face. Uploaded
+            // per face: the constant input, then per StyleConv (11 at 128) its style scales,
+            // demodulations and noise, per ToRGB (6) its style scales; the biases stay there.
             eprintln!("gfpgan_128 on the GPU: {moved:?} a face");
             assert_eq!(moved.downloads, 2, "{moved:?}");
+            assert_eq!(moved.uploads, 1 + 11 * 3 + 6, "{moved:?}");
             (style, y)
         }
         None => (
