@@ -151,9 +151,10 @@ class InjectedDetector:
         return self.dets.copy()
 
 
-def make_restorer(gfpgan_model, parse_model, dets):
+def make_restorer(gfpgan_model, parse_model, dets, device="cpu"):
     """A GFPGANer as SadTalker builds it (upscale=2, arch='clean', bg_upsampler=None on CPU) with the given
-    networks and the detector replaced; FaceRestoreHelper is the real class (its model constructors patched)."""
+    networks and the detector replaced; FaceRestoreHelper is the real class (its model constructors patched).
+    `device`: where the face tensors go (the networks must be there already)."""
     import facexlib.utils.face_restoration_helper as frh
     from gfpgan.utils import GFPGANer
 
@@ -162,14 +163,14 @@ def make_restorer(gfpgan_model, parse_model, dets):
     frh.init_parsing_model = lambda *a, **k: parse_model
     try:
         helper = frh.FaceRestoreHelper(2, face_size=512, crop_ratio=(1, 1), det_model='retinaface_resnet50',
-                                       save_ext='png', use_parse=True, device=torch.device('cpu'),
+                                       save_ext='png', use_parse=True, device=torch.device(device),
                                        model_rootpath='gfpgan/weights')
     finally:
         frh.init_detection_model, frh.init_parsing_model = saved
     r = GFPGANer.__new__(GFPGANer)
     r.upscale = 2
     r.bg_upsampler = None
-    r.device = torch.device('cpu')
+    r.device = torch.device(device)
     r.gfpgan = gfpgan_model
     r.face_helper = helper
     return r

@@ -3,10 +3,13 @@
 //!
 //! ```text
 //! cargo run --release -p sadtalker-bench -- ops [--python PATH] [--repeat 7] [--filter conv]
+//! cargo run --release -p sadtalker-bench -- render [--size 256] [--device vulkan] [--json]
+//! cargo run --release -p sadtalker-bench -- enhance [--device vulkan] [--reference-device cuda] [--json]
 //! ```
 //!
 //! Speed targets live here, never as timed assertions in tests.
 
+mod enhance;
 mod ops;
 mod render;
 
@@ -29,6 +32,8 @@ enum Cmd {
     Ops(Common),
     /// The face renderer per frame (256 or 512), with a per-op breakdown of our time.
     Render(render::RenderArgs),
+    /// The face enhancer (GFPGAN + ParseNet + paste) per 512 frame, with its stages.
+    Enhance(enhance::EnhanceArgs),
 }
 
 /// Options shared by every benchmark.
@@ -162,6 +167,7 @@ fn main() -> anyhow::Result<()> {
     let threads = match &cli.command {
         Cmd::Ops(c) => c.threads,
         Cmd::Render(r) => r.common.threads,
+        Cmd::Enhance(e) => e.common.threads,
     };
     if let Some(n) = threads {
         rayon::ThreadPoolBuilder::new().num_threads(n).build_global()?;
@@ -169,5 +175,6 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Cmd::Ops(c) => ops::run(&c),
         Cmd::Render(r) => render::run(&r),
+        Cmd::Enhance(e) => enhance::run(&e),
     }
 }

@@ -54,7 +54,17 @@ pub enum BenchDevice {
     Gpu(DeviceKind),
 }
 
-fn parse_device(s: &str) -> Result<BenchDevice, String> {
+impl BenchDevice {
+    /// The GPU, opened (once per process), or `None` for the CPU.
+    pub fn open(self) -> anyhow::Result<Option<sadtalker_gpu::Device>> {
+        match self {
+            BenchDevice::Cpu => Ok(None),
+            BenchDevice::Gpu(kind) => Ok(Some(context::shared(kind).with_context(|| format!("--device {kind}"))?)),
+        }
+    }
+}
+
+pub(crate) fn parse_device(s: &str) -> Result<BenchDevice, String> {
     match s {
         "cpu" => Ok(BenchDevice::Cpu),
         other => other.parse().map(BenchDevice::Gpu),
@@ -312,10 +322,7 @@ pub fn run(a: &RenderArgs) -> anyhow::Result<()> {
     }
     let threads = a.common.threads.unwrap_or_else(rayon::current_num_threads);
     let precision = a.common.precision();
-    let gpu = match a.device {
-        BenchDevice::Cpu => None,
-        BenchDevice::Gpu(kind) => Some(context::shared(kind).with_context(|| format!("--device {kind}"))?),
-    };
+    let gpu = a.device.open()?;
     if gpu.is_some() && precision != Precision::Fp32 {
         anyhow::bail!("--precision {precision} runs on the CPU only: the GPU kernels are fp32");
     }

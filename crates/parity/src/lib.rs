@@ -203,16 +203,23 @@ pub fn reference_python(given: Option<std::path::PathBuf>) -> Option<std::path::
     Some(PathBuf::from(home).join(".cache/sadtalker-reference/bin/python")).filter(|p| p.exists())
 }
 
-/// Runs the reference side of a benchmark, `tools/reference/<script> --repeat R [--threads T]`, with
-/// `python`, and returns the JSON object on the last line it prints. `None`, with the reason on
+/// Runs the reference side of a benchmark, `tools/reference/<script> --repeat R [--threads T] EXTRA...`,
+/// with `python`, and returns the JSON object on the last line it prints. `None`, with the reason on
 /// stderr, when there is no reference to compare with: the bench then prints our timings alone.
-pub fn reference_bench(python: &std::path::Path, script: &str, repeat: usize, threads: Option<usize>) -> Option<Value> {
+pub fn reference_bench(
+    python: &std::path::Path,
+    script: &str,
+    repeat: usize,
+    threads: Option<usize>,
+    extra: &[&str],
+) -> Option<Value> {
     let mut cmd = std::process::Command::new(python);
     cmd.arg(fixtures_dir().join("../tools/reference").join(script))
         .args(["--repeat", &repeat.to_string()]);
     if let Some(t) = threads {
         cmd.args(["--threads", &t.to_string()]);
     }
+    cmd.args(extra);
     match cmd.output() {
         Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout)
             .lines()

@@ -89,7 +89,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     ));
 
     let reference = match &python {
-        Some(py) => sadtalker_parity::reference_bench(py, "bench_preprocess.py", repeat, threads),
+        Some(py) => sadtalker_parity::reference_bench(py, "bench_preprocess.py", repeat, threads, &[]),
         None => {
             eprintln!("no reference venv (--python, $SADTALKER_REF_PYTHON or ~/.cache/sadtalker-reference); ours only");
             None
