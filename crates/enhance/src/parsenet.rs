@@ -6,8 +6,9 @@
 //! Only what `init_parsing_model('parsenet')` builds is supported: batch norm, LeakyReLU(0.2).
 
 use candle_core::Tensor;
-use sadtalker_nn::{BatchNorm, Conv2d, ConvParams, Weights};
-use sadtalker_ops::{Resize, interpolate_nearest, leaky_relu, reflection_pad2d};
+use sadtalker_gpu::{GpuTensor, context};
+use sadtalker_nn::{Activations, BatchNorm, Conv2d, ConvParams, Weights};
+use sadtalker_ops::Resize;
 
 use crate::{EnhanceError, Result};
 
@@ -54,7 +55,9 @@ enum Scale {
 }
 
 /// `ConvLayer(in, out, 3, scale, norm_type, relu_type)`: nearest ×2 when `up`, reflection pad 1, 3×3
-/// convolution (stride 2 when `down`), batch norm or nothing, LeakyReLU(0.2) or nothing.
+/// convolution (stride 2 when `down`), batch norm or nothing, LeakyReLU(0.2) or nothing. The
+/// `nn.ReflectionPad2d` is the convolution's `padding_mode='reflect'` here (the same values; on a
+/// GPU no padded copy).
 #[derive(Debug)]
 struct ConvLayer {
     scale: Scale,
@@ -74,9 +77,10 @@ impl ConvLayer {
                 cin,
                 cout,
                 [3, 3],
-                ConvParams::default().with_stride(stride),
+                ConvParams::padding(1).with_stride(stride),
                 !bn,
-            )?,
+            )?
+            .with_reflection_padding(),
             norm: if bn {
                 Some(BatchNorm::load(&w.pp("norm").pp("norm"), cout, BatchNorm::EPS)?)
             } else {
@@ -86,18 +90,18 @@ impl ConvLayer {
         })
     }
 
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    fn forward<T: Activations>(&self, x: &T) -> Result<T> {
         let out = if self.scale == Scale::Up {
-            interpolate_nearest(x, &Resize::Scale(vec![2.0, 2.0]))?
+            x.interpolate_nearest(&Resize::Scale(vec![2.0, 2.0]))?
         } else {
             x.clone()
         };
-        let out = self.conv2d.forward(&reflection_pad2d(&out, [1, 1, 1, 1])?)?;
+        let out = self.conv2d.forward(&out)?;
         let out = match &self.norm {
             Some(bn) => bn.forward(&out)?,
             None => out,
         };
-        Ok(if self.relu { leaky_relu(&out, 0.2)? } else { out })
+        Ok(if self.relu { out.leaky_relu(0.2)? } else { out })
     }
 }
 
@@ -135,13 +139,13 @@ impl ResidualBlock {
         })
     }
 
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    fn forward<T: Activations>(&self, x: &T) -> Result<T> {
         let identity = match &self.shortcut_func {
             Some(s) => s.forward(x)?,
             None => x.clone(),
         };
         let res = self.conv2.forward(&self.conv1.forward(x)?)?;
-        Ok((identity + res)?)
+        Ok(identity.add(&res)?)
     }
 }
 
@@ -232,8 +236,9 @@ impl ParseNet {
         &self.config
     }
 
-    /// `forward(x)`: `(out_mask, out_img)`, the class logits `(b, parsing_ch, out, out)` and the image.
-    pub fn forward(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
+    /// `forward(x)`: `(out_mask, out_img)`, the class logits `(b, parsing_ch, out, out)` and the
+    /// image, where `x` is (the host or a GPU).
+    pub fn forward<T: Activations>(&self, x: &T) -> Result<(T, T)> {
         let mut feat = self.encoder_first.forward(x)?;
         for block in &self.encoder {
             feat = block.forward(&feat)?;
@@ -242,7 +247,7 @@ impl ParseNet {
         for block in &self.body {
             body = block.forward(&body)?;
         }
-        let mut x = (feat + body)?;
+        let mut x = feat.add(&body)?;
         for block in &self.decoder {
             x = block.forward(&x)?;
         }
@@ -250,9 +255,13 @@ impl ParseNet {
     }
 
     /// The per-pixel class (`out_mask.argmax(dim=1)`, the first maximum on ties) of one face,
-    /// `out × out` values, row-major.
+    /// `out × out` values, row-major. On the thread's GPU when one is set: the face goes up, the
+    /// class logits come back.
     pub fn parse(&self, x: &Tensor) -> Result<Vec<u8>> {
-        let (mask, _) = self.forward(x)?;
+        let mask = match context::current() {
+            Some(dev) => self.forward(&GpuTensor::from_tensor(&dev, x)?)?.0.to_host()?,
+            None => self.forward(x)?.0,
+        };
         let (_, c, h, w) = mask.dims4()?;
         let v = mask.flatten_all()?.to_vec1::<f32>()?;
         let plane = h * w;

@@ -12,5 +12,5 @@ fn gfpgan_128_matches_reference() {
 
 #[test]
 fn parsenet_64_matches_reference() {
-    common::generator::parsenet_64_matches_reference();
+    common::generator::parsenet_64_matches_reference(None);
 }

@@ -23,7 +23,7 @@ mod tensor;
 
 pub use device::{Device, DeviceInfo, DeviceKind, DeviceType, Transfers, list_devices, quiet_headless_vulkan};
 pub use error::{GpuError, Result};
-pub use ops::conv::{conv, conv1d, conv2d, conv3d};
+pub use ops::conv::{PaddingMode, conv, conv_padded, conv1d, conv2d, conv3d};
 pub use ops::elementwise::{
     add, add_one_channel, channel_affine, leaky_relu, mul, mul_one_channel, relu, scale, scale_channels,
     shift_channels, sigmoid,

@@ -164,3 +164,53 @@ fn conv_column_tiles_fold_into_z() {
     check(&[1, 3, 5, 16, 16], &[4, 3, 3, 3, 3], false, ConvParams::<3>::padding(1));
     sadtalker_gpu::ops::conv::GRID_X_CAP.store(u32::MAX, std::sync::atomic::Ordering::Relaxed);
 }
+
+/// `padding_mode='reflect'` in the kernel equals `nn.ReflectionPad2d` then an unpadded conv,
+/// also strided and with uneven padding per axis; padding as large as the axis is refused.
+#[test]
+fn reflection_padding_matches_padding_first() {
+    let Some(dev) = common::device() else { return };
+    for (x, w, pad, stride) in [
+        (vec![2, 5, 9, 11], vec![7, 5, 3, 3], [1, 1], [1, 1]),
+        (vec![1, 4, 8, 8], vec![6, 4, 3, 3], [1, 1], [2, 2]),
+        (vec![1, 3, 6, 7], vec![4, 3, 5, 3], [2, 1], [1, 1]),
+    ] {
+        let xh = rand_tensor(&x, 21);
+        let wh = rand_tensor(&w, 22);
+        let bh = rand_tensor(&w[..1], 23);
+        let padded = sadtalker_ops::reflection_pad2d(&xh, [pad[1], pad[1], pad[0], pad[0]]).unwrap();
+        let want = sadtalker_ops::conv(
+            &padded,
+            &wh,
+            Some(&bh),
+            ConvParams::<2>::default().with_stride(stride[0]),
+        )
+        .unwrap();
+        let p = ConvParams::<2> {
+            padding: pad,
+            stride,
+            ..ConvParams::default()
+        };
+        let got = sadtalker_gpu::conv_padded(
+            &up(dev, &xh),
+            &up(dev, &wh),
+            Some(&up(dev, &bh)),
+            p,
+            sadtalker_gpu::PaddingMode::Reflect,
+        )
+        .unwrap();
+        let e = rel_err(&got, &want);
+        assert!(e <= TOL, "x {x:?} w {w:?} pad {pad:?}: relative error {e:e}");
+    }
+    let x = up(dev, &rand_tensor(&[1, 2, 2, 5], 1));
+    let w = up(dev, &rand_tensor(&[2, 2, 5, 5], 2));
+    let e = sadtalker_gpu::conv_padded(
+        &x,
+        &w,
+        None,
+        ConvParams::<2>::padding(2),
+        sadtalker_gpu::PaddingMode::Reflect,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("reflection padding"), "{e}");
+}

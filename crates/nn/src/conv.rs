@@ -3,7 +3,7 @@ use sadtalker_checkpoint::Weights;
 use std::sync::Arc;
 
 use sadtalker_gpu::GpuTensor;
-use sadtalker_ops::{ConvParams, ConvPath, ConvWeight};
+use sadtalker_ops::{ConvParams, ConvPath, ConvWeight, PaddingMode};
 
 use crate::on_device::OnDevice;
 use crate::{Activations, Result};
@@ -16,6 +16,8 @@ pub struct Conv<const N: usize> {
     weight: Arc<ConvWeight>,
     bias: Option<Tensor>,
     params: ConvParams<N>,
+    /// What the padding reads (`padding_mode`).
+    padding_mode: PaddingMode,
     /// The weight and bias in a GPU's memory (shared by clones, like `weight`).
     on_device: OnDevice<(GpuTensor, Option<GpuTensor>)>,
 }
@@ -82,8 +84,17 @@ impl<const N: usize> Conv<N> {
             weight: Arc::new(weight),
             bias,
             params,
+            padding_mode: PaddingMode::Zeros,
             on_device: OnDevice::default(),
         }
+    }
+
+    /// The layer with `padding_mode='reflect'`: the same as `nn.ReflectionPad2d(padding)` before
+    /// the layer without padding. On a GPU the kernel mirrors the input as it reads it, so no
+    /// padded copy is made (at 512² that copy alone can exceed a device's largest buffer).
+    pub fn with_reflection_padding(mut self) -> Self {
+        self.padding_mode = PaddingMode::Reflect;
+        self
     }
 
     /// One layer computing `parts` side by side: their filters (and biases) concatenated along the
@@ -94,6 +105,7 @@ impl<const N: usize> Conv<N> {
         let first = parts.first().ok_or_else(|| shape_error("concat_out: no layers"))?;
         let same = |p: &&Self| {
             p.params == first.params
+                && p.padding_mode == first.padding_mode
                 && p.weight.dims()[1..] == first.weight.dims()[1..]
                 && p.bias.is_some() == first.bias.is_some()
         };
@@ -113,7 +125,9 @@ impl<const N: usize> Conv<N> {
             .collect::<Option<Vec<_>>>()
             .map(|b| Tensor::cat(&b, 0))
             .transpose()?;
-        Self::from_tensors(weight, bias, first.params)
+        let mut layer = Self::from_tensors(weight, bias, first.params)?;
+        layer.padding_mode = first.padding_mode;
+        Ok(layer)
     }
 
     /// A layer from given tensors (e.g. a fixed kernel held as a buffer).
@@ -131,7 +145,21 @@ impl<const N: usize> Conv<N> {
     pub(crate) fn forward_host(&self, x: &Tensor) -> Result<Tensor> {
         match sadtalker_gpu::context::current() {
             Some(dev) => Ok(self.forward_device(&GpuTensor::from_tensor(&dev, x)?)?.to_tensor()?),
-            None => Ok(self.weight.forward(x, self.bias.as_ref(), self.params)?),
+            None => match self.padding_mode {
+                PaddingMode::Zeros => Ok(self.weight.forward(x, self.bias.as_ref(), self.params)?),
+                PaddingMode::Reflect => {
+                    let p: &[usize] = &self.params.padding;
+                    let &[top, left] = p else {
+                        return Err(shape_error("reflection padding is 2-D only"));
+                    };
+                    let padded = sadtalker_ops::reflection_pad2d(x, [left, left, top, top])?;
+                    let params = ConvParams {
+                        padding: [0; N],
+                        ..self.params
+                    };
+                    Ok(self.weight.forward(&padded, self.bias.as_ref(), params)?)
+                }
+            },
         }
     }
 
@@ -144,7 +172,13 @@ impl<const N: usize> Conv<N> {
             let bias = self.bias.as_ref().map(|b| GpuTensor::from_tensor(dev, b)).transpose()?;
             Ok((weight, bias))
         })?;
-        Ok(sadtalker_gpu::conv(x, &weight, bias.as_ref(), self.params)?)
+        Ok(sadtalker_gpu::conv_padded(
+            x,
+            &weight,
+            bias.as_ref(),
+            self.params,
+            self.padding_mode,
+        )?)
     }
 
     /// The weight tensor (a copy: the layer may keep only its fast layout).

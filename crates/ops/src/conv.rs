@@ -30,6 +30,17 @@ pub struct ConvParams<const N: usize> {
     pub groups: usize,
 }
 
+/// What a convolution reads outside its input (`padding_mode`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PaddingMode {
+    /// `'zeros'`.
+    #[default]
+    Zeros,
+    /// `'reflect'`: the input mirrored about its edges (`nn.ReflectionPad2d`), the edge itself
+    /// not repeated.
+    Reflect,
+}
+
 impl<const N: usize> Default for ConvParams<N> {
     fn default() -> Self {
         Self {

@@ -36,7 +36,7 @@ mod test_util;
 mod winograd;
 
 pub use activation::{leaky_relu, sigmoid, softmax_last_dim};
-pub use conv::{ConvCache, ConvParams, ConvPath, conv, conv_cached, conv1d, conv2d, conv3d};
+pub use conv::{ConvCache, ConvParams, ConvPath, PaddingMode, conv, conv_cached, conv1d, conv2d, conv3d};
 pub use conv_transpose::conv_transpose;
 pub use conv_weight::ConvWeight;
 pub use grid_sample::grid_sample;

@@ -7,6 +7,14 @@ use sadtalker_enhance::{GFPGANv1Clean, GfpganConfig, ParseNet, ParseNetConfig};
 use sadtalker_gpu::GpuTensor;
 use sadtalker_parity::{Golden, assert_close};
 
+/// Held while a test counts a shared device's transfers, so that no other test's traffic falls
+/// into its window (the tests of a binary share one device and run in parallel).
+static COUNTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn counting() -> std::sync::MutexGuard<'static, ()> {
+    COUNTING.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn golden() -> Golden {
     Golden::open("goldens/enhance/generator.safetensors")
 }
@@ -28,6 +36,7 @@ pub fn gfpgan_128_matches_reference(gpu: Option<&sadtalker_gpu::Device>) {
     let (style, y) = match gpu {
         // The whole network on the device: the face goes up, the restored face comes back.
         Some(dev) => {
+            let _counting = counting();
             let up = GpuTensor::from_tensor(dev, &x).unwrap();
             let (style, _) = net.encode(&up).unwrap();
             net.forward(&up, &mut super::RecipeNoise).unwrap();
@@ -57,8 +66,9 @@ pub fn gfpgan_128_matches_reference(gpu: Option<&sadtalker_gpu::Device>) {
     assert_close("gfpgan_128 output", &y, &case.tensor("output"), 1e-4);
 }
 
-/// ParseNet at 64 (mask, image, classes) against the golden.
-pub fn parsenet_64_matches_reference() {
+/// ParseNet at 64 (mask, image, classes) against the golden, on the host or with its activations
+/// on `gpu`.
+pub fn parsenet_64_matches_reference(gpu: Option<&sadtalker_gpu::Device>) {
     let g = golden();
     let case = g.cases().find(|c| c.name() == "parsenet_64").unwrap();
     let range = case.usizes("ch_range");
@@ -74,12 +84,26 @@ pub fn parsenet_64_matches_reference() {
     let w = Weights::from_recipe(Recipe::new(0).with_gain(case.f64("gain")), &Device::Cpu);
     let net = ParseNet::load(&w, &cfg).unwrap();
     let x = case.tensor("input");
-    let (mask, img) = net.forward(&x).unwrap();
+    let (mask, img) = match gpu {
+        // The whole network on the device: the face goes up, the logits and the image come back.
+        Some(dev) => {
+            let _counting = counting();
+            let up = GpuTensor::from_tensor(dev, &x).unwrap();
+            net.forward(&up).unwrap();
+            let before = dev.transfers();
+            let (mask, img) = net.forward(&up).unwrap();
+            let out = (mask.to_tensor().unwrap(), img.to_tensor().unwrap());
+            let moved = dev.transfers() - before;
+            assert_eq!((moved.uploads, moved.downloads), (0, 2), "{moved:?}");
+            out
+        }
+        None => net.forward(&x).unwrap(),
+    };
     let want_mask = case.tensor("out_mask");
     assert_close("parsenet_64 out_mask", &mask, &want_mask, 1e-4);
     assert_close("parsenet_64 out_img", &img, &case.tensor("out_img"), 1e-4);
     // The classes (argmax) the paste mask is made of.
-    let ours = net.parse(&x).unwrap();
+    let ours = sadtalker_gpu::context::with(gpu, || net.parse(&x)).unwrap();
     let reference = argmax(&want_mask);
     let differ = ours.iter().zip(&reference).filter(|(a, b)| a != b).count();
     println!("parsenet_64: {differ} of {} classes differ", ours.len());

@@ -2,6 +2,7 @@
 //! implicit-GEMM kernel (`shaders/conv.wgsl`) serves all ranks, lower ones padded to 3-D.
 
 use sadtalker_ops::ConvParams;
+pub use sadtalker_ops::conv::PaddingMode;
 
 use crate::error::{GpuError, Result};
 use crate::ops::{dispatch, same_device, u32_arg};
@@ -40,6 +41,19 @@ pub fn conv<const N: usize>(
     bias: Option<&GpuTensor>,
     p: ConvParams<N>,
 ) -> Result<GpuTensor> {
+    conv_padded(x, weight, bias, p, PaddingMode::Zeros)
+}
+
+/// [`conv`] with the padding `mode`: with [`PaddingMode::Reflect`] the input is mirrored about
+/// its edges inside the kernel (as `nn.ReflectionPad2d` before an unpadded convolution, without
+/// the padded copy), which needs each padding smaller than its axis, as PyTorch does.
+pub fn conv_padded<const N: usize>(
+    x: &GpuTensor,
+    weight: &GpuTensor,
+    bias: Option<&GpuTensor>,
+    p: ConvParams<N>,
+    mode: PaddingMode,
+) -> Result<GpuTensor> {
     // The shape checks and sizes of the CPU op, so that both backends accept and refuse alike.
     let op = sadtalker_ops::conv::op_name::<N>().map_err(GpuError::from_op)?;
     let mut all = vec![x, weight];
@@ -47,6 +61,16 @@ pub fn conv<const N: usize>(
     let dev = same_device(op, &all)?;
     let g = sadtalker_ops::conv::geometry(op, x.dims(), weight.dims(), bias.map(GpuTensor::dims), p)
         .map_err(GpuError::from_op)?;
+    if mode == PaddingMode::Reflect && (0..3).any(|a| g.pad[a] > 0 && g.pad[a] >= g.in_sp[a]) {
+        return crate::error::shape_err(
+            op,
+            format!(
+                "reflection padding {:?} must be smaller than the input {:?}",
+                p.padding,
+                &x.dims()[2..]
+            ),
+        );
+    }
     let out_shape = g.output_shape::<N>();
     let y = GpuTensor::uninit(dev, op, &out_shape)?;
 
@@ -76,7 +100,7 @@ pub fn conv<const N: usize>(
         u(g.stride[0])?, u(g.stride[1])?, u(g.stride[2])?, u(g.pad[0])?,
         u(g.pad[1])?, u(g.pad[2])?, u(g.dil[0])?, u(g.dil[1])?,
         u(g.dil[2])?, u(g.out_sp[0])?, u(g.out_sp[1])?, u(g.out_sp[2])?,
-        u32::from(bias.is_some()), u(g.groups)?, grid_x, 0,
+        u32::from(bias.is_some()), u(g.groups)?, grid_x, u32::from(mode == PaddingMode::Reflect),
     ];
     let pipeline = dev.pipeline("conv", include_str!("../shaders/conv.wgsl"))?;
     let b = bias.map_or(&dev.inner.dummy, |b| &b.buffer);

@@ -3,7 +3,8 @@
 // Per group g:  Y[co, col] = sum_k W[co, k] * X_col[k, col] (+ bias[co]),
 // with k = (ci, kz, ky, kx) over cin/groups x kernel volume, and col = (n, oz, oy, ox) over
 // batch x output positions. X_col is never materialised: each workgroup gathers its BK x BN
-// slice of it straight from the input into shared memory, zero outside the padded input.
+// slice of it straight from the input into shared memory, zero outside the padded input
+// (or, with p.reflect, the input mirrored about its edges: `padding_mode='reflect'`).
 //
 // Tiles: a 16x16 workgroup computes a BM x BN = 64 x 64 block of Y, each thread 4 x 4 of it,
 // stepping through K by BK = 16. The loads are laid out so each thread's input column is fixed
@@ -16,7 +17,7 @@ struct Params {
     s_d: u32, s_h: u32, s_w: u32, p_d: u32,
     p_h: u32, p_w: u32, d_d: u32, d_h: u32,
     d_w: u32, out_d: u32, out_h: u32, out_w: u32,
-    has_bias: u32, groups: u32, grid_x: u32, _pad: u32,
+    has_bias: u32, groups: u32, grid_x: u32, reflect: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -32,6 +33,17 @@ const BK: u32 = 16u;
 // [BK][BM] weights and [BK][BN] gathered inputs.
 var<workgroup> a_tile: array<f32, 1024>;
 var<workgroup> b_tile: array<f32, 1024>;
+
+// PyTorch's reflection index (-1 -> 1, n -> n - 2; the edge is not repeated), for padding
+// smaller than the axis (checked on the host).
+fn reflect(i: i32, n: u32) -> i32 {
+    let last = i32(n) - 1;
+    var j = abs(i);
+    if (j > last) {
+        j = 2 * last - j;
+    }
+    return j;
+}
 
 @compute @workgroup_size(16, 16, 1)
 fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
@@ -98,9 +110,14 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                 let r2 = r % k_hw;
                 let ky = r2 / p.k_w;
                 let kx = r2 % p.k_w;
-                let iz = iz0 + i32(kz * p.d_d);
-                let iy = iy0 + i32(ky * p.d_h);
-                let ix = ix0 + i32(kx * p.d_w);
+                var iz = iz0 + i32(kz * p.d_d);
+                var iy = iy0 + i32(ky * p.d_h);
+                var ix = ix0 + i32(kx * p.d_w);
+                if (p.reflect != 0u) {
+                    iz = reflect(iz, p.in_d);
+                    iy = reflect(iy, p.in_h);
+                    ix = reflect(ix, p.in_w);
+                }
                 if (iz >= 0 && iz < i32(p.in_d) && iy >= 0 && iy < i32(p.in_h) && ix >= 0 && ix < i32(p.in_w)) {
                     v = x[x_base + ci * in_vol + u32(iz) * plane + u32(iy) * p.in_w + u32(ix)];
                 }
