@@ -197,8 +197,7 @@ fn broadcast(
 }
 
 /// One dispatch of an element-wise `shader` (cached as `pipeline`), a thread per element of the
-/// output, which has `like`'s shape: `buffers` at bindings 1, 2, … (the output follows them),
-/// uniform `[n, row, args…]` (`args` pads the uniform to a multiple of 16 bytes).
+/// output, which has `like`'s shape: see [`per_output_element`].
 fn map(
     op: &'static str,
     pipeline: &'static str,
@@ -207,9 +206,23 @@ fn map(
     buffers: &[&wgpu::Buffer],
     args: &[u32],
 ) -> Result<GpuTensor> {
-    let dev = like.device();
-    let n = u32_arg(op, like.elem_count())?;
-    let y = GpuTensor::uninit(dev, op, like.dims())?;
+    let y = GpuTensor::uninit(like.device(), op, like.dims())?;
+    per_output_element(op, pipeline, shader, y, buffers, args)
+}
+
+/// One dispatch of `shader` (cached as `pipeline`) with a thread per element of `y`, which it
+/// returns: `buffers` at bindings 1, 2, … (`y` follows them), uniform `[n, row, args…]` padded to
+/// a multiple of 16 bytes. For maps and gathers whose every output element is computed alone.
+pub(crate) fn per_output_element(
+    op: &'static str,
+    pipeline: &'static str,
+    shader: &'static str,
+    y: GpuTensor,
+    buffers: &[&wgpu::Buffer],
+    args: &[u32],
+) -> Result<GpuTensor> {
+    let dev = y.device();
+    let n = u32_arg(op, y.elem_count())?;
     let pipeline = dev.pipeline(pipeline, shader)?;
     let (groups, row) = grid(n);
     let mut params = vec![n, row];

@@ -2,8 +2,8 @@
 
 use crate::device::Device;
 use crate::error::{Result, shape_err};
-use crate::ops::elementwise::grid;
-use crate::ops::{dispatch, same_device, u32_arg};
+use crate::ops::elementwise::per_output_element;
+use crate::ops::{same_device, u32_arg};
 use crate::tensor::GpuTensor;
 
 /// `torch.cat(parts, dim=1)`: the parts' channels one after another, every other dimension
@@ -67,28 +67,10 @@ pub fn narrow(x: &GpuTensor, dim: usize, start: usize, len: usize) -> Result<Gpu
         return Ok(y);
     }
     u32_arg(OP, x.elem_count())?;
-    let n = u32_arg(OP, y.elem_count())?;
-    let (groups, row) = grid(n);
-    let params = [
-        n,
-        row,
-        u32_arg(OP, inner)?,
-        u32_arg(OP, len)?,
-        u32_arg(OP, xd[dim])?,
-        u32_arg(OP, start)?,
-        0,
-        0,
-    ];
-    let pipeline = dev.pipeline(OP, include_str!("../shaders/narrow.wgsl"))?;
-    dispatch(
-        dev,
-        OP,
-        &pipeline,
-        bytemuck::cast_slice(&params),
-        &[&x.buffer, &y.buffer],
-        groups,
-    )?;
-    Ok(y)
+    let args = [inner, len, xd[dim], start].map(|v| u32_arg(OP, v));
+    let args = args.into_iter().collect::<Result<Vec<_>>>()?;
+    let shader = include_str!("../shaders/narrow.wgsl");
+    per_output_element(OP, OP, shader, y, &[&x.buffer], &args)
 }
 
 /// One submission of buffer copies into `y`: `(source, source offset, offset in y, length)`,

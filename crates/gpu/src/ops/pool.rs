@@ -1,8 +1,8 @@
 //! `F.avg_pool2d` / `F.avg_pool3d`.
 
 use crate::error::{Result, shape_err};
-use crate::ops::elementwise::grid;
-use crate::ops::{dispatch, u32_arg};
+use crate::ops::elementwise::per_output_element;
+use crate::ops::u32_arg;
 use crate::tensor::GpuTensor;
 
 /// `F.avg_pool{N}d(x, kernel, stride)` without padding (`N` = 2 for `(B, C, H, W)`, 3 for
@@ -34,26 +34,12 @@ pub fn avg_pool<const N: usize>(x: &GpuTensor, kernel: [usize; N], stride: [usiz
     let dev = x.device();
     let y = GpuTensor::uninit(dev, OP, &shape)?;
     u32_arg(OP, x.elem_count())?;
-    let n = u32_arg(OP, y.elem_count())?;
-    if n == 0 {
-        return Ok(y);
-    }
-    let (groups, row) = grid(n);
-    let mut params = vec![n, row];
+    let mut args = Vec::with_capacity(12);
     for v in [isz, osz, k, s] {
         for a in v {
-            params.push(u32_arg(OP, a)?);
+            args.push(u32_arg(OP, a)?);
         }
     }
-    params.resize(16, 0);
-    let pipeline = dev.pipeline(OP, include_str!("../shaders/avg_pool.wgsl"))?;
-    dispatch(
-        dev,
-        OP,
-        &pipeline,
-        bytemuck::cast_slice(&params),
-        &[&x.buffer, &y.buffer],
-        groups,
-    )?;
-    Ok(y)
+    let shader = include_str!("../shaders/avg_pool.wgsl");
+    per_output_element(OP, OP, shader, y, &[&x.buffer], &args)
 }
