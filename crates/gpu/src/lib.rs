@@ -32,7 +32,7 @@ pub use ops::interpolate::{interpolate_bilinear, interpolate_nearest};
 pub use ops::layout::{cat_channels, narrow};
 pub use ops::motion::{keypoint_motions, motion_mask};
 pub use ops::norm::{instance_norm, instance_norm_modulate};
-pub use ops::pool::avg_pool;
+pub use ops::pool::{avg_pool, max_pool2d};
 pub use ops::sample::grid_sample;
 pub use sadtalker_ops::{ConvParams, Resize};
 pub use tensor::GpuTensor;

@@ -1,5 +1,5 @@
 //! Spatial ops against `sadtalker_ops`: `grid_sample`, average pooling, concatenation, the
-//! dense motion's keypoint geometry, bilinear interpolation, slices.
+//! dense motion's keypoint geometry, bilinear interpolation, slices, max pooling.
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 mod common;
@@ -66,6 +66,38 @@ fn average_pools_match_exactly() {
     }
     assert!(sadtalker_gpu::avg_pool(&up(dev, &x2), [12, 2], [1, 1]).is_err());
     assert!(sadtalker_gpu::avg_pool(&up(dev, &x3), [2, 2], [2, 2]).is_err());
+}
+
+/// Max pooling with padding (ResNet's stem: 3×3, stride 2, padding 1), without, with a NaN and
+/// with negative values at the padded border, is the host's exactly.
+#[test]
+fn max_pools_match_exactly() {
+    let Some(dev) = common::device() else { return };
+    let x = rand_tensor(&[2, 3, 13, 10], 6).affine(1.0, -2.0).unwrap();
+    let mut values = x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    values[17] = f32::NAN;
+    let x = candle_core::Tensor::from_vec(values, x.dims(), x.device()).unwrap();
+    for (k, s, p) in [
+        ([3, 3], [2, 2], [1, 1]),
+        ([2, 2], [2, 2], [0, 0]),
+        ([3, 2], [1, 2], [1, 0]),
+    ] {
+        let want = sadtalker_ops::max_pool2d(&x, k, s, p).unwrap();
+        let got = sadtalker_gpu::max_pool2d(&up(dev, &x), k, s, p).unwrap();
+        assert_eq!(got.dims(), want.dims());
+        let (got, want) = (got.to_vec().unwrap(), host_values(&want));
+        let same = got.iter().zip(&want).all(|(a, b)| a == b || (a.is_nan() && b.is_nan()));
+        let bad: Vec<_> = got
+            .iter()
+            .zip(&want)
+            .enumerate()
+            .filter(|(_, (a, b))| !(a == b || (a.is_nan() && b.is_nan())))
+            .take(5)
+            .collect();
+        assert!(same, "{k:?}/{s:?}/{p:?}: {bad:?}");
+        assert!(got.iter().any(|v| v.is_nan()), "the NaN wins its windows");
+    }
+    assert!(sadtalker_gpu::max_pool2d(&up(dev, &x), [3, 3], [2, 2], [2, 2]).is_err());
 }
 
 #[test]

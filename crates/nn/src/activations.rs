@@ -36,6 +36,8 @@ pub trait Activations: Sized + Clone {
     fn interpolate_nearest(&self, resize: &Resize) -> Result<Self>;
     /// `F.avg_pool{N}d(x, kernel)`: stride = kernel, no padding (`N` = 2 or 3).
     fn avg_pool<const N: usize>(&self, kernel: [usize; N]) -> Result<Self>;
+    /// `F.max_pool2d(x, kernel, stride, padding)` of a 4-D `x` (padding reads as minus infinity).
+    fn max_pool2d(&self, kernel: [usize; 2], stride: [usize; 2], padding: [usize; 2]) -> Result<Self>;
     /// `torch.cat(parts, dim=1)`.
     fn cat_channels(parts: &[&Self]) -> Result<Self>;
     /// `layer(x)` for a convolution.
@@ -125,6 +127,9 @@ impl Activations for Tensor {
             }
         })
     }
+    fn max_pool2d(&self, kernel: [usize; 2], stride: [usize; 2], padding: [usize; 2]) -> Result<Self> {
+        Ok(sadtalker_ops::max_pool2d(self, kernel, stride, padding)?)
+    }
     fn cat_channels(parts: &[&Self]) -> Result<Self> {
         Ok(Tensor::cat(parts, 1)?)
     }
@@ -199,6 +204,9 @@ impl Activations for GpuTensor {
     }
     fn avg_pool<const N: usize>(&self, kernel: [usize; N]) -> Result<Self> {
         Ok(sadtalker_gpu::avg_pool(self, kernel, kernel)?)
+    }
+    fn max_pool2d(&self, kernel: [usize; 2], stride: [usize; 2], padding: [usize; 2]) -> Result<Self> {
+        Ok(sadtalker_gpu::max_pool2d(self, kernel, stride, padding)?)
     }
     fn cat_channels(parts: &[&Self]) -> Result<Self> {
         Ok(sadtalker_gpu::cat_channels(parts)?)

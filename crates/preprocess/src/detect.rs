@@ -8,7 +8,8 @@
 
 use candle_core::{Device, Tensor};
 use image::RgbImage;
-use sadtalker_nn::{BatchNorm, Conv2d, ConvParams, Weights};
+use sadtalker_gpu::{GpuTensor, context};
+use sadtalker_nn::{Activations, BatchNorm, Conv2d, ConvParams, Weights};
 use sadtalker_ops::Resize;
 
 use crate::resnet::ResNet50;
@@ -46,7 +47,7 @@ impl ConvBn {
         })
     }
 
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    fn forward<T: Activations>(&self, x: &T) -> Result<T> {
         let y = self.bn.forward(&self.conv.forward(x)?)?;
         Ok(if self.relu { y.relu()? } else { y })
     }
@@ -73,15 +74,15 @@ impl Fpn {
         })
     }
 
-    fn forward(&self, c2: &Tensor, c3: &Tensor, c4: &Tensor) -> Result<[Tensor; 3]> {
+    fn forward<T: Activations>(&self, c2: &T, c3: &T, c4: &T) -> Result<[T; 3]> {
         let o1 = self.output1.forward(c2)?;
         let o2 = self.output2.forward(c3)?;
         let o3 = self.output3.forward(c4)?;
-        let size = |t: &Tensor| -> Result<Resize> { Ok(Resize::Size(vec![t.dim(2)?, t.dim(3)?])) };
-        let up3 = sadtalker_ops::interpolate_nearest(&o3, &size(&o2)?)?;
-        let o2 = self.merge2.forward(&(o2 + up3)?)?;
-        let up2 = sadtalker_ops::interpolate_nearest(&o2, &size(&o1)?)?;
-        let o1 = self.merge1.forward(&(o1 + up2)?)?;
+        let size = |t: &T| Resize::Size(t.dims()[2..].to_vec());
+        let up3 = o3.interpolate_nearest(&size(&o2))?;
+        let o2 = self.merge2.forward(&o2.add(&up3)?)?;
+        let up2 = o2.interpolate_nearest(&size(&o1))?;
+        let o1 = self.merge1.forward(&o1.add(&up2)?)?;
         Ok([o1, o2, o3])
     }
 }
@@ -107,12 +108,12 @@ impl Ssh {
         })
     }
 
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    fn forward<T: Activations>(&self, x: &T) -> Result<T> {
         let a = self.conv3x3.forward(x)?;
         let b1 = self.conv5x5_1.forward(x)?;
         let b = self.conv5x5_2.forward(&b1)?;
         let c = self.conv7x7_3.forward(&self.conv7x7_2.forward(&b1)?)?;
-        Ok(Tensor::cat(&[a, b, c], 1)?.relu()?)
+        Ok(T::cat_channels(&[&a, &b, &c])?.relu()?)
     }
 }
 
@@ -161,10 +162,15 @@ pub struct RetinaFace {
     body: ResNet50,
     fpn: Fpn,
     ssh: [Ssh; 3],
-    class_head: Vec<Conv2d>,
-    bbox_head: Vec<Conv2d>,
-    landmark_head: Vec<Conv2d>,
+    /// Per pyramid level, `BboxHead.i`, `ClassHead.i` and `LandmarkHead.i` (1 × 1 convolutions of
+    /// the same features, 2 anchors each) as one layer, their outputs stacked in that order
+    /// (`HEAD_WIDTHS`): one call, and on a GPU one read-back per level.
+    heads: Vec<Conv2d>,
 }
+
+/// Channels per position of the stacked heads: box (2 anchors × 4), class (2 × 2), landmarks
+/// (2 × 10).
+const HEAD_WIDTHS: [usize; 3] = [8, 4, 20];
 
 impl RetinaFace {
     /// Loads the network from `w`, scoped at the module (holding `body.*`, `fpn.*`, ...).
@@ -191,9 +197,12 @@ impl RetinaFace {
                 Ssh::load(&w.pp("ssh2"))?,
                 Ssh::load(&w.pp("ssh3"))?,
             ],
-            class_head: head("ClassHead", 4)?,
-            bbox_head: head("BboxHead", 8)?,
-            landmark_head: head("LandmarkHead", 20)?,
+            heads: {
+                let (bbox, class, landmark) = (head("BboxHead", 8)?, head("ClassHead", 4)?, head("LandmarkHead", 20)?);
+                (0..3)
+                    .map(|i| Conv2d::concat_out(&[&bbox[i], &class[i], &landmark[i]]))
+                    .collect::<sadtalker_nn::Result<_>>()?
+            },
         })
     }
 
@@ -208,40 +217,49 @@ impl RetinaFace {
     }
 
     /// `RetinaFace.forward` on `(1, 3, H, W)` (mean-subtracted): box regressions, softmaxed
-    /// classifications and landmark regressions per prior.
+    /// classifications and landmark regressions per prior. On the thread's GPU when one is set:
+    /// the image goes up, each pyramid level's stacked heads come back.
     pub fn forward(&self, x: &Tensor) -> Result<RawDetections> {
+        let levels = match context::current() {
+            Some(dev) => self
+                .head_outputs(&GpuTensor::from_tensor(&dev, x)?)?
+                .iter()
+                .map(|h| h.to_host())
+                .collect::<sadtalker_nn::Result<Vec<_>>>()?,
+            None => self.head_outputs(x)?.to_vec(),
+        };
+        let mut out = RawDetections {
+            loc: Vec::new(),
+            conf: Vec::new(),
+            landms: Vec::new(),
+        };
+        let [wb, wc, wl] = HEAD_WIDTHS;
+        for level in &levels {
+            // permute(0, 2, 3, 1): per position, then per anchor (each head's own order).
+            let rows = level.permute((0, 2, 3, 1))?.flatten_all()?.to_vec1::<f32>()?;
+            for row in rows.chunks_exact(wb + wc + wl) {
+                let (bbox, rest) = row.split_at(wb);
+                let (class, landmarks) = rest.split_at(wc);
+                for a in 0..2 {
+                    let b = &bbox[a * 4..a * 4 + 4];
+                    out.loc.push([b[0], b[1], b[2], b[3]]);
+                    out.conf.push(softmax2([class[a * 2], class[a * 2 + 1]]));
+                    let mut l = [0f32; 10];
+                    l.copy_from_slice(&landmarks[a * 10..a * 10 + 10]);
+                    out.landms.push(l);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The body, FPN, SSH and the stacked heads where `x` is: per pyramid level `(1, 32, H, W)`.
+    fn head_outputs<T: Activations>(&self, x: &T) -> Result<[T; 3]> {
         let stages = self.body.forward(x)?;
         let fpn = self.fpn.forward(&stages.layer2, &stages.layer3, &stages.layer4)?;
-        let mut loc = Vec::new();
-        let mut conf = Vec::new();
-        let mut landms = Vec::new();
-        for (i, f) in fpn.iter().enumerate() {
-            let feat = self.ssh[i].forward(f)?;
-            // permute(0, 2, 3, 1): per position, per anchor.
-            let flat = |head: &Conv2d| -> Result<Vec<f32>> {
-                Ok(head
-                    .forward(&feat)?
-                    .permute((0, 2, 3, 1))?
-                    .flatten_all()?
-                    .to_vec1::<f32>()?)
-            };
-            loc.extend(
-                flat(&self.bbox_head[i])?
-                    .chunks_exact(4)
-                    .map(|c| [c[0], c[1], c[2], c[3]]),
-            );
-            conf.extend(
-                flat(&self.class_head[i])?
-                    .chunks_exact(2)
-                    .map(|c| softmax2([c[0], c[1]])),
-            );
-            landms.extend(flat(&self.landmark_head[i])?.chunks_exact(10).map(|c| {
-                let mut a = [0f32; 10];
-                a.copy_from_slice(c);
-                a
-            }));
-        }
-        Ok(RawDetections { loc, conf, landms })
+        let [a, b, c] = fpn;
+        let level = |i: usize, f: &T| -> Result<T> { Ok(self.heads[i].forward(&self.ssh[i].forward(f)?)?) };
+        Ok([level(0, &a)?, level(1, &b)?, level(2, &c)?])
     }
 
     /// `detect_faces(image, conf_threshold)` at the image's own size (`use_origin_size=True`).

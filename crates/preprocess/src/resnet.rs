@@ -4,7 +4,7 @@
 //! `conv1`, `bn1`, `layer{1..4}.{i}.{conv,bn}{1..3}`, `layer{k}.0.downsample.{0,1}`.
 
 use candle_core::Tensor;
-use sadtalker_nn::{BatchNorm, Conv2d, ConvParams, Weights};
+use sadtalker_nn::{Activations, BatchNorm, Conv2d, ConvParams, Weights};
 
 use crate::Result;
 
@@ -58,8 +58,8 @@ impl Bottleneck {
         })
     }
 
-    /// The block's forward pass.
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    /// The block's forward pass, where `x` is (the host or a GPU).
+    pub fn forward<T: Activations>(&self, x: &T) -> Result<T> {
         let out = self.bn1.forward(&self.conv1.forward(x)?)?.relu()?;
         let out = self.bn2.forward(&self.conv2.forward(&out)?)?.relu()?;
         let out = self.bn3.forward(&self.conv3.forward(&out)?)?;
@@ -67,7 +67,7 @@ impl Bottleneck {
             Some((conv, bn)) => bn.forward(&conv.forward(x)?)?,
             None => x.clone(),
         };
-        Ok((out + identity)?.relu()?)
+        Ok(out.add(&identity)?.relu()?)
     }
 }
 
@@ -79,14 +79,14 @@ pub struct ResNet50 {
     layers: [Vec<Bottleneck>; 4],
 }
 
-/// The outputs of the four stages (`layer1` .. `layer4`).
-pub struct Stages {
+/// The outputs of the last three stages (`layer2` .. `layer4`), where the input was.
+pub struct Stages<T = Tensor> {
     /// `layer2` output (stride 8, 512 channels).
-    pub layer2: Tensor,
+    pub layer2: T,
     /// `layer3` output (stride 16, 1024 channels).
-    pub layer3: Tensor,
+    pub layer3: T,
     /// `layer4` output (stride 32, 2048 channels).
-    pub layer4: Tensor,
+    pub layer4: T,
 }
 
 impl ResNet50 {
@@ -121,12 +121,10 @@ impl ResNet50 {
 
     /// The stem and the four stages; returns the last three stages' outputs (what RetinaFace's
     /// `IntermediateLayerGetter` returns; the reconstruction net uses `layer4`).
-    pub fn forward(&self, x: &Tensor) -> Result<Stages> {
+    pub fn forward<T: Activations>(&self, x: &T) -> Result<Stages<T>> {
         let x = self.bn1.forward(&self.conv1.forward(x)?)?.relu()?;
-        let x = sadtalker_ops::max_pool2d(&x, [3, 3], [2, 2], [1, 1])?;
-        let run = |layer: &[Bottleneck], x: Tensor| -> Result<Tensor> {
-            layer.iter().try_fold(x, |x, block| block.forward(&x))
-        };
+        let x = x.max_pool2d([3, 3], [2, 2], [1, 1])?;
+        let run = |layer: &[Bottleneck], x: T| -> Result<T> { layer.iter().try_fold(x, |x, block| block.forward(&x)) };
         let layer1 = run(&self.layers[0], x)?;
         let layer2 = run(&self.layers[1], layer1)?;
         let layer3 = run(&self.layers[2], layer2.clone())?;

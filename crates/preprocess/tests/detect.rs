@@ -1,12 +1,14 @@
 //! RetinaFace ResNet-50 (recipe weights under its state-dict keys): raw outputs, priors, and
 //! `detect_faces`' decoding, threshold, sort and NMS with injected confidences (random weights find
-//! no real face). Goldens: tools/reference/gen_preprocess_goldens.py, section `detect`.
+//! no real face), on the CPU and on a GPU. Goldens: tools/reference/gen_preprocess_goldens.py,
+//! section `detect`.
 
 mod common;
 
 use candle_core::{Device, Tensor};
 use common::{tensor_image, values};
 use sadtalker_checkpoint::{Recipe, Weights};
+use sadtalker_gpu::{DeviceKind, context};
 use sadtalker_parity::{Golden, assert_close};
 use sadtalker_preprocess::detect::{Detection, RawDetections, RetinaFace, postprocess, prior_box};
 
@@ -29,6 +31,59 @@ fn dets_tensor(d: &[Detection]) -> Tensor {
     rows(&v)
 }
 
+/// The mean-subtracted `(1, 3, H, W)` input of `detect_faces` (channels swapped when `swap`).
+fn input(img: &image::RgbImage, swap: bool) -> Tensor {
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let raw = img.as_raw();
+    let mean = [104f32, 117.0, 123.0];
+    let mut data = vec![0f32; 3 * w * h];
+    for c in 0..3 {
+        let src = if swap { 2 - c } else { c };
+        for i in 0..w * h {
+            data[c * w * h + i] = f32::from(raw[i * 3 + src]) - mean[c];
+        }
+    }
+    Tensor::from_vec(data, (1, 3, h, w), &Device::Cpu).expect("input")
+}
+
+/// The raw network outputs against the golden case's.
+fn check_raw(name: &str, out: &RawDetections, case: &sadtalker_parity::Case<'_>) {
+    assert_close(&format!("{name}: loc"), &rows(&out.loc), &case.tensor("loc"), 1e-4);
+    assert_close(&format!("{name}: conf"), &rows(&out.conf), &case.tensor("conf"), 1e-5);
+    assert_close(
+        &format!("{name}: landms"),
+        &rows(&out.landms),
+        &case.tensor("landms"),
+        1e-4,
+    );
+}
+
+/// The whole network on a GPU (lavapipe in CI, which `.ci/run` installs; a missing device fails
+/// under `CI=true`): the same bars; the image goes up and each pyramid level's heads come back.
+#[test]
+fn retinaface_matches_reference_on_the_gpu() {
+    let Some(dev) = context::device_for_test(DeviceKind::Vulkan) else {
+        return;
+    };
+    let g = Golden::open("goldens/preprocess/detect.safetensors");
+    let net = RetinaFace::load_from_checkpoint(&Weights::from_recipe(Recipe::default(), &Device::Cpu))
+        .expect("RetinaFace from the recipe");
+    let mut n = 0;
+    for case in g.cases() {
+        let x = input(&tensor_image(&case.tensor("image")), case.flag("swap_rb"));
+        context::with(Some(&dev), || {
+            net.forward(&x).expect("forward (uploads the weights)");
+            let before = dev.transfers();
+            let out = net.forward(&x).expect("forward");
+            let moved = dev.transfers() - before;
+            assert_eq!((moved.uploads, moved.downloads), (1, 3), "{moved:?}");
+            check_raw(case.name(), &out, &case);
+        });
+        n += 1;
+    }
+    assert!(n > 0, "no cases");
+}
+
 #[test]
 fn retinaface_matches_reference() {
     let g = Golden::open("goldens/preprocess/detect.safetensors");
@@ -40,26 +95,8 @@ fn retinaface_matches_reference() {
         let img = tensor_image(&case.tensor("image"));
         let (w, h) = (img.width() as usize, img.height() as usize);
         let swap = case.flag("swap_rb");
-        // Raw network outputs on the mean-subtracted image.
-        let raw = img.as_raw();
-        let mean = [104f32, 117.0, 123.0];
-        let mut data = vec![0f32; 3 * w * h];
-        for c in 0..3 {
-            let src = if swap { 2 - c } else { c };
-            for i in 0..w * h {
-                data[c * w * h + i] = f32::from(raw[i * 3 + src]) - mean[c];
-            }
-        }
-        let x = Tensor::from_vec(data, (1, 3, h, w), &Device::Cpu).expect("input");
-        let out = net.forward(&x).expect("forward");
-        assert_close(&format!("{name}: loc"), &rows(&out.loc), &case.tensor("loc"), 1e-4);
-        assert_close(&format!("{name}: conf"), &rows(&out.conf), &case.tensor("conf"), 1e-5);
-        assert_close(
-            &format!("{name}: landms"),
-            &rows(&out.landms),
-            &case.tensor("landms"),
-            1e-4,
-        );
+        let x = input(&img, swap);
+        check_raw(&name, &net.forward(&x).expect("forward"), &case);
         let priors = prior_box(h, w);
         assert_eq!(values(&rows(&priors)), values(&case.tensor("priors")), "{name}: priors");
 

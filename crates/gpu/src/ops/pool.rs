@@ -1,4 +1,4 @@
-//! `F.avg_pool2d` / `F.avg_pool3d`.
+//! `F.avg_pool2d` / `F.avg_pool3d`, `F.max_pool2d`.
 
 use crate::error::{Result, shape_err};
 use crate::ops::elementwise::per_output_element;
@@ -41,5 +41,36 @@ pub fn avg_pool<const N: usize>(x: &GpuTensor, kernel: [usize; N], stride: [usiz
         }
     }
     let shader = include_str!("../shaders/avg_pool.wgsl");
+    per_output_element(OP, OP, shader, y, &[&x.buffer], &args)
+}
+
+/// `F.max_pool2d(x, kernel, stride, padding)` of `(B, C, H, W)` (dilation 1, `ceil_mode=False`;
+/// padding reads as minus infinity): `sadtalker_ops::max_pool2d`'s values exactly (a maximum
+/// does not round), with its shape checks.
+pub fn max_pool2d(x: &GpuTensor, kernel: [usize; 2], stride: [usize; 2], padding: [usize; 2]) -> Result<GpuTensor> {
+    const OP: &str = "max_pool2d";
+    let xd = x.dims();
+    if xd.len() != 4 {
+        return shape_err(OP, format!("expected a 4-D input, got {xd:?}"));
+    }
+    let isz = [xd[2], xd[3]];
+    // PyTorch: padding at most half the kernel.
+    if (0..2)
+        .any(|a| kernel[a] == 0 || stride[a] == 0 || 2 * padding[a] > kernel[a] || isz[a] + 2 * padding[a] < kernel[a])
+    {
+        return shape_err(
+            OP,
+            format!("kernel {kernel:?}, stride {stride:?}, padding {padding:?} do not fit input {xd:?}"),
+        );
+    }
+    let osz: [usize; 2] = std::array::from_fn(|a| (isz[a] + 2 * padding[a] - kernel[a]) / stride[a] + 1);
+    let y = GpuTensor::uninit(x.device(), OP, &[xd[0], xd[1], osz[0], osz[1]])?;
+    u32_arg(OP, x.elem_count())?;
+    let args = [isz, osz, kernel, stride, padding]
+        .concat()
+        .into_iter()
+        .map(|v| u32_arg(OP, v))
+        .collect::<Result<Vec<_>>>()?;
+    let shader = include_str!("../shaders/max_pool.wgsl");
     per_output_element(OP, OP, shader, y, &[&x.buffer], &args)
 }
