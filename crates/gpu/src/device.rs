@@ -292,7 +292,28 @@ pub(crate) struct Inner {
     /// Tensors uploaded from and read back to the host, for [`Device::transfers`].
     pub(crate) uploads: AtomicU64,
     pub(crate) downloads: AtomicU64,
+    /// Work recorded but not yet submitted (see [`Device::record`]).
+    pending: Mutex<Pending>,
 }
+
+/// The command encoder ops record into, and how many ops it holds.
+#[derive(Default)]
+struct Pending {
+    encoder: Option<wgpu::CommandEncoder>,
+    ops: usize,
+}
+
+// By hand: wgpu's encoder has no `Debug`.
+impl std::fmt::Debug for Pending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pending").field("ops", &self.ops).finish()
+    }
+}
+
+/// Ops recorded into one command buffer before it is submitted: a submission costs the driver
+/// tens of microseconds, a network pass is hundreds of small ops, and submitting every few dozen
+/// still lets the device start while the host records the rest.
+const OPS_PER_SUBMIT: usize = 64;
 
 /// How many tensors crossed between the host and a device (see [`Device::transfers`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -421,6 +442,7 @@ impl Device {
                 dummy,
                 uploads: AtomicU64::new(0),
                 downloads: AtomicU64::new(0),
+                pending: Mutex::default(),
             }),
         })
     }
@@ -497,8 +519,44 @@ impl Device {
         Ok(p)
     }
 
-    /// Waits until all submitted work has finished; reports errors it raised.
+    /// Records one op's commands (`f` gets the shared encoder), submitting the encoder once it
+    /// holds [`OPS_PER_SUBMIT`] ops; [`flush`](Self::flush) submits the rest. The queue runs
+    /// command buffers in order, so ops recorded later see the results of earlier ones. A
+    /// validation error surfaces in the call that records or submits it.
+    pub(crate) fn record(&self, op: &'static str, f: impl FnOnce(&mut wgpu::CommandEncoder)) -> Result<()> {
+        self.checked(|| {
+            let mut pending = self.inner.pending.lock().unwrap_or_else(PoisonError::into_inner);
+            let enc = pending.encoder.get_or_insert_with(|| {
+                self.inner
+                    .device
+                    .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(op) })
+            });
+            f(enc);
+            pending.ops += 1;
+            if pending.ops >= OPS_PER_SUBMIT {
+                self.submit(&mut pending);
+            }
+        })
+    }
+
+    /// Submits the recorded ops.
+    pub(crate) fn flush(&self) -> Result<()> {
+        self.checked(|| {
+            let mut pending = self.inner.pending.lock().unwrap_or_else(PoisonError::into_inner);
+            self.submit(&mut pending);
+        })
+    }
+
+    fn submit(&self, pending: &mut Pending) {
+        if let Some(enc) = pending.encoder.take() {
+            self.inner.queue.submit([enc.finish()]);
+        }
+        pending.ops = 0;
+    }
+
+    /// Waits until all recorded work has finished; reports errors it raised.
     pub fn synchronize(&self) -> Result<()> {
+        self.flush()?;
         self.inner
             .device
             .poll(wgpu::PollType::Wait {

@@ -119,11 +119,10 @@ impl GpuTensor {
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        dev.checked(|| {
-            let mut enc = dev.inner.device.create_command_encoder(&Default::default());
-            enc.copy_buffer_to_buffer(&self.buffer, 0, &staging, 0, bytes);
-            dev.inner.queue.submit([enc.finish()]);
+        dev.record("download", |enc| {
+            enc.copy_buffer_to_buffer(&self.buffer, 0, &staging, 0, bytes)
         })?;
+        dev.flush()?;
         let (tx, rx) = std::sync::mpsc::channel();
         staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
             // The receiver outlives the wait below; a failed send only means it gave up.

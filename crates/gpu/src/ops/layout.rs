@@ -73,15 +73,12 @@ pub fn narrow(x: &GpuTensor, dim: usize, start: usize, len: usize) -> Result<Gpu
     per_output_element(OP, OP, shader, y, &[&x.buffer], &args)
 }
 
-/// One submission of buffer copies into `y`: `(source, source offset, offset in y, length)`,
+/// One op of buffer copies into `y`: `(source, source offset, offset in y, length)`,
 /// in elements; empty ones are skipped (a zero-sized copy is invalid).
 fn copy(dev: &Device, op: &'static str, y: &GpuTensor, copies: &[(&wgpu::Buffer, usize, usize, usize)]) -> Result<()> {
-    let d = &dev.inner.device;
-    dev.checked(|| {
-        let mut enc = d.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(op) });
+    dev.record(op, |enc| {
         for &(src, from, to, len) in copies.iter().filter(|c| c.3 > 0) {
             enc.copy_buffer_to_buffer(src, from as u64 * 4, &y.buffer, to as u64 * 4, len as u64 * 4);
         }
-        dev.inner.queue.submit([enc.finish()]);
     })
 }

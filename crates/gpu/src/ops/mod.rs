@@ -15,8 +15,8 @@ use wgpu::util::DeviceExt;
 use crate::device::Device;
 use crate::error::{Result, shape_err};
 
-/// Records and submits one dispatch of `pipeline` with `params` (the uniform at binding 0)
-/// and `buffers` at bindings 1, 2, ...
+/// Records one dispatch of `pipeline` with `params` (the uniform at binding 0) and `buffers`
+/// at bindings 1, 2, ... (submitted with the next batch, see `Device::record`).
 pub(crate) fn dispatch(
     dev: &Device,
     op: &'static str,
@@ -36,38 +36,36 @@ pub(crate) fn dispatch(
         return Ok(());
     }
     let d = &dev.inner.device;
-    dev.checked(|| {
-        let uniform = d.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some(op),
-            contents: params,
-            usage: wgpu::BufferUsages::UNIFORM,
+    let uniform = d.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: Some(op),
+        contents: params,
+        usage: wgpu::BufferUsages::UNIFORM,
+    });
+    let mut entries = vec![wgpu::BindGroupEntry {
+        binding: 0,
+        resource: uniform.as_entire_binding(),
+    }];
+    for (i, b) in buffers.iter().enumerate() {
+        entries.push(wgpu::BindGroupEntry {
+            binding: i as u32 + 1,
+            resource: b.as_entire_binding(),
         });
-        let mut entries = vec![wgpu::BindGroupEntry {
-            binding: 0,
-            resource: uniform.as_entire_binding(),
-        }];
-        for (i, b) in buffers.iter().enumerate() {
-            entries.push(wgpu::BindGroupEntry {
-                binding: i as u32 + 1,
-                resource: b.as_entire_binding(),
-            });
-        }
-        let bind = d.create_bind_group(&wgpu::BindGroupDescriptor {
+    }
+    let bind = dev.checked(|| {
+        d.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some(op),
             layout: &pipeline.get_bind_group_layout(0),
             entries: &entries,
+        })
+    })?;
+    dev.record(op, |enc| {
+        let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some(op),
+            timestamp_writes: None,
         });
-        let mut enc = d.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(op) });
-        {
-            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some(op),
-                timestamp_writes: None,
-            });
-            pass.set_pipeline(pipeline);
-            pass.set_bind_group(0, &bind, &[]);
-            pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
-        }
-        dev.inner.queue.submit([enc.finish()]);
+        pass.set_pipeline(pipeline);
+        pass.set_bind_group(0, &bind, &[]);
+        pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
     })
 }
 
