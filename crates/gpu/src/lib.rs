@@ -23,15 +23,16 @@ mod tensor;
 
 pub use device::{Device, DeviceInfo, DeviceKind, DeviceType, Transfers, list_devices, quiet_headless_vulkan};
 pub use error::{GpuError, Result};
+pub use ops::attention::{attention, softmax};
 pub use ops::conv::{PaddingMode, conv, conv_padded, conv1d, conv2d, conv3d};
 pub use ops::elementwise::{
     add, add_one_channel, channel_affine, leaky_relu, mul, mul_one_channel, relu, scale, scale_channels,
     shift_channels, sigmoid,
 };
 pub use ops::interpolate::{interpolate_bilinear, interpolate_nearest};
-pub use ops::layout::{cat_channels, narrow};
+pub use ops::layout::{cat_channels, narrow, pad2d, transpose_last2};
 pub use ops::motion::{keypoint_motions, motion_mask};
-pub use ops::norm::{instance_norm, instance_norm_modulate};
+pub use ops::norm::{group_norm, instance_norm, instance_norm_modulate};
 pub use ops::pool::{avg_pool, max_pool2d};
 pub use ops::sample::grid_sample;
 pub use sadtalker_ops::{ConvParams, Resize};

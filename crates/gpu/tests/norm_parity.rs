@@ -1,4 +1,4 @@
-//! instance_norm against `sadtalker_ops`.
+//! instance_norm and group_norm against `sadtalker_ops`.
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 mod common;
@@ -32,6 +32,32 @@ fn instance_norm_matches() {
         let e = rel_err(&got, &want);
         assert!(e <= 1e-5, "{shape:?}: relative error {e:e}");
     }
+}
+
+#[test]
+fn group_norm_matches() {
+    let Some(dev) = common::device() else { return };
+    // RestoreFormer's GroupNorm(32, c, eps=1e-6): several channels per group, with and without the
+    // affine parameters; and groups of one channel (instance norm).
+    for (shape, groups, affine) in [
+        (vec![1, 64, 9, 7], 32, true),
+        (vec![2, 96, 5, 5], 32, false),
+        (vec![1, 8, 3, 11], 8, true),
+        (vec![1, 6, 40], 1, true),
+    ] {
+        let c = shape[1];
+        let x = rand_tensor(&shape, 21).affine(2.0, -3.0).unwrap();
+        let w = affine.then(|| rand_tensor(&[c], 22));
+        let b = affine.then(|| rand_tensor(&[c], 23));
+        let want = sadtalker_ops::group_norm(&x, groups, w.as_ref(), b.as_ref(), 1e-6).unwrap();
+        let (wd, bd) = (w.as_ref().map(|t| up(dev, t)), b.as_ref().map(|t| up(dev, t)));
+        let got = sadtalker_gpu::group_norm(&up(dev, &x), groups, wd.as_ref(), bd.as_ref(), 1e-6).unwrap();
+        let e = rel_err(&got, &want);
+        assert!(e <= 1e-5, "{shape:?} / {groups}: relative error {e:e}");
+    }
+    let x = up(dev, &rand_tensor(&[1, 6, 4, 4], 1));
+    let e = sadtalker_gpu::group_norm(&x, 4, None, None, 1e-6).unwrap_err();
+    assert!(e.to_string().contains("cannot be split into 4 groups"), "{e}");
 }
 
 #[test]

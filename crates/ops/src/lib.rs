@@ -14,6 +14,7 @@
 
 mod access;
 pub mod activation;
+pub mod attention;
 pub mod conv;
 mod conv_amx;
 mod conv_direct;
@@ -36,6 +37,7 @@ mod test_util;
 mod winograd;
 
 pub use activation::{leaky_relu, sigmoid, softmax_last_dim};
+pub use attention::attention;
 pub use conv::{ConvCache, ConvParams, ConvPath, PaddingMode, conv, conv_cached, conv1d, conv2d, conv3d};
 pub use conv_transpose::conv_transpose;
 pub use conv_weight::ConvWeight;

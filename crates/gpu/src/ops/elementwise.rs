@@ -221,8 +221,23 @@ pub(crate) fn per_output_element(
     buffers: &[&wgpu::Buffer],
     args: &[u32],
 ) -> Result<GpuTensor> {
+    let n = y.elem_count();
+    per_thread(op, pipeline, shader, n, y, buffers, args)
+}
+
+/// [`per_output_element`] with `threads` threads instead of one per element of `y` (a thread per
+/// line of a reduction); the uniform starts `[threads, row, …]`.
+pub(crate) fn per_thread(
+    op: &'static str,
+    pipeline: &'static str,
+    shader: &'static str,
+    threads: usize,
+    y: GpuTensor,
+    buffers: &[&wgpu::Buffer],
+    args: &[u32],
+) -> Result<GpuTensor> {
     let dev = y.device();
-    let n = u32_arg(op, y.elem_count())?;
+    let n = u32_arg(op, threads)?;
     let pipeline = dev.pipeline(pipeline, shader)?;
     let (groups, row) = grid(n);
     let mut params = vec![n, row];

@@ -1,4 +1,4 @@
-//! Copies that rearrange memory: `torch.cat`, `Tensor.narrow`.
+//! Copies that rearrange memory: `torch.cat`, `Tensor.narrow`, `transpose`, `F.pad`.
 
 use crate::device::Device;
 use crate::error::{Result, shape_err};
@@ -71,6 +71,46 @@ pub fn narrow(x: &GpuTensor, dim: usize, start: usize, len: usize) -> Result<Gpu
     let args = args.into_iter().collect::<Result<Vec<_>>>()?;
     let shader = include_str!("../shaders/narrow.wgsl");
     per_output_element(OP, OP, shader, y, &[&x.buffer], &args)
+}
+
+/// `x.transpose(-2, -1)` made contiguous: `(…, a, b)` → `(…, b, a)`.
+pub fn transpose_last2(x: &GpuTensor) -> Result<GpuTensor> {
+    const OP: &str = "transpose";
+    let xd = x.dims();
+    let [.., a, b] = *xd else {
+        return shape_err(OP, format!("expected at least two axes, got {xd:?}"));
+    };
+    let mut shape = xd.to_vec();
+    let r = shape.len();
+    shape.swap(r - 2, r - 1);
+    let y = GpuTensor::uninit(x.device(), OP, &shape)?;
+    let args = [u32_arg(OP, a)?, u32_arg(OP, b)?];
+    per_output_element(
+        OP,
+        OP,
+        include_str!("../shaders/transpose.wgsl"),
+        y,
+        &[&x.buffer],
+        &args,
+    )
+}
+
+/// `F.pad(x, (left, right, top, bottom))` with zeros, on the last two axes of `x`.
+pub fn pad2d(x: &GpuTensor, [left, right, top, bottom]: [usize; 4]) -> Result<GpuTensor> {
+    const OP: &str = "pad";
+    let xd = x.dims();
+    let [.., h, w] = *xd else {
+        return shape_err(OP, format!("expected at least two axes, got {xd:?}"));
+    };
+    let (oh, ow) = (h + top + bottom, w + left + right);
+    let mut shape = xd.to_vec();
+    let r = shape.len();
+    (shape[r - 2], shape[r - 1]) = (oh, ow);
+    let y = GpuTensor::uninit(x.device(), OP, &shape)?;
+    u32_arg(OP, x.elem_count())?;
+    let args = [h, w, top, left, oh, ow].map(|v| u32_arg(OP, v));
+    let args = args.into_iter().collect::<Result<Vec<_>>>()?;
+    per_output_element(OP, OP, include_str!("../shaders/pad.wgsl"), y, &[&x.buffer], &args)
 }
 
 /// One op of buffer copies into `y`: `(source, source offset, offset in y, length)`,

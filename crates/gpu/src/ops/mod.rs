@@ -1,6 +1,7 @@
 //! Kernels, one file per op family; each checks shapes on the host, then records one dispatch.
 //! Nothing here waits for the device: results stay on it until [`crate::GpuTensor::to_vec`].
 
+pub mod attention;
 pub mod conv;
 pub mod elementwise;
 pub mod interpolate;

@@ -13,7 +13,26 @@ pub fn instance_norm(
     bias: Option<&GpuTensor>,
     eps: f64,
 ) -> Result<GpuTensor> {
-    norm("instance_norm", x, weight, bias, None, eps)
+    let groups = x.dims().get(1).copied().unwrap_or(0);
+    norm("instance_norm", x, groups, weight, bias, None, eps)
+}
+
+/// `F.group_norm(x, num_groups, weight, bias, eps)`, as `sadtalker_ops::group_norm`: each
+/// sample's channels split into `num_groups` runs, each normalised by its own mean and biased
+/// variance (f32 here, f64 there), then the per-channel affine parameters.
+pub fn group_norm(
+    x: &GpuTensor,
+    num_groups: usize,
+    weight: Option<&GpuTensor>,
+    bias: Option<&GpuTensor>,
+    eps: f64,
+) -> Result<GpuTensor> {
+    const OP: &str = "group_norm";
+    let c = x.dims().get(1).copied().unwrap_or(0);
+    if num_groups == 0 || !c.is_multiple_of(num_groups) {
+        return shape_err(OP, format!("{c} channels cannot be split into {num_groups} groups"));
+    }
+    norm(OP, x, num_groups, weight, bias, None, eps)
 }
 
 /// `instance_norm(x, weight, bias) * (1 + γ) + β`, γ and β the two halves of `gamma_beta`
@@ -39,13 +58,16 @@ pub fn instance_norm_modulate(
             format!("γ|β {:?} must be {expected:?} for x {xd:?}", gamma_beta.dims()),
         );
     }
-    norm(OP, x, weight, bias, Some(gamma_beta), eps)
+    let groups = xd.get(1).copied().unwrap_or(0);
+    norm(OP, x, groups, weight, bias, Some(gamma_beta), eps)
 }
 
-/// The instance-norm kernel, with the affine parameters and the SPADE modulation it is given.
+/// The normalisation kernel over `groups` units per sample (`groups` = channels: instance norm),
+/// with the affine parameters and the SPADE modulation it is given.
 fn norm(
     op: &'static str,
     x: &GpuTensor,
+    groups: usize,
     weight: Option<&GpuTensor>,
     bias: Option<&GpuTensor>,
     gamma_beta: Option<&GpuTensor>,
@@ -73,16 +95,20 @@ fn norm(
             );
         }
     }
+    if groups == 0 || !c.is_multiple_of(groups) || (gamma_beta.is_some() && groups != c) {
+        return shape_err(op, format!("{c} channels cannot be split into {groups} groups"));
+    }
     let y = GpuTensor::uninit(dev, op, xd)?;
-    let plane = u32_arg(op, xd[2..].iter().product())?;
-    let planes = u32_arg(op, xd[0] * c)?;
+    let hw = u32_arg(op, xd[2..].iter().product())?;
+    let plane = u32_arg(op, xd[2..].iter().product::<usize>() * (c / groups))?;
+    let planes = u32_arg(op, xd[0] * groups)?;
     u32_arg(op, x.elem_count())?;
     u32_arg(op, 2 * x.elem_count())?;
     if plane == 0 || planes == 0 {
         return Ok(y);
     }
     let row = planes.min(65535);
-    let params: [u32; 8] = [
+    let params: [u32; 12] = [
         plane,
         u32_arg(op, c)?,
         planes,
@@ -91,6 +117,10 @@ fn norm(
         u32::from(weight.is_some()),
         u32::from(bias.is_some()),
         u32::from(gamma_beta.is_some()),
+        u32_arg(op, groups)?,
+        hw,
+        0,
+        0,
     ];
     // One pipeline for both ops: the shader is the same.
     let pipeline = dev.pipeline(OP, include_str!("../shaders/instance_norm.wgsl"))?;
