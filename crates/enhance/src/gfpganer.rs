@@ -83,18 +83,22 @@ pub enum Restorer {
 impl Restorer {
     /// `self.gfpgan(face, return_rgb=False, weight=0.5)[0]` on a normalised `(1, 3, 512, 512)` face;
     /// GFPGAN draws its StyleGAN noise from `noise`, RestoreFormer uses none. On the thread's GPU
-    /// (`sadtalker_gpu::context`) GFPGAN keeps its activations there, from the face up to the
-    /// restored face; RestoreFormer runs its convolutions there.
+    /// (`sadtalker_gpu::context`) either keeps its activations there, from the face up to the
+    /// restored face.
     pub fn forward(&self, x: &Tensor, noise: &mut dyn crate::NoiseSource) -> Result<Tensor> {
-        match self {
-            Self::Gfpgan(g) => match sadtalker_gpu::context::current() {
-                Some(dev) => {
-                    let x = sadtalker_gpu::GpuTensor::from_tensor(&dev, x).map_err(sadtalker_nn::NnError::from)?;
-                    Ok(g.forward(&x, noise)?.to_host()?)
-                }
-                None => g.forward(x, noise),
+        match sadtalker_gpu::context::current() {
+            Some(dev) => {
+                let x = sadtalker_gpu::GpuTensor::from_tensor(&dev, x).map_err(sadtalker_nn::NnError::from)?;
+                let y = match self {
+                    Self::Gfpgan(g) => g.forward(&x, noise)?,
+                    Self::RestoreFormer(r) => r.forward(&x)?,
+                };
+                Ok(y.to_host()?)
+            }
+            None => match self {
+                Self::Gfpgan(g) => g.forward(x, noise),
+                Self::RestoreFormer(r) => r.forward(x),
             },
-            Self::RestoreFormer(r) => r.forward(x),
         }
     }
 

@@ -10,8 +10,8 @@
 //! 0 and there is no timestep embedding (`temb_ch = 0`), as GFPGANer builds it.
 
 use candle_core::Tensor;
-use sadtalker_nn::{Conv2d, ConvParams, Weights};
-use sadtalker_ops::{Resize, group_norm, interpolate_nearest, sigmoid, softmax_last_dim};
+use sadtalker_nn::{Activations, Conv2d, ConvParams, GroupNorm, Weights};
+use sadtalker_ops::Resize;
 
 use crate::{EnhanceError, Result};
 
@@ -99,28 +99,13 @@ impl RestoreFormerConfig {
 }
 
 /// `nonlinearity`: swish, `x * sigmoid(x)`.
-fn swish(x: &Tensor) -> Result<Tensor> {
-    Ok((x * sigmoid(x)?)?)
+fn swish<T: Activations>(x: &T) -> Result<T> {
+    Ok(x.mul(&x.sigmoid()?)?)
 }
 
 /// `Normalize(c)`: `GroupNorm(32, c, eps=1e-6, affine=True)`.
-#[derive(Debug)]
-struct Normalize {
-    weight: Tensor,
-    bias: Tensor,
-}
-
-impl Normalize {
-    fn load(w: &Weights, c: usize) -> Result<Self> {
-        Ok(Self {
-            weight: w.get(&[c], "weight")?,
-            bias: w.get(&[c], "bias")?,
-        })
-    }
-
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(group_norm(x, 32, Some(&self.weight), Some(&self.bias), 1e-6)?)
-    }
+fn normalize(w: &Weights, c: usize) -> Result<GroupNorm> {
+    Ok(GroupNorm::load(w, 32, c, 1e-6)?)
 }
 
 fn conv(w: &Weights, cin: usize, cout: usize, k: usize, stride: usize, pad: usize) -> Result<Conv2d> {
@@ -134,9 +119,9 @@ fn conv(w: &Weights, cin: usize, cout: usize, k: usize, stride: usize, pad: usiz
 /// `ResnetBlock(in_channels, out_channels, conv_shortcut=False, temb_channels=0)`.
 #[derive(Debug)]
 pub struct ResnetBlock {
-    norm1: Normalize,
+    norm1: GroupNorm,
     conv1: Conv2d,
-    norm2: Normalize,
+    norm2: GroupNorm,
     conv2: Conv2d,
     nin_shortcut: Option<Conv2d>,
 }
@@ -145,9 +130,9 @@ impl ResnetBlock {
     /// Loads `norm1`, `conv1`, `norm2`, `conv2` and, when the width changes, `nin_shortcut` (1×1).
     pub fn load(w: &Weights, cin: usize, cout: usize) -> Result<Self> {
         Ok(Self {
-            norm1: Normalize::load(&w.pp("norm1"), cin)?,
+            norm1: normalize(&w.pp("norm1"), cin)?,
             conv1: conv(&w.pp("conv1"), cin, cout, 3, 1, 1)?,
-            norm2: Normalize::load(&w.pp("norm2"), cout)?,
+            norm2: normalize(&w.pp("norm2"), cout)?,
             conv2: conv(&w.pp("conv2"), cout, cout, 3, 1, 1)?,
             nin_shortcut: (cin != cout)
                 .then(|| conv(&w.pp("nin_shortcut"), cin, cout, 1, 1, 0))
@@ -156,14 +141,14 @@ impl ResnetBlock {
     }
 
     /// `forward(x, temb=None)`.
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let h = self.conv1.forward(&swish(&self.norm1.forward(x)?)?)?;
-        let h = self.conv2.forward(&swish(&self.norm2.forward(&h)?)?)?;
+    pub fn forward<T: Activations>(&self, x: &T) -> Result<T> {
+        let h = swish(&self.norm1.forward(x)?)?.conv(&self.conv1)?;
+        let h = swish(&self.norm2.forward(&h)?)?.conv(&self.conv2)?;
         let x = match &self.nin_shortcut {
-            Some(s) => s.forward(x)?,
+            Some(s) => x.conv(s)?,
             None => x.clone(),
         };
-        Ok((x + h)?)
+        Ok(x.add(&h)?)
     }
 }
 
@@ -171,8 +156,8 @@ impl ResnetBlock {
 /// feature map, normalised by `norm2`) when given, else from `x`.
 #[derive(Debug)]
 pub struct MultiHeadAttnBlock {
-    norm1: Normalize,
-    norm2: Normalize,
+    norm1: GroupNorm,
+    norm2: GroupNorm,
     q: Conv2d,
     k: Conv2d,
     v: Conv2d,
@@ -184,8 +169,8 @@ impl MultiHeadAttnBlock {
     /// Loads `norm1`, `norm2`, `q`, `k`, `v`, `proj_out` (1×1 convolutions).
     pub fn load(w: &Weights, c: usize, head_size: usize) -> Result<Self> {
         Ok(Self {
-            norm1: Normalize::load(&w.pp("norm1"), c)?,
-            norm2: Normalize::load(&w.pp("norm2"), c)?,
+            norm1: normalize(&w.pp("norm1"), c)?,
+            norm2: normalize(&w.pp("norm2"), c)?,
             q: conv(&w.pp("q"), c, c, 1, 1, 0)?,
             k: conv(&w.pp("k"), c, c, 1, 1, 0)?,
             v: conv(&w.pp("v"), c, c, 1, 1, 0)?,
@@ -195,35 +180,17 @@ impl MultiHeadAttnBlock {
     }
 
     /// `forward(x, y=None)`.
-    pub fn forward(&self, x: &Tensor, y: Option<&Tensor>) -> Result<Tensor> {
+    pub fn forward<T: Activations>(&self, x: &T, y: Option<&T>) -> Result<T> {
         let h_ = self.norm1.forward(x)?;
         let y = match y {
             Some(y) => self.norm2.forward(y)?,
             None => h_.clone(),
         };
-        let q = self.q.forward(&y)?;
-        let k = self.k.forward(&h_)?;
-        let v = self.v.forward(&h_)?;
-        let (b, c, h, w) = q.dims4()?;
-        let (heads, att) = (self.head_size, c / self.head_size);
-        // (b, c, h, w) → (b, head, att, hw); q and v as (b, head, hw, att), k as (b, head, att, hw).
-        let split = |t: &Tensor| t.reshape((b, heads, att, h * w));
-        let q = split(&q)?.transpose(2, 3)?.contiguous()?;
-        let k = split(&k)?.contiguous()?;
-        let v = split(&v)?.transpose(2, 3)?.contiguous()?;
-        // `q.mul_(int(att) ** -0.5)`: the Python float applied as f32.
-        let scale = (att as f64).powf(-0.5) as f32;
-        let q = q.affine(f64::from(scale), 0.0)?;
-        let w_ = softmax_last_dim(&q.matmul(&k)?)?;
-        let w_ = w_.matmul(&v)?; // (b, head, hw, att)
-        // → (b, hw, head, att) → (b, h, w, c) → (b, c, h, w)
-        let w_ = w_
-            .transpose(1, 2)?
-            .contiguous()?
-            .reshape((b, h, w, c))?
-            .permute((0, 3, 1, 2))?
-            .contiguous()?;
-        Ok((x + self.proj_out.forward(&w_)?)?)
+        let q = y.conv(&self.q)?;
+        let k = h_.conv(&self.k)?;
+        let v = h_.conv(&self.v)?;
+        let w_ = T::attention(&q, &k, &v, self.head_size)?;
+        Ok(x.add(&w_.conv(&self.proj_out)?)?)
     }
 }
 
@@ -243,20 +210,20 @@ pub struct MultiHeadEncoder {
     mid_block_1: ResnetBlock,
     mid_attn_1: MultiHeadAttnBlock,
     mid_block_2: ResnetBlock,
-    norm_out: Normalize,
+    norm_out: GroupNorm,
     conv_out: Conv2d,
 }
 
 /// The encoder features the decoder's attention reads (`hs['block_{last}_atten']`, `hs['mid_atten']`),
 /// and its output (`hs['out']`).
 #[derive(Debug)]
-pub struct EncoderFeatures {
+pub struct EncoderFeatures<T> {
     /// After `mid.block_1` (`hs['block_{num_resolutions-1}_atten']`).
-    pub block_atten: Tensor,
+    pub block_atten: T,
     /// After `mid.block_2` (`hs['mid_atten']`).
-    pub mid_atten: Tensor,
+    pub mid_atten: T,
     /// `conv_out`'s result (`hs['out']`).
-    pub out: Tensor,
+    pub out: T,
 }
 
 impl MultiHeadEncoder {
@@ -298,14 +265,14 @@ impl MultiHeadEncoder {
             mid_block_1: ResnetBlock::load(&w.pp("mid.block_1"), block_in, block_in)?,
             mid_attn_1: MultiHeadAttnBlock::load(&w.pp("mid.attn_1"), block_in, cfg.head_size)?,
             mid_block_2: ResnetBlock::load(&w.pp("mid.block_2"), block_in, block_in)?,
-            norm_out: Normalize::load(&w.pp("norm_out"), block_in)?,
+            norm_out: normalize(&w.pp("norm_out"), block_in)?,
             conv_out: conv(&w.pp("conv_out"), block_in, cfg.z_channels, 3, 1, 1)?,
         })
     }
 
-    /// `forward(x)`: the features the decoder needs.
-    pub fn forward(&self, x: &Tensor) -> Result<EncoderFeatures> {
-        let mut h = self.conv_in.forward(x)?;
+    /// `forward(x)`: the features the decoder needs, on the device `x` is on.
+    pub fn forward<T: Activations>(&self, x: &T) -> Result<EncoderFeatures<T>> {
+        let mut h = x.conv(&self.conv_in)?;
         for level in &self.down {
             for (j, block) in level.block.iter().enumerate() {
                 h = block.forward(&h)?;
@@ -315,7 +282,7 @@ impl MultiHeadEncoder {
             }
             if let Some(conv) = &level.resample {
                 // `F.pad(x, (0, 1, 0, 1))`: one zero column right, one zero row below.
-                h = conv.forward(&h.pad_with_zeros(3, 0, 1)?.pad_with_zeros(2, 0, 1)?)?;
+                h = h.pad2d([0, 1, 0, 1])?.conv(conv)?;
             }
         }
         h = self.mid_block_1.forward(&h)?;
@@ -323,7 +290,7 @@ impl MultiHeadEncoder {
         h = self.mid_attn_1.forward(&h, None)?;
         h = self.mid_block_2.forward(&h)?;
         let mid_atten = h.clone();
-        let out = self.conv_out.forward(&swish(&self.norm_out.forward(&h)?)?)?;
+        let out = swish(&self.norm_out.forward(&h)?)?.conv(&self.conv_out)?;
         Ok(EncoderFeatures {
             block_atten,
             mid_atten,
@@ -341,7 +308,7 @@ pub struct MultiHeadDecoderTransformer {
     mid_block_2: ResnetBlock,
     /// `up[i]`, indexed by level as in the reference (run from the last to the first).
     up: Vec<Level>,
-    norm_out: Normalize,
+    norm_out: GroupNorm,
     conv_out: Conv2d,
 }
 
@@ -385,14 +352,14 @@ impl MultiHeadDecoderTransformer {
             mid_attn_1,
             mid_block_2,
             up: up.into_iter().flatten().collect(),
-            norm_out: Normalize::load(&w.pp("norm_out"), block_in)?,
+            norm_out: normalize(&w.pp("norm_out"), block_in)?,
             conv_out: conv(&w.pp("conv_out"), block_in, cfg.out_ch, 3, 1, 1)?,
         })
     }
 
-    /// `forward(z, hs)`.
-    pub fn forward(&self, z: &Tensor, hs: &EncoderFeatures) -> Result<Tensor> {
-        let mut h = self.conv_in.forward(z)?;
+    /// `forward(z, hs)`, on the device `z` is on.
+    pub fn forward<T: Activations>(&self, z: &T, hs: &EncoderFeatures<T>) -> Result<T> {
+        let mut h = z.conv(&self.conv_in)?;
         h = self.mid_block_1.forward(&h)?;
         h = self.mid_attn_1.forward(&h, Some(&hs.mid_atten))?;
         h = self.mid_block_2.forward(&h)?;
@@ -406,12 +373,11 @@ impl MultiHeadDecoderTransformer {
                 }
             }
             if let Some(conv) = &level.resample {
-                let (_, _, hh, ww) = h.dims4()?;
-                h = interpolate_nearest(&h, &Resize::Size(vec![hh * 2, ww * 2]))?;
-                h = conv.forward(&h)?;
+                let size = h.dims()[2..].iter().map(|s| s * 2).collect();
+                h = h.interpolate_nearest(&Resize::Size(size))?.conv(conv)?;
             }
         }
-        Ok(self.conv_out.forward(&swish(&self.norm_out.forward(&h)?)?)?)
+        Ok(swish(&self.norm_out.forward(&h)?)?.conv(&self.conv_out)?)
     }
 }
 
@@ -518,8 +484,8 @@ impl RestoreFormer {
     }
 
     /// `quant_conv`: the encoder's output mapped to the codebook width (the quantiser's input).
-    pub fn quant_conv(&self, h: &Tensor) -> Result<Tensor> {
-        Ok(self.quant_conv.forward(h)?)
+    pub fn quant_conv<T: Activations>(&self, h: &T) -> Result<T> {
+        Ok(h.conv(&self.quant_conv)?)
     }
 
     /// The configuration it was built with.
@@ -527,9 +493,19 @@ impl RestoreFormer {
         &self.config
     }
 
-    /// `forward(input)[0]`: the restored face, `(b, 3, s, s)` in `[-1, 1]` (not clamped).
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let (_, c, h, w) = x.dims4()?;
+    /// `forward(input)[0]`: the restored face, `(b, 3, s, s)` in `[-1, 1]` (not clamped), on the
+    /// device `x` is on. The codebook lookup runs on the host: its squared distances are rounded
+    /// as the reference's f32 ones, so near-ties pick the same entry (on a GPU the latents come
+    /// back and the quantised ones go up, 16 × 16 × 256 values each way at the official size).
+    pub fn forward<T: Activations>(&self, x: &T) -> Result<T> {
+        let (c, h, w) = match *x.dims() {
+            [_, c, h, w] => (c, h, w),
+            ref d => {
+                return Err(EnhanceError::BadFrame(format!(
+                    "RestoreFormer takes (b, 3, h, w) faces, got {d:?}"
+                )));
+            }
+        };
         let s = self.config.resolution;
         if c != self.config.in_channels || h != s || w != s {
             return Err(EnhanceError::BadFrame(format!(
@@ -538,8 +514,8 @@ impl RestoreFormer {
             )));
         }
         let hs = self.encoder.forward(x)?;
-        let quant = self.quantize.forward(&self.quant_conv(&hs.out)?)?;
-        let dec = self.decoder.forward(&self.post_quant_conv.forward(&quant)?, &hs)?;
-        Ok(dec)
+        let z = self.quant_conv(&hs.out)?;
+        let quant = T::lift(&z, &self.quantize.forward(&z.to_host()?)?)?;
+        self.decoder.forward(&quant.conv(&self.post_quant_conv)?, &hs)
     }
 }

@@ -8,8 +8,9 @@
 //! as `RealESRGANer` loads it.
 
 use candle_core::Tensor;
-use sadtalker_nn::{Conv2d, ConvParams, Weights};
-use sadtalker_ops::{Resize, interpolate_nearest, leaky_relu};
+use sadtalker_gpu::{GpuTensor, context};
+use sadtalker_nn::{Activations, Conv2d, ConvParams, Weights};
+use sadtalker_ops::Resize;
 
 use crate::{EnhanceError, Result};
 
@@ -58,13 +59,13 @@ fn conv3(w: &Weights, cin: usize, cout: usize) -> Result<Conv2d> {
     Ok(Conv2d::load(w, cin, cout, [3, 3], ConvParams::padding(1), true)?)
 }
 
-fn lrelu(x: &Tensor) -> Result<Tensor> {
-    Ok(leaky_relu(x, 0.2)?)
+fn lrelu<T: Activations>(x: &T) -> Result<T> {
+    Ok(x.leaky_relu(0.2)?)
 }
 
 /// `x * 0.2 + x0`: the scaled residual, rounded as PyTorch rounds it (multiply, then add).
-fn residual(x: &Tensor, x0: &Tensor) -> Result<Tensor> {
-    Ok((x.affine(f64::from(0.2f32), 0.0)? + x0)?)
+fn residual<T: Activations>(x: &T, x0: &T) -> Result<T> {
+    Ok(x.scale(0.2)?.add(x0)?)
 }
 
 /// `ResidualDenseBlock(num_feat, num_grow_ch)`: five 3×3 convolutions, each seeing all earlier outputs.
@@ -88,15 +89,20 @@ impl ResidualDenseBlock {
     }
 
     /// `forward(x)`.
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    pub fn forward<T: Activations>(&self, x: &T) -> Result<T> {
         let mut feats = vec![x.clone()];
         for conv in &self.convs[..4] {
-            let y = lrelu(&conv.forward(&Tensor::cat(&feats, 1)?)?)?;
+            let y = lrelu(&cat(&feats)?.conv(conv)?)?;
             feats.push(y);
         }
-        let x5 = self.convs[4].forward(&Tensor::cat(&feats, 1)?)?;
+        let x5 = cat(&feats)?.conv(&self.convs[4])?;
         residual(&x5, x)
     }
+}
+
+/// `torch.cat(feats, 1)`.
+fn cat<T: Activations>(feats: &[T]) -> Result<T> {
+    Ok(T::cat_channels(&feats.iter().collect::<Vec<_>>())?)
 }
 
 /// `RRDB(num_feat, num_grow_ch)`: three dense blocks and a scaled residual.
@@ -118,7 +124,7 @@ impl Rrdb {
     }
 
     /// `forward(x)`.
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    pub fn forward<T: Activations>(&self, x: &T) -> Result<T> {
         let mut out = x.clone();
         for r in &self.rdb {
             out = r.forward(&out)?;
@@ -194,19 +200,31 @@ impl RRDBNet {
         &self.config
     }
 
-    /// `forward(x)`: `(b, 3, h, w)` in `[0, 1]` → `(b, 3, h·scale, w·scale)` (not clamped).
+    /// `forward(x)`: `(b, 3, h, w)` in `[0, 1]` → `(b, 3, h·scale, w·scale)` (not clamped). The
+    /// pixel unshuffle runs on the host; on the thread's GPU, when one is set, everything after it
+    /// does (the unshuffled input goes up, the image comes back).
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let u = self.config.unshuffle();
         let feat = if u > 1 { pixel_unshuffle(x, u)? } else { x.clone() };
-        let feat = self.conv_first.forward(&feat)?;
+        match context::current() {
+            Some(dev) => Ok(self
+                .forward_unshuffled(&GpuTensor::from_tensor(&dev, &feat)?)?
+                .to_host()?),
+            None => self.forward_unshuffled(&feat),
+        }
+    }
+
+    /// `forward(x)` from `conv_first` on, `feat` already pixel-unshuffled, on the device `feat` is on.
+    pub fn forward_unshuffled<T: Activations>(&self, feat: &T) -> Result<T> {
+        let feat = feat.conv(&self.conv_first)?;
         let mut body = feat.clone();
         for block in &self.body {
             body = block.forward(&body)?;
         }
-        let feat = (&feat + self.conv_body.forward(&body)?)?;
-        let up = |t: &Tensor| interpolate_nearest(t, &Resize::Scale(vec![2.0, 2.0]));
-        let feat = lrelu(&self.conv_up1.forward(&up(&feat)?)?)?;
-        let feat = lrelu(&self.conv_up2.forward(&up(&feat)?)?)?;
-        Ok(self.conv_last.forward(&lrelu(&self.conv_hr.forward(&feat)?)?)?)
+        let feat = feat.add(&body.conv(&self.conv_body)?)?;
+        let up = |t: &T| t.interpolate_nearest(&Resize::Scale(vec![2.0, 2.0]));
+        let feat = lrelu(&up(&feat)?.conv(&self.conv_up1)?)?;
+        let feat = lrelu(&up(&feat)?.conv(&self.conv_up2)?)?;
+        Ok(lrelu(&feat.conv(&self.conv_hr)?)?.conv(&self.conv_last)?)
     }
 }

@@ -15,6 +15,7 @@ use common::{RawGolden, image_diff};
 use sadtalker_checkpoint::{Recipe, Weights};
 use sadtalker_enhance::gfpganer::{enhance_with, face_to_parse_tensor, face_to_tensor, tensor_to_face};
 use sadtalker_enhance::{FaceRestoreHelper, ParseNet, ParseNetConfig, RestoreFormer, RestoreFormerConfig};
+use sadtalker_gpu::GpuTensor;
 use sadtalker_parity::assert_close;
 use sadtalker_preprocess::detect::Detection;
 use serde_json::Value;
@@ -54,6 +55,21 @@ fn tensor(g: &RawGolden, name: &str) -> Tensor {
 
 #[test]
 fn reduced_restoreformer_matches_reference() {
+    reduced_restoreformer(None);
+}
+
+/// The same network with every activation on a GPU (lavapipe in CI, which `.ci/run` installs; a
+/// missing device fails under `CI=true`), at the CPU path's bars.
+#[test]
+fn reduced_restoreformer_matches_reference_on_the_gpu() {
+    let Some(dev) = sadtalker_gpu::context::device_for_test(sadtalker_gpu::DeviceKind::Vulkan) else {
+        return;
+    };
+    reduced_restoreformer(Some(&dev));
+}
+
+/// `rf_32` on the CPU, or with the face uploaded to `gpu` and the network run there.
+fn reduced_restoreformer(gpu: Option<&sadtalker_gpu::Device>) {
     let g = golden();
     let case = g.case("rf_32");
     let cfg = config(case);
@@ -65,8 +81,15 @@ fn reduced_restoreformer_matches_reference() {
 
     // The quantiser's input, then the entries chosen: identical (the reference's nearest/second-nearest
     // gap is printed by the script, `min_gap`).
-    let hs = net.encoder.forward(&x).unwrap();
-    let quant_in = net.quant_conv(&hs.out).unwrap();
+    let up = gpu.map(|dev| GpuTensor::from_tensor(dev, &x).unwrap());
+    let quant_in = match &up {
+        Some(up) => net
+            .quant_conv(&net.encoder.forward(up).unwrap().out)
+            .unwrap()
+            .to_tensor()
+            .unwrap(),
+        None => net.quant_conv(&net.encoder.forward(&x).unwrap().out).unwrap(),
+    };
     let d = assert_close(
         "rf_32 quant_conv output",
         &quant_in,
@@ -79,7 +102,19 @@ fn reduced_restoreformer_matches_reference() {
     let theirs: Vec<u32> = theirs.iter().map(|&v| v as u32).collect();
     assert_eq!(ours, theirs, "codebook entries");
 
-    let y = net.forward(&x).unwrap();
+    let y = match (&up, gpu) {
+        (Some(up), Some(dev)) => {
+            net.forward(up).unwrap(); // uploads the decoder's weights
+            let before = dev.transfers();
+            let y = net.forward(up).unwrap().to_tensor().unwrap();
+            // The latents down and the chosen codebook entries up (the lookup is the host's),
+            // the face down.
+            let moved = dev.transfers() - before;
+            assert_eq!((moved.uploads, moved.downloads), (1, 2), "{moved:?}");
+            y
+        }
+        _ => net.forward(&x).unwrap(),
+    };
     let d = assert_close("rf_32 output", &y, &tensor(&g, "rf_32.output"), 2e-5);
     println!(
         "rf_32 output: max abs {:.2e}, rel {:.2e} (reference f32 vs f64: {:.2e}, min code gap {:.1e})",

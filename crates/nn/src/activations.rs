@@ -9,7 +9,7 @@ use candle_core::Tensor;
 use sadtalker_gpu::GpuTensor;
 use sadtalker_ops::Resize;
 
-use crate::{BatchNorm, Conv, InstanceNorm, Param, Result};
+use crate::{BatchNorm, Conv, GroupNorm, InstanceNorm, Param, Result};
 
 /// The operations the networks apply between layers, and the layers themselves, for one kind
 /// of tensor. Each mirrors a `torch` call; both kinds compute the same values (the GPU within
@@ -67,6 +67,13 @@ pub trait Activations: Sized + Clone {
     fn param(like: &Self, p: &Param) -> Result<Self>;
     /// The values on the host (read back from a GPU).
     fn to_host(&self) -> Result<Tensor>;
+    /// `norm(x)` for a group norm.
+    fn group_norm(&self, norm: &GroupNorm) -> Result<Self>;
+    /// `F.pad(x, (left, right, top, bottom))` with zeros, on the last two axes.
+    fn pad2d(&self, pad: [usize; 4]) -> Result<Self>;
+    /// RestoreFormer's multi-head attention of `q` over `k` and `v` (all `(b, c, h, w)`): see
+    /// `sadtalker_ops::attention`.
+    fn attention(q: &Self, k: &Self, v: &Self, heads: usize) -> Result<Self>;
 }
 
 /// `v` `(N, C)` or `(C)` viewed as `(N | 1, C, 1, ...)` to broadcast over a rank-`rank` tensor.
@@ -172,6 +179,31 @@ impl Activations for Tensor {
     fn to_host(&self) -> Result<Tensor> {
         Ok(self.clone())
     }
+    fn group_norm(&self, norm: &GroupNorm) -> Result<Self> {
+        Ok(sadtalker_ops::group_norm(
+            self,
+            norm.num_groups,
+            Some(norm.weight.value()),
+            Some(norm.bias.value()),
+            norm.eps,
+        )?)
+    }
+    fn pad2d(&self, [left, right, top, bottom]: [usize; 4]) -> Result<Self> {
+        let r = self.rank();
+        if r < 2 {
+            return Err(sadtalker_ops::OpError::Shape {
+                op: "pad",
+                msg: format!("expected at least two axes, got {:?}", self.dims()),
+            }
+            .into());
+        }
+        Ok(self
+            .pad_with_zeros(r - 1, left, right)?
+            .pad_with_zeros(r - 2, top, bottom)?)
+    }
+    fn attention(q: &Self, k: &Self, v: &Self, heads: usize) -> Result<Self> {
+        Ok(sadtalker_ops::attention(q, k, v, heads)?)
+    }
 }
 
 impl Activations for GpuTensor {
@@ -249,5 +281,21 @@ impl Activations for GpuTensor {
     }
     fn to_host(&self) -> Result<Tensor> {
         Ok(self.to_tensor()?)
+    }
+    fn group_norm(&self, norm: &GroupNorm) -> Result<Self> {
+        let (w, b) = (norm.weight.on(self)?, norm.bias.on(self)?);
+        Ok(sadtalker_gpu::group_norm(
+            self,
+            norm.num_groups,
+            Some(&w),
+            Some(&b),
+            norm.eps,
+        )?)
+    }
+    fn pad2d(&self, pad: [usize; 4]) -> Result<Self> {
+        Ok(sadtalker_gpu::pad2d(self, pad)?)
+    }
+    fn attention(q: &Self, k: &Self, v: &Self, heads: usize) -> Result<Self> {
+        Ok(sadtalker_gpu::attention(q, k, v, heads)?)
     }
 }

@@ -24,7 +24,7 @@ mod param;
 pub use activations::Activations;
 pub use conv::{Conv, Conv1d, Conv2d, Conv3d, ConvTranspose, ConvTranspose2d};
 pub use linear::Linear;
-pub use norm::{BatchNorm, InstanceNorm};
+pub use norm::{BatchNorm, GroupNorm, InstanceNorm};
 pub use param::Param;
 pub use sadtalker_checkpoint::Weights;
 pub use sadtalker_ops::ConvParams;

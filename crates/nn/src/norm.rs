@@ -4,7 +4,7 @@ use sadtalker_gpu::GpuTensor;
 use sadtalker_ops::BatchNormStats;
 
 use crate::on_device::OnDevice;
-use crate::{Activations, Result};
+use crate::{Activations, Param, Result};
 
 /// `torch.nn.BatchNorm1d/2d/3d` (and SadTalker's `SynchronizedBatchNorm2d/3d`, which is
 /// the same at inference) in eval mode: `weight`, `bias`, `running_mean`, `running_var`.
@@ -131,5 +131,40 @@ impl InstanceNorm {
             self.bias.as_ref(),
             self.eps,
         )?)
+    }
+}
+
+/// `nn.GroupNorm(num_groups, num_channels, eps, affine=True)`: each sample's channels in
+/// `num_groups` runs, each normalised by its own statistics, then the per-channel `weight` and
+/// `bias` (kept as [`Param`]s: uploaded to a GPU once).
+#[derive(Debug, Clone)]
+pub struct GroupNorm {
+    pub(crate) weight: Param,
+    pub(crate) bias: Param,
+    pub(crate) num_groups: usize,
+    pub(crate) eps: f64,
+}
+
+impl GroupNorm {
+    /// Loads `weight` and `bias` (`num_channels` each); `num_channels` must split into `num_groups`.
+    pub fn load(w: &Weights, num_groups: usize, num_channels: usize, eps: f64) -> Result<Self> {
+        if num_groups == 0 || !num_channels.is_multiple_of(num_groups) {
+            return Err(sadtalker_ops::OpError::Shape {
+                op: "group_norm",
+                msg: format!("{num_channels} channels cannot be split into {num_groups} groups"),
+            }
+            .into());
+        }
+        Ok(Self {
+            weight: Param::new(w.get(&[num_channels], "weight")?),
+            bias: Param::new(w.get(&[num_channels], "bias")?),
+            num_groups,
+            eps,
+        })
+    }
+
+    /// The layer's forward pass, on the device `x` is on.
+    pub fn forward<T: Activations>(&self, x: &T) -> Result<T> {
+        x.group_norm(self)
     }
 }

@@ -9,7 +9,8 @@
 use candle_core::{Device, Tensor};
 use image::RgbImage;
 use sadtalker_coeffs::Coeff3dmm;
-use sadtalker_nn::{Conv2d, ConvParams, Weights};
+use sadtalker_gpu::{GpuTensor, context};
+use sadtalker_nn::{Activations, Conv2d, ConvParams, Weights};
 
 use crate::resnet::ResNet50;
 use crate::{PreprocessError, Result};
@@ -24,7 +25,9 @@ pub const PREFIXES: [&str; 2] = ["face_3drecon", "net_recon"];
 #[derive(Debug)]
 pub struct ReconNet {
     backbone: ResNet50,
-    final_layers: Vec<Conv2d>,
+    /// `final_layers.0..6` stacked along their outputs into one 2048 → 257 convolution: the
+    /// reference concatenates their outputs in this order, and one layer is one read-back on a GPU.
+    final_layers: Conv2d,
 }
 
 impl ReconNet {
@@ -38,6 +41,7 @@ impl ReconNet {
             .enumerate()
             .map(|(i, &n)| Ok(Conv2d::load(&fl.pp(i), 2048, n, [1, 1], ConvParams::default(), true)?))
             .collect::<Result<Vec<_>>>()?;
+        let final_layers = Conv2d::concat_out(&final_layers.iter().collect::<Vec<_>>())?;
         Ok(Self { backbone, final_layers })
     }
 
@@ -53,23 +57,31 @@ impl ReconNet {
         Self::load(&root.pp(prefix))
     }
 
-    /// `(N, 3, 224, 224)` RGB in `[0, 1]` → `(N, 257)`.
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    /// `forward(x)`: `(N, 3, 224, 224)` RGB in `[0, 1]` → `(N, 257, 1, 1)`, on the device `x` is on.
+    pub fn forward<T: Activations>(&self, x: &T) -> Result<T> {
         let f = self.backbone.forward(x)?.layer4;
-        let f = sadtalker_ops::adaptive_avg_pool(&f, &[1, 1])?;
-        let outs = self
-            .final_layers
-            .iter()
-            .map(|l| Ok(l.forward(&f)?))
-            .collect::<Result<Vec<_>>>()?;
-        Ok(Tensor::cat(&outs, 1)?.flatten_from(1)?)
+        // `avgpool` (`AdaptiveAvgPool2d((1, 1))`): one window over the whole map.
+        let (h, w) = match *f.dims() {
+            [_, _, h, w] => (h, w),
+            ref d => {
+                return Err(PreprocessError::Internal(format!(
+                    "reconstruction net: layer4 is {d:?}"
+                )));
+            }
+        };
+        Ok(f.avg_pool([h, w])?.conv(&self.final_layers)?)
     }
 
     /// The 257-D coefficients of one aligned 224 × 224 face, fed as the reference does
-    /// (`uint8 / 255.` in float64, then float32).
+    /// (`uint8 / 255.` in float64, then float32); on the thread's GPU when one is set (the image
+    /// goes up, the coefficients come back).
     pub fn coefficients(&self, aligned: &RgbImage, device: &Device) -> Result<Coeff3dmm> {
         let x = image_to_tensor(aligned, device, |v| (f64::from(v) / 255.0) as f32)?;
-        let y = self.forward(&x)?.flatten_all()?.to_vec1::<f32>()?;
+        let y = match context::current() {
+            Some(dev) => self.forward(&GpuTensor::from_tensor(&dev, &x)?)?.to_host()?,
+            None => self.forward(&x)?,
+        };
+        let y = y.flatten_all()?.to_vec1::<f32>()?;
         Coeff3dmm::from_slice(&y).map_err(|e| PreprocessError::Internal(format!("reconstruction net output: {e}")))
     }
 }

@@ -7,6 +7,7 @@ mod common;
 use candle_core::{Device, Tensor};
 use common::{checksum, f64s, i64s, png, points, values};
 use sadtalker_checkpoint::{Recipe, Weights};
+use sadtalker_gpu::{DeviceKind, context};
 use sadtalker_parity::{Golden, assert_close};
 use sadtalker_preprocess::extract::{ExtractOptions, Extractor, LandmarkSource, PictureLandmarks};
 use sadtalker_preprocess::recon::ReconNet;
@@ -17,18 +18,49 @@ fn recon_net() -> ReconNet {
     ReconNet::load_from_checkpoint(&root).expect("recon net from the recipe")
 }
 
-#[test]
-fn recon_net_matches_reference() {
+/// Every golden case through `net`, on the CPU or with its activations on `gpu`, against the
+/// reference.
+fn check_recon(net: &ReconNet, gpu: Option<&sadtalker_gpu::Device>) {
     let g = Golden::open("goldens/preprocess/recon.safetensors");
-    let net = recon_net();
+    let mut n = 0;
     for case in g.cases() {
         let img = png(case.params["input_png"].as_str().expect("input png"));
-        let ours = net.coefficients(&img, &Device::Cpu).expect("forward");
+        let ours = context::with(gpu, || {
+            let Some(dev) = gpu else {
+                return net.coefficients(&img, &Device::Cpu).expect("forward");
+            };
+            net.coefficients(&img, &Device::Cpu)
+                .expect("forward (uploads the weights)");
+            let before = dev.transfers();
+            let c = net.coefficients(&img, &Device::Cpu).expect("forward");
+            // The aligned face goes up, the 257 coefficients come back.
+            let moved = dev.transfers() - before;
+            assert_eq!((moved.uploads, moved.downloads), (1, 1), "{moved:?}");
+            c
+        });
         let ours = Tensor::new(&ours.0[..], &Device::Cpu)
             .and_then(|t| t.unsqueeze(0))
             .expect("tensor");
-        assert_close(case.name(), &ours, &case.tensor("output"), 1e-4);
+        let d = assert_close(case.name(), &ours, &case.tensor("output"), 1e-4);
+        println!("{}: max abs {:.2e}, rel {:.2e}", case.name(), d.max_abs, d.rel);
+        n += 1;
     }
+    assert!(n > 0, "no recon cases in the golden");
+}
+
+#[test]
+fn recon_net_matches_reference() {
+    check_recon(&recon_net(), None);
+}
+
+/// The whole network on a GPU (lavapipe in CI, which `.ci/run` installs; a missing device fails
+/// under `CI=true`), at the CPU path's bar.
+#[test]
+fn recon_net_matches_reference_on_the_gpu() {
+    let Some(dev) = context::device_for_test(DeviceKind::Vulkan) else {
+        return;
+    };
+    check_recon(&recon_net(), Some(&dev));
 }
 
 #[test]

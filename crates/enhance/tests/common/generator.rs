@@ -7,14 +7,6 @@ use sadtalker_enhance::{GFPGANv1Clean, GfpganConfig, ParseNet, ParseNetConfig};
 use sadtalker_gpu::GpuTensor;
 use sadtalker_parity::{Golden, assert_close};
 
-/// Held while a test counts a shared device's transfers, so that no other test's traffic falls
-/// into its window (the tests of a binary share one device and run in parallel).
-static COUNTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn counting() -> std::sync::MutexGuard<'static, ()> {
-    COUNTING.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
 fn golden() -> Golden {
     Golden::open("goldens/enhance/generator.safetensors")
 }
@@ -36,7 +28,6 @@ pub fn gfpgan_128_matches_reference(gpu: Option<&sadtalker_gpu::Device>) {
     let (style, y) = match gpu {
         // The whole network on the device: the face goes up, the restored face comes back.
         Some(dev) => {
-            let _counting = counting();
             let up = GpuTensor::from_tensor(dev, &x).unwrap();
             let (style, _) = net.encode(&up).unwrap();
             net.forward(&up, &mut super::RecipeNoise).unwrap();
@@ -87,7 +78,6 @@ pub fn parsenet_64_matches_reference(gpu: Option<&sadtalker_gpu::Device>) {
     let (mask, img) = match gpu {
         // The whole network on the device: the face goes up, the logits and the image come back.
         Some(dev) => {
-            let _counting = counting();
             let up = GpuTensor::from_tensor(dev, &x).unwrap();
             net.forward(&up).unwrap();
             let before = dev.transfers();

@@ -4,6 +4,7 @@
 #![allow(dead_code, clippy::unwrap_used)] // shared by several test binaries, each using a part
 
 pub mod generator;
+pub mod realesrgan;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -26,8 +27,16 @@ pub struct RawGolden {
     pub cases: Vec<Value>,
 }
 
+/// Held by a test for as long as it uses the shared device, so that no other test's traffic
+/// falls into its transfer counts (the tests of a binary share one device and run in parallel).
+static COUNTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+pub fn counting() -> std::sync::MutexGuard<'static, ()> {
+    COUNTING.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 pub fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures")
+    sadtalker_parity::fixtures_dir()
 }
 
 impl RawGolden {
