@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds what tools/gpu/run-on-gpu.sh needs on a GPU machine with no package registry, into gpu-kit/
 # (ignored by git; carry it with the run): release binaries of `sadtalker` and `sadtalker-bench`, the
-# device test binaries (crates/gpu; the renderer, enhancers, face detection and 3DMM reconstruction
-# parity tests with their device cases), and the reference's wheel.
+# device test binaries (crates/gpu; the renderer, enhancers, face detection, landmarks and 3DMM
+# reconstruction parity tests with their device cases), and the reference's wheel.
 # Run here, from the repository root:  bash tools/gpu/make-kit.sh
 # Then, on the GPU machine, from a copy of this checkout with gpu-kit/ beside it:  bash tools/gpu/run-on-gpu.sh
 set -euo pipefail
@@ -18,7 +18,7 @@ cargo test --release --no-run -p sadtalker-gpu -p sadtalker-render --test device
     --test conv_parity --test devices --test elementwise_parity --test norm_parity --test tensor \
     --test spatial_parity --test attention_parity \
     -p sadtalker-enhance --test generator --test restoreformer \
-    -p sadtalker-preprocess --test detect --test recon \
+    -p sadtalker-preprocess --test detect --test fan --test recon \
     --message-format=json 2>/dev/null |
   python3 -c '
 import json, shutil, sys, os

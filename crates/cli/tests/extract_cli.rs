@@ -59,8 +59,14 @@ fn extract_with_given_landmarks_matches_the_reference() {
     let out = TempDir::new().expect("tempdir");
     let astro = fixtures().join("preprocess/astronaut.png");
     let lm = env().path().join("lm.txt");
-    for mode in ["crop", "extfull"] {
-        let dir = out.path().join(mode);
+    // On the CPU, and on a GPU where one opens (under CI=true, lavapipe must): the reconstruction
+    // net on the device, the same bars.
+    let mut runs = vec![("crop", "cpu"), ("extfull", "cpu")];
+    if sadtalker_gpu::context::device_for_test(sadtalker_gpu::DeviceKind::Vulkan).is_some() {
+        runs.push(("crop", "vulkan"));
+    }
+    for (mode, device) in runs {
+        let dir = out.path().join(format!("{mode}-{device}"));
         let o = run(
             &[
                 "--source-image",
@@ -71,6 +77,8 @@ fn extract_with_given_landmarks_matches_the_reference() {
                 lm.to_str().expect("utf-8"),
                 "--preprocess",
                 mode,
+                "--device",
+                device,
                 "--json",
             ],
             &env().path().join("checkpoints"),
@@ -79,6 +87,7 @@ fn extract_with_given_landmarks_matches_the_reference() {
         let summary: Value = serde_json::from_slice(&o.stdout).expect("JSON summary");
         assert_eq!(summary["mode"], mode);
         assert_eq!(summary["frames"], 1);
+        assert_eq!(summary["device"], device, "{summary}");
         // The .mat as the reference writes it, with the reference's values.
         let mat = sadtalker_coeffs::file::FirstFrameFile::read(dir.join("astronaut.mat")).expect("the .mat");
         let g = Checkpoint::open(fixtures().join("goldens/preprocess/e2e.safetensors")).expect("golden");

@@ -26,7 +26,7 @@ pub use error::{GpuError, Result};
 pub use ops::attention::{attention, softmax};
 pub use ops::conv::{PaddingMode, conv, conv_padded, conv1d, conv2d, conv3d};
 pub use ops::elementwise::{
-    add, add_one_channel, channel_affine, leaky_relu, mul, mul_one_channel, relu, scale, scale_channels,
+    add, add_one_channel, channel_affine, greater, leaky_relu, mul, mul_one_channel, relu, scale, scale_channels,
     shift_channels, sigmoid,
 };
 pub use ops::interpolate::{interpolate_bilinear, interpolate_nearest};

@@ -34,6 +34,15 @@ fn relu_and_empty_tensors() {
 }
 
 #[test]
+fn greater_is_a_zero_one_mask() {
+    let Some(dev) = common::device() else { return };
+    let v = [-1.0, 0.05, 0.050001, 0.7, 2.0, f32::NAN, f32::INFINITY];
+    let x = sadtalker_gpu::GpuTensor::from_slice(dev, &v, &[7]).unwrap();
+    let y = sadtalker_gpu::greater(&x, 0.05).unwrap().to_vec().unwrap();
+    assert_eq!(y, [0.0, 0.0, 1.0, 1.0, 1.0, 0.0, 1.0]);
+}
+
+#[test]
 fn leaky_relu_past_one_grid_row() {
     // More elements than 65535 workgroups of 256 hold: the kernel's second grid dimension.
     let Some(dev) = common::device() else { return };

@@ -71,6 +71,8 @@ pub trait Activations: Sized + Clone {
     fn group_norm(&self, norm: &GroupNorm) -> Result<Self>;
     /// `F.pad(x, (left, right, top, bottom))` with zeros, on the last two axes.
     fn pad2d(&self, pad: [usize; 4]) -> Result<Self>;
+    /// `(x > t)` as 1.0 / 0.0 values (a NaN gives 0): the mask of `torch.where(x > t, a, 0)`.
+    fn greater(&self, t: f32) -> Result<Self>;
     /// RestoreFormer's multi-head attention of `q` over `k` and `v` (all `(b, c, h, w)`): see
     /// `sadtalker_ops::attention`.
     fn attention(q: &Self, k: &Self, v: &Self, heads: usize) -> Result<Self>;
@@ -201,6 +203,9 @@ impl Activations for Tensor {
             .pad_with_zeros(r - 1, left, right)?
             .pad_with_zeros(r - 2, top, bottom)?)
     }
+    fn greater(&self, t: f32) -> Result<Self> {
+        Ok(self.gt(f64::from(t))?.to_dtype(candle_core::DType::F32)?)
+    }
     fn attention(q: &Self, k: &Self, v: &Self, heads: usize) -> Result<Self> {
         Ok(sadtalker_ops::attention(q, k, v, heads)?)
     }
@@ -294,6 +299,9 @@ impl Activations for GpuTensor {
     }
     fn pad2d(&self, pad: [usize; 4]) -> Result<Self> {
         Ok(sadtalker_gpu::pad2d(self, pad)?)
+    }
+    fn greater(&self, t: f32) -> Result<Self> {
+        Ok(sadtalker_gpu::greater(self, t)?)
     }
     fn attention(q: &Self, k: &Self, v: &Self, heads: usize) -> Result<Self> {
         Ok(sadtalker_gpu::attention(q, k, v, heads)?)

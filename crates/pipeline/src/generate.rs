@@ -540,16 +540,19 @@ fn run_stages(
                     threshold: opts.face_threshold,
                 },
             };
+            // On the job's device, as the reference runs CropAndExtract on its.
             Portrait::Fresh(Box::new(
-                extractor
-                    .extract(
-                        std::slice::from_ref(&inputs.image),
-                        &ExtractOptions {
-                            mode: opts.preprocess,
-                            pic_size: opts.size,
-                            landmarks,
-                        },
-                    )
+                compute
+                    .run_fp32(|| {
+                        extractor.extract(
+                            std::slice::from_ref(&inputs.image),
+                            &ExtractOptions {
+                                mode: opts.preprocess,
+                                pic_size: opts.size,
+                                landmarks,
+                            },
+                        )
+                    })
                     .at(Stage::Preprocess)?,
             ))
         }
@@ -586,18 +589,20 @@ fn run_stages(
                         )
                     })?;
                     // As the reference: the video's frames cut where its first frame's face is, 256 px.
-                    let ex = extractor
-                        .extract(
-                            frames,
-                            &ExtractOptions {
-                                mode: opts.preprocess,
-                                pic_size: 256,
-                                landmarks: LandmarkSource::Detect {
-                                    face_index: 0,
-                                    threshold: opts.face_threshold,
+                    let ex = compute
+                        .run_fp32(|| {
+                            extractor.extract(
+                                frames,
+                                &ExtractOptions {
+                                    mode: opts.preprocess,
+                                    pic_size: 256,
+                                    landmarks: LandmarkSource::Detect {
+                                        face_index: 0,
+                                        threshold: opts.face_threshold,
+                                    },
                                 },
-                            },
-                        )
+                            )
+                        })
                         // The extractor speaks of "the source image"; here it is the reference video.
                         .map_err(|e| match e {
                             sadtalker_preprocess::PreprocessError::NoFace { best, threshold, .. } => {

@@ -6,9 +6,10 @@
 //! `top_m_0`, `conv_last0`, `bn_end0`, `l0`, `bl0`, `al0`, ...), so the official file's `state_dict`
 //! loads unchanged.
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{Device, Tensor};
 use image::RgbImage;
-use sadtalker_nn::{BatchNorm, Conv2d, ConvParams, Weights};
+use sadtalker_gpu::{GpuTensor, context};
+use sadtalker_nn::{Activations, BatchNorm, Conv2d, ConvParams, Param, Weights};
 use sadtalker_ops::Resize;
 
 use crate::imgproc::cv_resize_linear;
@@ -168,8 +169,8 @@ struct CoordConv {
     conv: Conv2d,
     dim: usize,
     with_boundary: bool,
-    /// `xx`, `yy`, `rr` channels, `(1, 3, dim, dim)`, computed once.
-    coords: Tensor,
+    /// `xx`, `yy`, `rr` channels, `(1, 3, dim, dim)`, computed once (and uploaded once).
+    coords: Param,
 }
 
 impl CoordConv {
@@ -212,31 +213,36 @@ impl CoordConv {
             conv,
             dim,
             with_boundary,
-            coords,
+            coords: Param::new(coords),
         })
     }
 
-    fn forward(&self, x: &Tensor, heatmap: Option<&Tensor>) -> Result<Tensor> {
-        let (b, _, h, w) = x.dims4()?;
+    fn forward<T: Activations>(&self, x: &T, heatmap: Option<&T>) -> Result<T> {
+        let &[b, _, h, w] = x.dims() else {
+            return Err(PreprocessError::Internal(format!(
+                "CoordConv expects (N, C, H, W), got {:?}",
+                x.dims()
+            )));
+        };
         if (h, w) != (self.dim, self.dim) {
             return Err(PreprocessError::Internal(format!(
                 "CoordConv expects {0}×{0} input, got {h}×{w}",
                 self.dim
             )));
         }
-        let coords = self.coords.repeat((b, 1, 1, 1))?;
+        let coords = match b {
+            1 => self.coords.on(x)?,
+            _ => T::lift(x, &self.coords.value().repeat((b, 1, 1, 1))?)?,
+        };
         let mut parts = vec![x.clone(), coords.clone()];
         if let (true, Some(hm)) = (self.with_boundary, heatmap) {
-            let c = hm.dim(1)?;
-            let boundary = hm.narrow(1, c - 1, 1)?.clamp(0f32, 1f32)?;
-            let mask = boundary.gt(0.05f64)?;
-            let zeros = Tensor::zeros((b, 1, h, w), DType::F32, x.device())?;
-            let xx = coords.narrow(1, 0, 1)?;
-            let yy = coords.narrow(1, 1, 1)?;
-            parts.push(mask.where_cond(&xx, &zeros)?);
-            parts.push(mask.where_cond(&yy, &zeros)?);
+            let c = hm.dims()[1];
+            // `where(clamp(hm[:, -1:], 0, 1) > 0.05, xx | yy, 0)`: the clamp cannot change the
+            // comparison, and xx, yy times a 0/1 mask are xx, yy or zero.
+            let mask = hm.narrow(1, c - 1, 1)?.greater(0.05)?;
+            parts.push(coords.narrow(1, 0, 2)?.mul_one_channel(&mask)?);
         }
-        Ok(self.conv.forward(&Tensor::cat(&parts, 1)?)?)
+        Ok(T::cat_channels(&parts.iter().collect::<Vec<_>>())?.conv(&self.conv)?)
     }
 }
 
@@ -277,16 +283,16 @@ impl ConvBlock {
         })
     }
 
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let out1 = self.conv1.forward(&self.bn1.forward(x)?.relu()?)?;
-        let out2 = self.conv2.forward(&self.bn2.forward(&out1)?.relu()?)?;
-        let out3 = self.conv3.forward(&self.bn3.forward(&out2)?.relu()?)?;
-        let cat = Tensor::cat(&[&out1, &out2, &out3], 1)?;
+    fn forward<T: Activations>(&self, x: &T) -> Result<T> {
+        let out1 = self.bn1.forward(x)?.relu()?.conv(&self.conv1)?;
+        let out2 = self.bn2.forward(&out1)?.relu()?.conv(&self.conv2)?;
+        let out3 = self.bn3.forward(&out2)?.relu()?.conv(&self.conv3)?;
+        let cat = T::cat_channels(&[&out1, &out2, &out3])?;
         let residual = match &self.downsample {
-            Some((bn, conv)) => conv.forward(&bn.forward(x)?.relu()?)?,
+            Some((bn, conv)) => bn.forward(x)?.relu()?.conv(conv)?,
             None => x.clone(),
         };
-        Ok((cat + residual)?)
+        Ok(cat.add(&residual)?)
     }
 }
 
@@ -333,9 +339,9 @@ impl HourGlass {
         })
     }
 
-    fn forward_level(&self, level: usize, inp: &Tensor) -> Result<Tensor> {
+    fn forward_level<T: Activations>(&self, level: usize, inp: &T) -> Result<T> {
         let up1 = self.b1[level - 1].forward(inp)?;
-        let low1 = sadtalker_ops::avg_pool2d(inp, [2, 2], [2, 2], [0, 0], true)?;
+        let low1 = inp.avg_pool([2, 2])?;
         let low1 = self.b2[level - 1].forward(&low1)?;
         let low2 = if level > 1 {
             self.forward_level(level - 1, &low1)?
@@ -343,11 +349,11 @@ impl HourGlass {
             self.b2_plus_1.forward(&low1)?
         };
         let low3 = self.b3[level - 1].forward(&low2)?;
-        let up2 = sadtalker_ops::interpolate_nearest(&low3, &Resize::Scale(vec![2.0, 2.0]))?;
-        Ok((up1 + up2)?)
+        let up2 = low3.interpolate_nearest(&Resize::Scale(vec![2.0, 2.0]))?;
+        Ok(up1.add(&up2)?)
     }
 
-    fn forward(&self, x: &Tensor, heatmap: Option<&Tensor>) -> Result<Tensor> {
+    fn forward<T: Activations>(&self, x: &T, heatmap: Option<&T>) -> Result<T> {
         let x = self.coordconv.forward(x, heatmap)?;
         self.forward_level(self.depth, &x)
     }
@@ -434,25 +440,42 @@ impl Fan {
         Self::load(&scoped, Self::NUM_MODULES, Self::NUM_LANDMARKS)
     }
 
-    /// `FAN.forward`: `(N, 3, 256, 256)` → the heatmaps of every stack, `(N, L + 1, 64, 64)` each.
-    pub fn forward(&self, x: &Tensor) -> Result<Vec<Tensor>> {
+    /// `FAN.forward`: `(N, 3, 256, 256)` → the heatmaps of every stack, `(N, L + 1, 64, 64)` each,
+    /// on the device `x` is on.
+    pub fn forward<T: Activations>(&self, x: &T) -> Result<Vec<T>> {
         let x = self.conv1.forward(x, None)?;
         let x = self.bn1.forward(&x)?.relu()?;
-        let x = sadtalker_ops::avg_pool2d(&self.conv2.forward(&x)?, [2, 2], [2, 2], [0, 0], true)?;
+        let x = self.conv2.forward(&x)?.avg_pool([2, 2])?;
         let x = self.conv3.forward(&x)?;
         let mut previous = self.conv4.forward(&x)?;
-        let mut outputs: Vec<Tensor> = Vec::with_capacity(self.stacks.len());
+        let mut outputs: Vec<T> = Vec::with_capacity(self.stacks.len());
         for s in &self.stacks {
             let hg = s.hourglass.forward(&previous, outputs.last())?;
             let ll = s.top_m.forward(&hg)?;
-            let ll = s.bn_end.forward(&s.conv_last.forward(&ll)?)?.relu()?;
-            let tmp_out = s.l.forward(&ll)?;
+            let ll = s.bn_end.forward(&ll.conv(&s.conv_last)?)?.relu()?;
+            let tmp_out = ll.conv(&s.l)?;
             if let Some((bl, al)) = &s.next {
-                previous = ((previous + bl.forward(&ll)?)? + al.forward(&tmp_out)?)?;
+                previous = previous.add(&ll.conv(bl)?)?.add(&tmp_out.conv(al)?)?;
             }
             outputs.push(tmp_out);
         }
         Ok(outputs)
+    }
+
+    /// The last stack's landmark heatmaps `(N, L, 64, 64)` (its boundary map left out), on the
+    /// thread's GPU when one is set: the image goes up, the last stack's output comes back.
+    fn landmark_heatmaps(&self, x: &Tensor) -> Result<Tensor> {
+        fn last<T>(outputs: Vec<T>) -> Result<T> {
+            outputs
+                .into_iter()
+                .next_back()
+                .ok_or_else(|| PreprocessError::Internal("FAN has no stacks".into()))
+        }
+        let heat = match context::current() {
+            Some(dev) => last(self.forward(&GpuTensor::from_tensor(&dev, x)?)?)?.to_host()?,
+            None => last(self.forward(x)?)?,
+        };
+        Ok(heat.narrow(1, 0, self.num_landmarks)?)
     }
 
     /// `FAN.get_landmarks(img)` on a face crop (RGB): resized to 256 × 256 with `cv2.resize`,
@@ -469,11 +492,7 @@ impl Fan {
         let x = image_to_tensor(&resized, device, |v| f32::from(v) / 255.0)?;
         // RGB → BGR (`img[..., ::-1]`).
         let x = Tensor::cat(&[x.narrow(1, 2, 1)?, x.narrow(1, 1, 1)?, x.narrow(1, 0, 1)?], 1)?;
-        let outputs = self.forward(&x)?;
-        let last = outputs
-            .last()
-            .ok_or_else(|| PreprocessError::Internal("FAN has no stacks".into()))?;
-        let heat = last.narrow(1, 0, self.num_landmarks)?;
+        let heat = self.landmark_heatmaps(&x)?;
         let (_, n, hh, ww) = heat.dims4()?;
         let values = heat.flatten_all()?.to_vec1::<f32>()?;
         let pts = calculate_points(&values, n, hh, ww);

@@ -7,12 +7,28 @@ mod common;
 use candle_core::{Device, IndexOp, Tensor};
 use common::{tensor_image, values};
 use sadtalker_checkpoint::{Recipe, Weights};
+use sadtalker_gpu::{DeviceKind, GpuTensor, context};
 use sadtalker_parity::{Golden, assert_close};
 use sadtalker_preprocess::imgproc::cv_resize_linear;
 use sadtalker_preprocess::landmarks::{Fan, calculate_points, landmark_98_to_68};
 
 #[test]
 fn fan_heatmaps_and_landmarks_match_reference() {
+    fan_matches_reference(None);
+}
+
+/// The same network with every activation on a GPU (lavapipe in CI, which `.ci/run` installs; a
+/// missing device fails under `CI=true`), at the CPU path's bars.
+#[test]
+fn fan_matches_reference_on_the_gpu() {
+    let Some(dev) = context::device_for_test(DeviceKind::Vulkan) else {
+        return;
+    };
+    fan_matches_reference(Some(&dev));
+}
+
+/// The heatmaps and landmarks against the golden, on the CPU or with the network on `gpu`.
+fn fan_matches_reference(gpu: Option<&sadtalker_gpu::Device>) {
     let g = Golden::open("goldens/preprocess/fan.safetensors");
     let case = g.cases().find(|c| c.op() == "fan").expect("fan case");
     let seed = case.params["seed"].as_u64().expect("seed");
@@ -30,7 +46,15 @@ fn fan_heatmaps_and_landmarks_match_reference() {
         }
     }
     let x = Tensor::from_vec(data, (1, 3, 256, 256), &Device::Cpu).expect("input");
-    let outputs = fan.forward(&x).expect("forward");
+    let outputs = match gpu {
+        Some(dev) => fan
+            .forward(&GpuTensor::from_tensor(dev, &x).expect("upload"))
+            .expect("forward")
+            .iter()
+            .map(|o| o.to_tensor().expect("download"))
+            .collect(),
+        None => fan.forward(&x).expect("forward"),
+    };
     assert_eq!(outputs.len(), 4);
     let means = Tensor::stack(
         &outputs
@@ -57,7 +81,16 @@ fn fan_heatmaps_and_landmarks_match_reference() {
     );
 
     // get_landmarks: points equal wherever the heatmap's maximum is not a near-tie.
-    let (lm98, heat) = fan.get_landmarks(&crop, &Device::Cpu).expect("landmarks");
+    let (lm98, heat) = context::with(gpu, || {
+        let before = gpu.map(|d| d.transfers());
+        let out = fan.get_landmarks(&crop, &Device::Cpu).expect("landmarks");
+        if let (Some(dev), Some(before)) = (gpu, before) {
+            // The crop goes up, the last stack's heatmaps come back (the weights went up above).
+            let moved = dev.transfers() - before;
+            assert_eq!((moved.uploads, moved.downloads), (1, 1), "{moved:?}");
+        }
+        out
+    });
     assert_eq!(heat.dims(), &[1, 98, 64, 64]);
     let reference = values(&case.tensor("landmarks98"));
     let margin = values(&case.tensor("margin"));

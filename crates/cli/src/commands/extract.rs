@@ -51,6 +51,9 @@ pub struct ExtractArgs {
     /// the cut picture are then mapped from these rather than detected again.
     #[arg(long, value_name = "FILE")]
     landmarks: Option<PathBuf>,
+    #[arg(long, value_parser = crate::commands::generate::parse_device, default_value = "auto", value_name = "D",
+          help = crate::commands::generate::DEVICE_HELP)]
+    device: sadtalker_pipeline::DeviceChoice,
     /// Print a JSON summary instead of text.
     #[arg(long)]
     json: bool,
@@ -107,6 +110,13 @@ pub fn run(args: ExtractArgs) -> Result<(), Failure> {
 
     // Models: the same files and lookup as `generate` (the reconstruction net from the safetensors of
     // this size, else the other size, else the legacy epoch_20.pth; the face nets only when detecting).
+    let compute = sadtalker_pipeline::Compute::resolve(args.device, sadtalker_pipeline::Precision::Fp32)
+        .map_err(pipeline_failure)?;
+    if let Some(w) = &compute.device.warning
+        && !args.json
+    {
+        eprintln!("warning: {w}");
+    }
     let models = args.models.models(args.json)?;
     let job = GenerateOptions {
         size: args.size,
@@ -129,7 +139,8 @@ pub fn run(args: ExtractArgs) -> Result<(), Failure> {
             },
         },
     };
-    let out = extractor.extract(&frames, &opts)?;
+    // Detection, landmarks and the 3DMM reconstruction on the device, as in `generate`.
+    let out = compute.run_fp32(|| extractor.extract(&frames, &opts))?;
     let extracted = started.elapsed();
 
     // Outputs, all or nothing.
@@ -154,6 +165,8 @@ pub fn run(args: ExtractArgs) -> Result<(), Failure> {
         "face": crop_json["face"],
         "crop_info": crop_json["crop_info"],
         "trans_params": out.aligned.trans_params,
+        "device": compute.device.kind,
+        "device_name": compute.device.name,
         "seconds": {"load": loaded.as_secs_f64(), "extract": (extracted - loaded).as_secs_f64()},
     });
     if args.json {
@@ -186,9 +199,10 @@ pub fn run(args: ExtractArgs) -> Result<(), Failure> {
         println!("  wrote {}", png.display());
         println!("  wrote {}", record.display());
         println!(
-            "  {:.1} s (models {:.1} s)",
+            "  {:.1} s (models {:.1} s) on {}",
             extracted.as_secs_f64(),
-            loaded.as_secs_f64()
+            loaded.as_secs_f64(),
+            compute.device.name
         );
     }
     Ok(())

@@ -239,12 +239,12 @@ fn parse_preprocess(s: &str) -> Result<PreprocessMode, String> {
     s.parse()
 }
 
-/// `--device`'s help (generate, batch, render, enhance).
-pub const DEVICE_HELP: &str = "Where the convolutions run: auto (a discrete or Apple GPU that passes a self-test, else the CPU), \
+/// `--device`'s help (generate, batch, render, enhance, extract).
+pub const DEVICE_HELP: &str = "Where the networks run: auto (a discrete or Apple GPU that passes a self-test, else the CPU), \
      cpu, vulkan (NVIDIA, AMD, Intel; Mesa's lavapipe on the CPU), metal (Apple), cuda (not in this build yet: use \
-     vulkan on NVIDIA). The other ops run on the CPU so far; `sadtalker doctor` lists the devices found";
+     vulkan on NVIDIA). Audio, coefficients and image warps stay on the CPU; `sadtalker doctor` lists the devices found";
 
-/// `--device`'s parser (generate, batch, render, enhance).
+/// `--device`'s parser (generate, batch, render, enhance, extract).
 pub fn parse_device(s: &str) -> Result<DeviceChoice, String> {
     s.parse()
 }

@@ -22,6 +22,7 @@ enum Unary {
     LeakyRelu = 0,
     Sigmoid = 1,
     Scale = 2,
+    Greater = 3,
 }
 
 /// `F.leaky_relu(x, negative_slope)`: exactly `sadtalker_ops::leaky_relu` (`relu` is slope 0).
@@ -43,6 +44,11 @@ pub fn sigmoid(x: &GpuTensor) -> Result<GpuTensor> {
 /// `x * s` for a scalar `s` (StyleGAN2's `* sqrt(2)`): exact, as the host's product.
 pub fn scale(x: &GpuTensor, s: f32) -> Result<GpuTensor> {
     unary("mul(scalar)", Unary::Scale, x, s)
+}
+
+/// `(x > t)` as 1.0 or 0.0 (a NaN gives 0): a mask for `torch.where(x > t, a, 0)`.
+pub fn greater(x: &GpuTensor, t: f32) -> Result<GpuTensor> {
+    unary("gt", Unary::Greater, x, t)
 }
 
 /// One dispatch of `unary.wgsl`; `op` names the caller in errors, `arg` is the map's scalar.
