@@ -11,7 +11,8 @@ kit=gpu-kit
 rm -rf "$kit" && mkdir -p "$kit/bin" "$kit/tests" "$kit/wheels"
 
 cargo build --release -p sadtalker-cli -p sadtalker-bench
-cp target/release/sadtalker target/release/sadtalker-bench "$kit/bin/"
+cargo build --release -p sadtalker-gpu --example conv_bench
+cp target/release/sadtalker target/release/sadtalker-bench target/release/examples/conv_bench "$kit/bin/"
 
 # The test executables, as cargo names them (their names carry a hash).
 cargo test --release --no-run -p sadtalker-gpu -p sadtalker-render --test device \

@@ -44,6 +44,9 @@ for t in "$kit"/tests/*; do
   step "test-$(basename "$t")" 240 "$t" --test-threads 1
 done
 
+[ -n "${GPU_CHECK_SIZES-256 512}" ] && say "conv kernel per layer shape (for tuning)" &&
+step conv-bench 90 "$bin/conv_bench" --device vulkan --repeat 5
+
 say "reference on torch CUDA"
 site=/tmp/site
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$site" "$kit"/wheels/*.whl \

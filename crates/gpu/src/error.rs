@@ -75,7 +75,10 @@ pub enum GpuError {
         msg: String,
     },
     /// A tensor is larger than one buffer binding of this device may be.
-    #[error("{op}: {bytes} bytes exceed this device's largest storage binding ({limit} bytes)")]
+    #[error(
+        "{op}: {bytes} bytes exceed this device's largest storage binding ({limit} bytes); run this job on a \
+         device with larger buffers, or with --device cpu"
+    )]
     TooLarge {
         /// The operation.
         op: &'static str,
