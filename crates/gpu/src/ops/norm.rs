@@ -27,12 +27,8 @@ pub fn group_norm(
     bias: Option<&GpuTensor>,
     eps: f64,
 ) -> Result<GpuTensor> {
-    const OP: &str = "group_norm";
-    let c = x.dims().get(1).copied().unwrap_or(0);
-    if num_groups == 0 || !c.is_multiple_of(num_groups) {
-        return shape_err(OP, format!("{c} channels cannot be split into {num_groups} groups"));
-    }
-    norm(OP, x, num_groups, weight, bias, None, eps)
+    // `norm` checks that the channels split into the groups.
+    norm("group_norm", x, num_groups, weight, bias, None, eps)
 }
 
 /// `instance_norm(x, weight, bias) * (1 + γ) + β`, γ and β the two halves of `gamma_beta`
